@@ -1,0 +1,66 @@
+"""Word tokenizer: a local Hugging Face tokenizer, or a SentencePiece-style Unigram trained here.
+
+Either way the result follows XLM-R's conventions (``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3,
+pairs as ``<s> A </s></s> B </s>``), so a model started from XLM-R and one trained from scratch
+read the same shards the same way. ``<ent>``/``<ent2>`` are LUKE's entity-marker tokens.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]
+ENTITY_MARKERS = ["<ent>", "<ent2>"]
+
+
+def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
+    """Load a tokenizer saved with ``save_pretrained`` (``tokenizer.json`` or XLM-R's
+    ``sentencepiece.bpe.model``) from a local directory; never reaches a hub."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"tokenizer directory not found: {path} (expected a local directory "
+                                "holding tokenizer.json or sentencepiece.bpe.model)")
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
+        raise ValueError(f"tokenizer in {path} has no mask or pad token; an MLM tokenizer is expected")
+    return tokenizer
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """Train a Unigram tokenizer (XLM-R's model type) on ``texts``; deterministic for the same texts."""
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        unk_token="<unk>",
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    # <mask> comes right after the learnt pieces, as in XLM-R; the entity markers after it.
+    tokenizer.add_special_tokens(["<mask>", *ENTITY_MARKERS])
+    bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", bos), ("</s>", eos)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        additional_special_tokens=ENTITY_MARKERS,
+        model_max_length=512,
+    )

@@ -1,0 +1,72 @@
+import json
+import tarfile
+
+import numpy as np
+import pytest
+import webdataset as wds
+
+from lightning_kg.data.shards import ShardJournal, ShardSink, file_sha256
+
+
+def samples(n):
+    for i in range(n):
+        yield {"__key__": f"doc{i:03d}-0000", "input_ids.npy": np.arange(i + 3, dtype=np.int32),
+               "mentions.npy": np.zeros((0, 3), np.int32), "json": {"lang": "bg", "title": f"Страница {i}"}}
+
+
+def write(directory, n=25, max_samples=10):
+    journal = ShardJournal(directory / "journal.jsonl")
+    sink = ShardSink(directory, "train", journal, max_samples=max_samples, max_bytes=1 << 30)
+    for sample in samples(n):
+        sink.write(sample)
+    return sink.close()
+
+
+def test_shards_read_back_with_webdataset_and_tar(tmp_path):
+    infos = write(tmp_path)
+    assert [(i.name, i.samples) for i in infos] == [("train-000000.tar", 10), ("train-000001.tar", 10), ("train-000002.tar", 5)]
+    for info in infos:
+        assert file_sha256(tmp_path / info.name) == info.sha256
+        with tarfile.open(tmp_path / info.name) as tar:
+            assert len(tar.getnames()) == 3 * info.samples
+    dataset = wds.WebDataset([str(tmp_path / i.name) for i in infos], shardshuffle=False).decode()
+    read = list(dataset)
+    assert [s["__key__"] for s in read] == [s["__key__"] for s in samples(25)]
+    assert read[4]["input_ids.npy"].tolist() == list(range(7)) and read[4]["input_ids.npy"].dtype == np.int32
+    assert read[4]["json"] == {"lang": "bg", "title": "Страница 4"}
+
+
+def test_size_bound_starts_a_new_shard(tmp_path):
+    journal = ShardJournal(tmp_path / "journal.jsonl")
+    sink = ShardSink(tmp_path, "val", journal, max_samples=1000, max_bytes=4 * 1024)
+    for sample in samples(10):
+        sink.write(sample)
+    infos = sink.close()
+    assert len(infos) > 1 and sum(i.samples for i in infos) == 10
+    assert all(i.bytes <= 4 * 1024 + 1024 * 10 for i in infos)  # tar adds its end-of-archive blocks
+
+
+def test_same_samples_give_byte_identical_shards(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    assert [i.sha256 for i in write(tmp_path / "a")] == [i.sha256 for i in write(tmp_path / "b")]
+
+
+def test_restart_skips_finished_shards_and_replaces_partial_ones(tmp_path):
+    first = write(tmp_path)
+    finished = tmp_path / "train-000000.tar"
+    before = finished.stat().st_mtime_ns
+    # A crash while writing shard 2: its partial file lies around and the journal lacks it.
+    journal_lines = (tmp_path / "journal.jsonl").read_text().splitlines()
+    (tmp_path / "journal.jsonl").write_text("\n".join(journal_lines[:2]) + "\n")
+    (tmp_path / "train-000002.tar").unlink()
+    (tmp_path / "train-000002.tar.partial").write_bytes(b"half a shard")
+    second = write(tmp_path)
+    assert finished.stat().st_mtime_ns == before
+    assert [i.sha256 for i in second] == [i.sha256 for i in first]
+    assert json.loads((tmp_path / "journal.jsonl").read_text().splitlines()[-1])["name"] == "train-000002.tar"
+
+
+def test_a_sample_with_an_unknown_extension_is_refused(tmp_path):
+    sink = ShardSink(tmp_path, "train", ShardJournal(tmp_path / "j.jsonl"), 10, 1 << 20)
+    with pytest.raises(ValueError, match=r"sample k: no encoding for 'input_ids.pt'"):
+        sink.write({"__key__": "k", "input_ids.pt": b""})
