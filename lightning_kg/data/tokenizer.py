@@ -1,4 +1,4 @@
-"""Word tokenizer: a local Hugging Face tokenizer, or a SentencePiece-style Unigram trained here.
+"""Word tokenizer: a local Hugging Face tokenizer, or a SentencePiece-style BPE trained here.
 
 Either way the result follows XLM-R's conventions (``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3,
 pairs as ``<s> A </s></s> B </s>``), so a model started from XLM-R and one trained from scratch
@@ -32,17 +32,16 @@ def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Train a Unigram tokenizer (XLM-R's model type) on ``texts``; deterministic for the same texts."""
-    tokenizer = Tokenizer(models.Unigram())
+    """Train a BPE tokenizer over SentencePiece-style pieces (``▁word``) on ``texts``.
+
+    BPE rather than Unigram because the ``tokenizers`` Unigram trainer gives a different
+    vocabulary on each run, and the same inputs must give byte-identical shards.
+    """
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        unk_token="<unk>",
-        show_progress=False,
-    )
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
     tokenizer.train_from_iterator(texts, trainer=trainer)
     # <mask> comes right after the learnt pieces, as in XLM-R; the entity markers after it.
     tokenizer.add_special_tokens(["<mask>", *ENTITY_MARKERS])

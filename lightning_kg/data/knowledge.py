@@ -1,0 +1,109 @@
+"""The knowledge-text table: every entity's texts, stored once and memory-mapped.
+
+Samples point into it by entity index instead of carrying texts, so a 1M-entity vocabulary in a
+dozen languages costs one file on disk and only the pages a worker touches in memory.
+Layout (docs/FORMATS.md): ``knowledge/{tokens,index,entity_rows,composed}.npy`` and ``langs.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+FILES = ("tokens.npy", "index.npy", "entity_rows.npy", "composed.npy", "langs.json")
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as stream:
+        np.save(stream, array, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+class KnowledgeTable:
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self._arrays: dict[str, np.ndarray] | None = None
+        self.langs: list[str] = json.loads((self.directory / "knowledge" / "langs.json").read_text(encoding="utf-8"))
+        self._lang_index = {lang: i for i, lang in enumerate(self.langs)}
+
+    @staticmethod
+    def write(directory: str | os.PathLike, rows: Iterable[tuple[int, str, Sequence[int], bool]],
+              num_entities: int, langs: list[str]) -> None:
+        """Write the table under ``directory/knowledge/``; rows are (entity, lang, token ids, composed)."""
+        target = Path(directory) / "knowledge"
+        target.mkdir(parents=True, exist_ok=True)
+        lang_index = {lang: i for i, lang in enumerate(langs)}
+        ordered = sorted(rows, key=lambda row: (row[0], lang_index[row[1]]))
+        lengths = np.asarray([len(row[2]) for row in ordered], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(ordered) else np.zeros(0, np.int64)
+        tokens = np.fromiter((t for row in ordered for t in row[2]), dtype=np.int32, count=int(lengths.sum()))
+        entities = np.asarray([row[0] for row in ordered], dtype=np.int64)
+        index = np.stack([entities, np.asarray([lang_index[row[1]] for row in ordered], dtype=np.int64),
+                          starts.astype(np.int64), lengths], axis=1) if ordered else np.zeros((0, 4), np.int64)
+        entity_rows = np.searchsorted(entities, np.arange(num_entities + 1), side="left").astype(np.int64)
+        _save_atomic(target / "tokens.npy", tokens)
+        _save_atomic(target / "index.npy", index)
+        _save_atomic(target / "entity_rows.npy", entity_rows)
+        _save_atomic(target / "composed.npy", np.asarray([bool(row[3]) for row in ordered], dtype=bool))
+        (target / "langs.json.tmp").write_text(json.dumps(langs), encoding="utf-8")
+        os.replace(target / "langs.json.tmp", target / "langs.json")
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> KnowledgeTable:
+        missing = [name for name in FILES if not (Path(directory) / "knowledge" / name).exists()]
+        if missing:
+            raise FileNotFoundError(f"{directory}/knowledge/ lacks {', '.join(missing)}: not a prepared dataset?")
+        return cls(directory)
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        # Opened lazily, so a pickled table re-opens its memory maps inside each loader worker.
+        if self._arrays is None:
+            base = self.directory / "knowledge"
+            self._arrays = {name: np.load(base / f"{name}.npy", mmap_mode="r")
+                            for name in ("tokens", "index", "entity_rows", "composed")}
+        return self._arrays
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_arrays": None}
+
+    def __len__(self) -> int:
+        return len(self.arrays["index"])
+
+    def _rows(self, entity: int) -> np.ndarray:
+        rows = self.arrays["entity_rows"]
+        if not 0 <= entity < len(rows) - 1:
+            return self.arrays["index"][0:0]
+        return self.arrays["index"][rows[entity] : rows[entity + 1]]
+
+    def has(self, entity: int) -> bool:
+        return len(self._rows(entity)) > 0
+
+    def languages(self, entity: int) -> list[str]:
+        return [self.langs[int(lang)] for lang in self._rows(entity)[:, 1]]
+
+    def _tokens(self, row: np.ndarray) -> np.ndarray:
+        start, length = int(row[2]), int(row[3])
+        return np.asarray(self.arrays["tokens"][start : start + length])
+
+    def text(self, entity: int, lang: str) -> np.ndarray | None:
+        """Token ids of the entity's text in ``lang``, or None."""
+        lang_id = self._lang_index.get(lang)
+        for row in self._rows(entity):
+            if row[1] == lang_id:
+                return self._tokens(row)
+        return None
+
+    def sample(self, entity: int, rng: np.random.Generator, lang: str | None = None) -> np.ndarray | None:
+        """The text in ``lang`` when there is one, else one in a random available language."""
+        if lang is not None and (text := self.text(entity, lang)) is not None:
+            return text
+        rows = self._rows(entity)
+        if not len(rows):
+            return None
+        return self._tokens(rows[rng.integers(len(rows))])

@@ -1,0 +1,198 @@
+"""End to end: real-format dumps (written here) -> vocabulary, tokenizer, knowledge table, shards."""
+
+import bz2
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import webdataset as wds
+
+from lightning_kg.data.dumps import DumpError
+from lightning_kg.data.entity_vocab import EntityVocab
+from lightning_kg.data.knowledge import KnowledgeTable
+from lightning_kg.data.prepare import PrepareConfig, prepare
+
+
+def page(title, text, ns=0, redirect=None):
+    redirect_tag = f'<redirect title="{redirect}" />' if redirect else ""
+    return (f"<page><title>{title}</title><ns>{ns}</ns><id>1</id>{redirect_tag}<revision><id>2</id>"
+            f'<text xml:space="preserve">{text}</text></revision></page>')
+
+
+def xml_dump(lang, pages):
+    return (f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="{lang}">'
+            f"<siteinfo><sitename>Wikipedia</sitename><dbname>{lang}wiki</dbname><case>first-letter</case></siteinfo>"
+            + "".join(pages) + "</mediawiki>\n")
+
+
+EN_PAGES = [
+    page("Japan", "'''Japan''' is an island country in [[Asia]]. Its capital is [[Tokyo]].\n\n"
+                  "[[Nippon]] is another name. {{Infobox country|name=Japan}}The [[tokyo|capital]] is large.\n\n[[Category:Countries]]"),
+    page("Tokyo", "[[Tokyo]] is the capital of [[Japan]]. It lies in [[Asia]]."),
+    page("Nippon", "", redirect="Japan"),
+    page("Category:Countries", "Countries of the world [[Japan]]", ns=14),
+    page("Asia", "Asia is a continent. [[Japan]] and [[Mongolia]] are in Asia."),
+]
+BG_PAGES = [
+    page("Япония", "'''Япония''' е островна държава в [[Азия]]. Столицата е [[Токио]]."),
+    page("Токио", "[[Токио]] е столицата на [[Япония]]."),
+]
+
+
+def item(qid, labels, sitelinks=(), descriptions=None, claims=()):
+    claim_json = {}
+    for prop, target in claims:
+        claim_json.setdefault(prop, []).append({"mainsnak": {"snaktype": "value", "property": prop, "datatype": "wikibase-item",
+                                                              "datavalue": {"type": "wikibase-entityid", "value": {"entity-type": "item", "id": target}}},
+                                                 "type": "statement", "rank": "normal"})
+    return {"type": "item", "id": qid,
+            "labels": {lang: {"language": lang, "value": v} for lang, v in labels.items()},
+            "descriptions": {lang: {"language": lang, "value": v} for lang, v in (descriptions or {}).items()},
+            "aliases": {}, "claims": claim_json,
+            "sitelinks": {site: {"site": site, "title": title, "badges": []} for site, title in sitelinks}}
+
+
+ENTITIES = [
+    item("Q17", {"en": "Japan", "bg": "Япония", "fr": "Japon"}, [("enwiki", "Japan"), ("bgwiki", "Япония"), ("commonswiki", "Japan")],
+         {"en": "island country in East Asia"}, [("P36", "Q1490"), ("P30", "Q48")]),
+    item("Q1490", {"en": "Tokyo", "bg": "Токио"}, [("enwiki", "Tokyo"), ("bgwiki", "Токио")], claims=[("P17", "Q17")]),
+    item("Q48", {"en": "Asia", "bg": "Азия"}, [("enwiki", "Asia"), ("bgwiki", "Азия")]),
+    {"type": "property", "id": "P36", "labels": {"en": {"language": "en", "value": "capital"}, "bg": {"language": "bg", "value": "столица"}}},
+    {"type": "property", "id": "P30", "labels": {"en": {"language": "en", "value": "continent"}, "bg": {"language": "bg", "value": "континент"}}},
+    {"type": "property", "id": "P17", "labels": {"en": {"language": "en", "value": "country"}, "bg": {"language": "bg", "value": "държава"}}},
+    {"type": "lexeme", "id": "L1", "lemmas": {}},
+]
+
+
+def wikidata_dump(entities, broken_line=True):
+    lines = [json.dumps(e, ensure_ascii=False) for e in entities]
+    if broken_line:
+        lines.insert(2, '{"type": "item", "id": "Q99", "labels": ')
+    return "[\n" + ",\n".join(lines) + "\n]\n"
+
+
+@pytest.fixture()
+def dumps(tmp_path):
+    source = tmp_path / "dumps"
+    source.mkdir()
+    (source / "enwiki-pages-articles.xml.bz2").write_bytes(bz2.compress(xml_dump("en", EN_PAGES).encode("utf-8")))
+    # bgwiki as the gensim excerpt ships it: UTF-16 with a byte-order mark.
+    utf16 = xml_dump("bg", BG_PAGES).replace("<mediawiki", '<?xml version="1.0" encoding="UTF-16"?>\n<mediawiki', 1)
+    (source / "bgwiki-pages-articles.xml").write_bytes(utf16.encode("utf-16"))
+    (source / "wikidata.json.bz2").write_bytes(bz2.compress(wikidata_dump(ENTITIES).encode("utf-8")))
+    return source
+
+
+def config(dumps, out, **overrides):
+    values = dict(wikipedia=[str(dumps / "*wiki-pages-articles.xml*")], wikidata=[str(dumps / "wikidata.json.bz2")],
+                  out=str(out), tokenizer_vocab_size=300, max_seq_length=32, val_fraction=0.0, heldout_fact_fraction=0.0,
+                  languages=["bg", "en"], shard_max_samples=4)
+    values.update(overrides)
+    return PrepareConfig(**values)
+
+
+def read_shards(out, split):
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    urls = [str(out / s["name"]) for s in manifest["shards"][split]]
+    return list(wds.WebDataset(urls, shardshuffle=False).decode()) if urls else []
+
+
+def test_links_in_two_languages_resolve_to_one_entity(dumps, tmp_path):
+    out = tmp_path / "out"
+    manifest = prepare(config(dumps, out))
+    vocab = EntityVocab.load(out / "entity_vocab.jsonl")
+    # Japan: en x3 (one through the Nippon redirect) + bg x1; the category page does not count.
+    japan = vocab.index("Q17")
+    assert vocab.counts[japan] == 4 and vocab.titles[japan] == {"bg": "Япония", "en": "Japan"}
+    assert vocab.counts[vocab.index("Q1490")] == 5  # Tokyo, lower-case "tokyo" link included
+    assert vocab.index("en:Mongolia") > 2  # no Wikidata item: keyed lang:Title
+    texts = read_shards(out, "train")
+    assert {s["json"]["lang"] for s in texts} == {"en", "bg"}
+    bulgarian = np.concatenate([s["mentions.npy"][:, 2] for s in texts if s["json"]["title"] == "Япония"])
+    assert sorted(bulgarian) == sorted([vocab.index("Q48"), vocab.index("Q1490")])
+    assert manifest["counts"]["skipped_records"] == 1  # the broken Wikidata line
+
+
+def test_shards_match_the_manifest_through_tar_and_webdataset(dumps, tmp_path):
+    out = tmp_path / "out"
+    manifest = prepare(config(dumps, out))
+    for split, shards in manifest["shards"].items():
+        for shard in shards:
+            with tarfile.open(out / shard["name"]) as tar:
+                keys = {name.split(".", 1)[0] for name in tar.getnames()}
+            assert len(keys) == shard["samples"], shard
+        assert len(read_shards(out, split)) == sum(s["samples"] for s in shards)
+    assert manifest["languages"] == ["bg", "en"]
+    assert set(manifest["hashes"]) == {"tokenizer", "entity_vocab", "knowledge"}
+    for sample in read_shards(out, "train"):
+        ids, mentions = sample["input_ids.npy"], sample["mentions.npy"]
+        assert ids.dtype == np.int32 and len(ids) <= 32 and mentions.shape[1] == 3
+        assert (mentions[:, 0] >= 1).all() and (mentions[:, 1] <= len(ids) - 1).all()
+
+
+def test_facts_and_knowledge_texts(dumps, tmp_path):
+    out = tmp_path / "out"
+    prepare(config(dumps, out))
+    vocab = EntityVocab.load(out / "entity_vocab.jsonl")
+    facts = read_shards(out, "facts-train")
+    capital = sorted((f["json"]["lang"], f["json"]["relation_label"], f["json"]["object_label"]) for f in facts if f["json"]["relation"] == "P36")
+    assert capital == [("bg", "столица", "Токио"), ("en", "capital", "Tokyo")]
+    table = KnowledgeTable.load(out)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(out / "tokenizer"))
+    japan_en = tokenizer.decode(table.text(vocab.index("Q17"), "en"), skip_special_tokens=True)
+    assert "Japan" in japan_en and "East Asia" in japan_en
+    # Tokyo has no description: its text is composed from its facts.
+    tokyo_bg = tokenizer.decode(table.text(vocab.index("Q1490"), "bg"), skip_special_tokens=True)
+    assert "държава" in tokyo_bg and "Япония" in tokyo_bg
+
+
+def test_held_out_facts_never_reach_training(dumps, tmp_path):
+    out = tmp_path / "out"
+    manifest = prepare(config(dumps, out, heldout_fact_fraction=1.0))
+    assert manifest["counts"]["facts"].get("train", 0) == 0 and manifest["counts"]["facts"]["heldout"] > 0
+    vocab = EntityVocab.load(out / "entity_vocab.jsonl")
+    table = KnowledgeTable.load(out)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(out / "tokenizer"))
+    # Held-out facts are not used to compose knowledge texts either.
+    assert "Япония" not in tokenizer.decode(table.text(vocab.index("Q1490"), "bg"), skip_special_tokens=True)
+
+
+def test_same_inputs_give_byte_identical_output(dumps, tmp_path):
+    prepare(config(dumps, tmp_path / "a"))
+    prepare(config(dumps, tmp_path / "b"))
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file() and ".work" not in p.parts)
+    assert any(str(f).startswith("train-") for f in files)
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_restart_keeps_finished_shards(dumps, tmp_path):
+    out = tmp_path / "out"
+    first = prepare(config(dumps, out))
+    names = [s["name"] for s in first["shards"]["train"]]
+    assert len(names) >= 2
+    kept = {n: (out / n).stat().st_mtime_ns for n in names[:-1]}
+    (out / names[-1]).unlink()  # as if killed while writing the last shard
+    second = prepare(config(dumps, out))
+    assert {n: (out / n).stat().st_mtime_ns for n in names[:-1]} == kept
+    assert second["shards"] == first["shards"]
+
+
+def test_strict_mode_stops_at_the_broken_line(dumps, tmp_path):
+    with pytest.raises(DumpError, match=r"wikidata.json.bz2:line 4"):
+        prepare(config(dumps, tmp_path / "out", strict=True))
+
+
+def test_clear_errors_for_missing_inputs_and_unwritable_output(dumps, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        prepare(config(dumps, tmp_path / "out", wikipedia=[str(tmp_path / "nothing-here*.xml")]))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PermissionError, match="cannot write to output directory"):
+        prepare(config(dumps, blocker / "out"))
