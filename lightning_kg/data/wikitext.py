@@ -40,6 +40,7 @@ MAGIC_WORD = re.compile(r"__[A-Z]+__")
 # Link trails only in scripts that separate words with spaces (MediaWiki: "[[bus]]es" -> "buses").
 LINK_TRAIL = re.compile(r"[a-zA-Z\u00C0-\u024F\u0370-\u03FF\u0400-\u04FF]+")
 WHITESPACE = re.compile(r"\s+")
+NESTED_MARK = re.compile(r"\{\{|\}\}|\{\||\|\}")
 
 
 def normalize_title(title: str) -> str:
@@ -72,19 +73,18 @@ class Paragraph:
 
 def _drop_nested(text: str) -> str:
     """Remove ``{{templates}}`` and ``{| tables |}``, nested in any mix."""
-    out, depth, i, n = [], 0, 0, len(text)
-    while i < n:
-        two = text[i : i + 2]
-        if two == "{{" or two == "{|":
+    out, depth, last = [], 0, 0
+    for match in NESTED_MARK.finditer(text):
+        if match.group() in ("{{", "{|"):
+            if depth == 0:
+                out.append(text[last : match.start()])
             depth += 1
-            i += 2
-        elif depth and (two == "}}" or two == "|}"):
+        elif depth:
             depth -= 1
-            i += 2
-        else:
-            if not depth:
-                out.append(text[i])
-            i += 1
+            if depth == 0:
+                last = match.end()
+    if depth == 0:
+        out.append(text[last:])
     return "".join(out)
 
 
