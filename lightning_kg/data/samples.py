@@ -93,7 +93,8 @@ def pack_document(
     texts = [text for text, _ in paragraphs]
     if not texts:
         return
-    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    # verbose=False: paragraphs longer than the model are expected here; packing cuts them.
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     units: list[_Unit] = []
     for (text, mentions), ids, offsets in zip(paragraphs, encoded["input_ids"], encoded["offset_mapping"]):
         kept = [m for m in mentions if m[2] >= 0]

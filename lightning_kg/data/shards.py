@@ -125,7 +125,7 @@ class ShardSink:
         partial = final.with_name(name + ".partial")
         with open(partial, "wb") as stream:
             # Fixed owner and mtime: the same samples give byte-identical shards.
-            writer = wds.TarWriter(stream, encoder=False, mtime=0.0, user="lightning_kg", group="lightning_kg")
+            writer = wds.TarWriter(stream, encoder=False, mtime=0, user="lightning_kg", group="lightning_kg")
             for sample in samples:
                 writer.write(sample)
             writer.close()
