@@ -1,6 +1,5 @@
 """End to end: real-format dumps (written here) -> vocabulary, tokenizer, knowledge table, shards."""
 
-import bz2
 import json
 import tarfile
 from pathlib import Path
@@ -12,85 +11,13 @@ import webdataset as wds
 from lightning_kg.data.dumps import DumpError
 from lightning_kg.data.entity_vocab import EntityVocab
 from lightning_kg.data.knowledge import KnowledgeTable
-from lightning_kg.data.prepare import PrepareConfig, prepare
-
-
-def page(title, text, ns=0, redirect=None):
-    redirect_tag = f'<redirect title="{redirect}" />' if redirect else ""
-    return (f"<page><title>{title}</title><ns>{ns}</ns><id>1</id>{redirect_tag}<revision><id>2</id>"
-            f'<text xml:space="preserve">{text}</text></revision></page>')
-
-
-def xml_dump(lang, pages):
-    return (f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="{lang}">'
-            f"<siteinfo><sitename>Wikipedia</sitename><dbname>{lang}wiki</dbname><case>first-letter</case></siteinfo>"
-            + "".join(pages) + "</mediawiki>\n")
-
-
-EN_PAGES = [
-    page("Japan", "'''Japan''' is an island country in [[Asia]]. Its capital is [[Tokyo]].\n\n"
-                  "[[Nippon]] is another name. {{Infobox country|name=Japan}}The [[tokyo|capital]] is large.\n\n[[Category:Countries]]"),
-    page("Tokyo", "[[Tokyo]] is the capital of [[Japan]]. It lies in [[Asia]]."),
-    page("Nippon", "", redirect="Japan"),
-    page("Category:Countries", "Countries of the world [[Japan]]", ns=14),
-    page("Asia", "Asia is a continent. [[Japan]] and [[Mongolia]] are in Asia."),
-]
-BG_PAGES = [
-    page("Япония", "'''Япония''' е островна държава в [[Азия]]. Столицата е [[Токио]]."),
-    page("Токио", "[[Токио]] е столицата на [[Япония]]."),
-]
-
-
-def item(qid, labels, sitelinks=(), descriptions=None, claims=()):
-    claim_json = {}
-    for prop, target in claims:
-        claim_json.setdefault(prop, []).append({"mainsnak": {"snaktype": "value", "property": prop, "datatype": "wikibase-item",
-                                                              "datavalue": {"type": "wikibase-entityid", "value": {"entity-type": "item", "id": target}}},
-                                                 "type": "statement", "rank": "normal"})
-    return {"type": "item", "id": qid,
-            "labels": {lang: {"language": lang, "value": v} for lang, v in labels.items()},
-            "descriptions": {lang: {"language": lang, "value": v} for lang, v in (descriptions or {}).items()},
-            "aliases": {}, "claims": claim_json,
-            "sitelinks": {site: {"site": site, "title": title, "badges": []} for site, title in sitelinks}}
-
-
-ENTITIES = [
-    item("Q17", {"en": "Japan", "bg": "Япония", "fr": "Japon"}, [("enwiki", "Japan"), ("bgwiki", "Япония"), ("commonswiki", "Japan")],
-         {"en": "island country in East Asia"}, [("P36", "Q1490"), ("P30", "Q48")]),
-    item("Q1490", {"en": "Tokyo", "bg": "Токио"}, [("enwiki", "Tokyo"), ("bgwiki", "Токио")], claims=[("P17", "Q17")]),
-    item("Q48", {"en": "Asia", "bg": "Азия"}, [("enwiki", "Asia"), ("bgwiki", "Азия")]),
-    {"type": "property", "id": "P36", "labels": {"en": {"language": "en", "value": "capital"}, "bg": {"language": "bg", "value": "столица"}}},
-    {"type": "property", "id": "P30", "labels": {"en": {"language": "en", "value": "continent"}, "bg": {"language": "bg", "value": "континент"}}},
-    {"type": "property", "id": "P17", "labels": {"en": {"language": "en", "value": "country"}, "bg": {"language": "bg", "value": "държава"}}},
-    {"type": "lexeme", "id": "L1", "lemmas": {}},
-]
-
-
-def wikidata_dump(entities, broken_line=True):
-    lines = [json.dumps(e, ensure_ascii=False) for e in entities]
-    if broken_line:
-        lines.insert(2, '{"type": "item", "id": "Q99", "labels": ')
-    return "[\n" + ",\n".join(lines) + "\n]\n"
+from lightning_kg.data.prepare import prepare
+from tests.factories import config, write_dumps
 
 
 @pytest.fixture()
 def dumps(tmp_path):
-    source = tmp_path / "dumps"
-    source.mkdir()
-    (source / "enwiki-pages-articles.xml.bz2").write_bytes(bz2.compress(xml_dump("en", EN_PAGES).encode("utf-8")))
-    # bgwiki as the gensim excerpt ships it: UTF-16 with a byte-order mark.
-    utf16 = xml_dump("bg", BG_PAGES).replace("<mediawiki", '<?xml version="1.0" encoding="UTF-16"?>\n<mediawiki', 1)
-    (source / "bgwiki-pages-articles.xml").write_bytes(utf16.encode("utf-16"))
-    (source / "wikidata.json.bz2").write_bytes(bz2.compress(wikidata_dump(ENTITIES).encode("utf-8")))
-    return source
-
-
-def config(dumps, out, **overrides):
-    values = dict(wikipedia=[str(dumps / "*wiki-pages-articles.xml*")], wikidata=[str(dumps / "wikidata.json.bz2")],
-                  out=str(out), tokenizer_vocab_size=300, max_seq_length=32, val_fraction=0.0, heldout_fact_fraction=0.0,
-                  languages=["bg", "en"], shard_max_samples=4)
-    values.update(overrides)
-    return PrepareConfig(**values)
+    return write_dumps(tmp_path / "dumps")
 
 
 def read_shards(out, split):
