@@ -125,6 +125,8 @@ class EvalStream(IterableDataset):
         del self.__dict__["self"]
 
     def __iter__(self) -> Iterator[dict]:
+        if not self.text_urls:
+            return
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         rank, world = _rank_and_world()

@@ -1,0 +1,60 @@
+"""Encoder sizes. Field names follow Hugging Face's LukeConfig where one exists, so conversion
+in and out (``hf_convert.py``) is a plain rename."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+PRESETS = {
+    # name: (layers, hidden, heads, intermediate, entity_emb_size)
+    "tiny": (2, 64, 4, 128, 32),
+    "base": (12, 768, 12, 3072, 256),  # XLM-R base; mLUKE's entity embeddings are 256-wide
+    "large": (24, 1024, 16, 4096, 256),
+}
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    vocab_size: int
+    """Word vocabulary size (250,002 for XLM-R)."""
+    entity_vocab_size: int
+    """Entity vocabulary size, [PAD], [UNK] and [MASK] included."""
+    hidden_size: int = 64
+    """Width of every layer."""
+    num_layers: int = 2
+    """Transformer layers."""
+    num_heads: int = 4
+    """Attention heads per layer."""
+    intermediate_size: int = 128
+    """Width of the feed-forward block."""
+    entity_emb_size: int = 32
+    """Width of the entity table, projected to ``hidden_size`` (mLUKE: 256, to keep 1M+ entities small)."""
+    max_position_embeddings: int = 514
+    """Rows of the position tables; RoBERTa's offset uses the first ``pad_token_id + 1`` of them."""
+    type_vocab_size: int = 1
+    """Token types (XLM-R has one)."""
+    pad_token_id: int = 1
+    """Word padding id (XLM-R's <pad>); positions count from ``pad_token_id + 1``."""
+    layer_norm_eps: float = 1e-5
+    """LayerNorm epsilon."""
+    dropout: float = 0.1
+    """Dropout on embeddings and sublayer outputs."""
+    attention_dropout: float = 0.1
+    """Dropout on attention probabilities."""
+    use_entity_aware_attention: bool = False
+    """LUKE's four query projections (word/entity to word/entity); off by default as in mLUKE."""
+    activation_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass: less memory, about a third more compute."""
+
+    @classmethod
+    def preset(cls, name: str, vocab_size: int, entity_vocab_size: int, **overrides) -> EncoderConfig:
+        if name not in PRESETS:
+            raise ValueError(f"unknown model size {name!r}; expected one of {sorted(PRESETS)}")
+        layers, hidden, heads, intermediate, entity_emb = PRESETS[name]
+        config = cls(vocab_size=vocab_size, entity_vocab_size=entity_vocab_size, hidden_size=hidden, num_layers=layers,
+                     num_heads=heads, intermediate_size=intermediate, entity_emb_size=entity_emb)
+        return replace(config, **overrides)
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_heads

@@ -1,0 +1,124 @@
+"""Our encoder and heads against transformers' LUKE and XLM-R, both directions, tiny random configs."""
+
+import pytest
+import torch
+from transformers import AutoModel, LukeConfig, LukeForMaskedLM, XLMRobertaConfig, XLMRobertaForMaskedLM
+
+from lightning_kg.model.config import EncoderConfig
+from lightning_kg.model.hf_convert import export_hf, hf_entity_vocab, load_hf_weights
+from lightning_kg.model.pretraining import KnowledgePretrainingModel
+
+SIZES = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+             max_position_embeddings=514, type_vocab_size=1, pad_token_id=1, layer_norm_eps=1e-5)
+
+
+def inputs():
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 100, (2, 10), generator=generator)
+    ids[1, 7:] = 1
+    entities = torch.tensor([[5, 6, 2], [7, 0, 0]])
+    positions = torch.tensor([[[1, 2], [4, -1], [6, 7]], [[3, -1], [-1, -1], [-1, -1]]])
+    return dict(input_ids=ids, attention_mask=ids.ne(1).long(), entity_ids=entities,
+                entity_position_ids=positions, entity_attention_mask=entities.ne(0).long())
+
+
+def our_logits(model, batch):
+    out = model.encoder(batch["input_ids"], batch["attention_mask"], batch["entity_ids"],
+                        batch["entity_position_ids"], batch["entity_attention_mask"])
+    words = model.mlm_head(out.word_hidden, model.encoder.embeddings.word.weight)
+    entities = model.entity_head(out.entity_hidden) @ model.encoder.entity_embeddings.table.weight.t() + model.entity_head.bias
+    return out, words, entities
+
+
+def random_luke(aware):
+    torch.manual_seed(1)
+    hf = LukeForMaskedLM(LukeConfig(vocab_size=100, entity_vocab_size=50, entity_emb_size=32,
+                                    use_entity_aware_attention=aware, **SIZES)).eval()
+    # LUKE's checkpoints tie the LM decoder to the word embeddings; transformers' random init does not.
+    with torch.no_grad():
+        hf.lm_head.decoder.weight.copy_(hf.luke.embeddings.word_embeddings.weight)
+    return hf
+
+
+def our_model(aware, **weights):
+    return KnowledgePretrainingModel(EncoderConfig.preset("tiny", 100, 50, use_entity_aware_attention=aware), **weights).eval()
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_import_luke_gives_the_same_states_and_logits(tmp_path, aware):
+    hf = random_luke(aware)
+    hf.save_pretrained(tmp_path)
+    model = our_model(aware)
+    report = load_hf_weights(model, str(tmp_path))
+    assert not [k for k in report.missing if k.startswith(("encoder.", "mlm_head", "entity_head"))]
+    assert set(report.unused) <= {"luke.pooler.dense.weight", "luke.pooler.dense.bias", "lm_head.decoder.weight", "lm_head.decoder.bias"}
+    batch = inputs()
+    with torch.no_grad():
+        reference = hf(**batch, output_hidden_states=True)
+        base = hf.luke(**batch)
+        out, words, entities = our_logits(model, batch)
+    torch.testing.assert_close(out.word_hidden, base.last_hidden_state, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.entity_hidden, base.entity_last_hidden_state, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(words, reference.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(entities, reference.entity_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_import_xlm_roberta_gives_the_same_word_states_and_mlm_logits(tmp_path):
+    torch.manual_seed(2)
+    hf = XLMRobertaForMaskedLM(XLMRobertaConfig(vocab_size=100, **SIZES)).eval()
+    hf.save_pretrained(tmp_path)
+    model = our_model(False)
+    report = load_hf_weights(model, str(tmp_path))
+    assert "encoder.entity_embeddings.table.weight" in report.missing
+    batch = inputs()
+    with torch.no_grad():
+        reference = hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+        out = model.encoder(batch["input_ids"], batch["attention_mask"])
+        words = model.mlm_head(out.word_hidden, model.encoder.embeddings.word.weight)
+    torch.testing.assert_close(out.word_hidden, reference.hidden_states[-1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(words, reference.logits, atol=1e-5, rtol=1e-5)
+    # New entity tensors start from the word side: the entity at word position p uses XLM-R's position p + 2.
+    torch.testing.assert_close(model.encoder.entity_embeddings.position.weight[0], hf.roberta.embeddings.position_embeddings.weight[2])
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_export_loads_in_transformers_with_the_same_logits(tmp_path, aware):
+    torch.manual_seed(3)
+    model = our_model(aware)
+    with torch.no_grad():  # move away from the init so equality is not trivial
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.01)
+    vocab = [{"id": 0, "entity": "[PAD]", "titles": {}}, {"id": 3, "entity": "Q17", "titles": {"en": "Japan", "bg": "Япония"}}]
+    export_hf(model, tmp_path, entity_vocab=vocab)
+    hf, info = LukeForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    batch = inputs()
+    with torch.no_grad():
+        reference = hf.eval()(**batch)
+        _, words, entities = our_logits(model, batch)
+    torch.testing.assert_close(reference.logits, words, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(reference.entity_logits, entities, atol=1e-4, rtol=1e-4)
+    base, info = AutoModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert type(base).__name__ == "LukeModel" and not info["missing_keys"]
+    # The base model leaves out the pre-training heads, and only those.
+    assert {k.split(".")[0] for k in info["unexpected_keys"]} <= {"lm_head", "entity_predictions"}
+
+
+def test_export_writes_heads_of_objectives_that_were_off(tmp_path):
+    model = our_model(False, mlm_weight=0.0, mep_vocab_weight=0.0)
+    export_hf(model, tmp_path)
+    _, info = LukeForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"]
+
+
+def test_entity_vocab_keys_point_every_language_at_one_index():
+    vocab = [{"id": 3, "entity": "Q17", "titles": {"en": "Japan", "bg": "Япония"}}]
+    assert hf_entity_vocab(vocab) == {"Q17": 3, "en:Japan": 3, "bg:Япония": 3}
+
+
+def test_missing_or_mismatched_checkpoints_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a local model directory"):
+        load_hf_weights(our_model(False), str(tmp_path / "xlm-roberta-base"))
+    LukeForMaskedLM(LukeConfig(vocab_size=100, entity_vocab_size=50, entity_emb_size=32, **(SIZES | {"hidden_size": 32}))).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="hidden_size: checkpoint 32, ours 64"):
+        load_hf_weights(our_model(False), str(tmp_path))
