@@ -32,18 +32,18 @@ from lightning_kg.data.tokenizer import load_tokenizer
 def decode_text_sample(raw: dict, vocab_size: int, entity_vocab_size: int) -> dict:
     """Raw tar members -> arrays, checked; errors name the shard, the sample and what was expected."""
     where = f"{raw.get('__url__', '?')}: sample {raw.get('__key__', '?')}"
-    for member in ("input_ids.npy", "mentions.npy", "json"):
+    for member in ("input_ids.npy", "json"):
         if member not in raw:
-            raise ValueError(f"{where}: no '{member}' member (expected input_ids.npy, mentions.npy and json)")
+            raise ValueError(f"{where}: no '{member}' member (expected input_ids.npy and json)")
     ids = np.load(io.BytesIO(raw["input_ids.npy"]), allow_pickle=False)
-    mentions = np.load(io.BytesIO(raw["mentions.npy"]), allow_pickle=False)
     meta = json.loads(raw["json"])
+    if not isinstance(meta.get("mentions"), list):
+        raise ValueError(f"{where}: json has no \"mentions\" list (expected [[token_start, token_end, entity], ...])")
+    mentions = np.asarray(meta["mentions"], dtype=np.int64).reshape(-1, 3) if meta["mentions"] else np.zeros((0, 3), np.int64)
     if ids.dtype != np.int32 or ids.ndim != 1 or len(ids) < 2:
         raise ValueError(f"{where}: input_ids is {ids.dtype} {ids.shape}, expected int32 (S,) with S >= 2")
     if ids.min() < 0 or ids.max() >= vocab_size:
         raise ValueError(f"{where}: token id {int(ids.max())} outside the tokenizer's {vocab_size} ids")
-    if mentions.dtype != np.int32 or mentions.ndim != 2 or mentions.shape[1] != 3:
-        raise ValueError(f"{where}: mentions is {mentions.dtype} {mentions.shape}, expected int32 (N, 3)")
     if len(mentions):
         if (mentions[:, 0] < 1).any() or (mentions[:, 1] > len(ids) - 1).any() or (mentions[:, 0] >= mentions[:, 1]).any():
             raise ValueError(f"{where}: a mention span lies outside the tokens 1..{len(ids) - 1}")
@@ -57,13 +57,14 @@ def decode_text_sample(raw: dict, vocab_size: int, entity_vocab_size: int) -> di
 
 def decode_fact_sample(raw: dict, entity_vocab_size: int) -> dict:
     where = f"{raw.get('__url__', '?')}: sample {raw.get('__key__', '?')}"
-    for member in ("query_ids.npy", "json"):
-        if member not in raw:
-            raise ValueError(f"{where}: no '{member}' member (expected query_ids.npy and json)")
+    if "json" not in raw:
+        raise ValueError(f"{where}: no 'json' member")
     meta = json.loads(raw["json"])
+    if not isinstance(meta.get("query_ids"), list) or not meta["query_ids"]:
+        raise ValueError(f"{where}: json has no \"query_ids\" list of token ids")
     if not 0 <= int(meta.get("object", -1)) < entity_vocab_size:
         raise ValueError(f"{where}: object {meta.get('object')} outside the entity vocabulary of {entity_vocab_size}")
-    return {"query_ids": np.load(io.BytesIO(raw["query_ids.npy"]), allow_pickle=False), "object": int(meta["object"]),
+    return {"query_ids": np.asarray(meta["query_ids"], dtype=np.int64), "object": int(meta["object"]),
             "lang": meta.get("lang")}
 
 

@@ -12,6 +12,7 @@ The flow, each step resumable:
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
 import itertools
@@ -71,8 +72,9 @@ class PrepareConfig:
     """Largest entity vocabulary, reserved entries included."""
     facts_per_description: int = 8
     """Facts used to compose a knowledge text for an entity without a description."""
-    max_pages: int | None = None
-    """Read at most this many articles per dump (smoke runs, demos); None reads all."""
+    max_pages: int | dict[str, int] | None = None
+    """Read at most this many articles per dump (smoke runs, demos): one number for every dump, or
+    {file-name pattern: number} for some (``{"enwiki-*": 40}``); None reads all."""
     val_fraction: float = 0.02
     """Share of documents (by title hash) and of facts kept for validation."""
     heldout_fact_fraction: float = 0.1
@@ -119,6 +121,13 @@ _progress_queue = None
 def _init_worker(progress_queue) -> None:
     global _progress_queue
     _progress_queue = progress_queue
+
+
+def page_limit(path: str, max_pages: int | dict[str, int] | None) -> int | None:
+    """The article cap that ``max_pages`` sets for this dump file."""
+    if not isinstance(max_pages, dict):
+        return max_pages
+    return next((limit for pattern, limit in max_pages.items() if fnmatch.fnmatch(Path(path).name, pattern)), None)
 
 
 def parse_dump(path: str, work_file: str, max_pages: int | None, strict: bool) -> dict:
@@ -185,13 +194,13 @@ def parse_dumps(paths: list[str], work_dir: Path, config: PrepareConfig) -> list
         if config.workers <= 1 or len(jobs) <= 1:
             _init_worker(None)
             for i, path, work_file in jobs:
-                summaries[i] = parse_dump(path, work_file, config.max_pages, config.strict)
+                summaries[i] = parse_dump(path, work_file, page_limit(path, config.max_pages), config.strict)
                 bar.update(summaries[i]["pages"])
         else:
             context = multiprocessing.get_context("spawn")
             progress = context.Queue()
             with context.Pool(config.workers, initializer=_init_worker, initargs=(progress,)) as pool:
-                pending = {i: pool.apply_async(parse_dump, (path, work_file, config.max_pages, config.strict))
+                pending = {i: pool.apply_async(parse_dump, (path, work_file, page_limit(path, config.max_pages), config.strict))
                            for i, path, work_file in jobs}
                 while pending:
                     try:
@@ -331,7 +340,7 @@ def write_text_shards(out: Path, work_dir: Path, summaries: list[dict], resolve:
         key = doc_hash(lang, title)
         for number, sequence in enumerate(pack_document(paragraphs, tokenizer, config.max_seq_length)):
             sinks[split].write({"__key__": f"{key}-{number:04d}", "input_ids.npy": sequence.input_ids,
-                                "mentions.npy": sequence.mentions, "json": {"lang": lang, "title": title}})
+                                "json": {"lang": lang, "title": title, "mentions": sequence.mentions.tolist()}})
     shards = {split: sink.close() for split, sink in sinks.items()}
     return {"shards": shards, "documents": documents, "mentions": dict(mentions)}
 
@@ -360,8 +369,7 @@ def write_fact_shards(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenize
                 query_ids = tokenizer(labels[0], labels[1])["input_ids"]
                 sinks[split].write({
                     "__key__": f"{subject_index}-{relation}-{object_index}-{lang}",
-                    "query_ids.npy": np.asarray(query_ids, dtype=np.int32),
-                    "json": {"lang": lang, "subject": subject_index, "relation": relation, "object": object_index,
+                    "json": {"query_ids": query_ids, "lang": lang, "subject": subject_index, "relation": relation, "object": object_index,
                              "subject_label": labels[0], "relation_label": labels[1], "object_label": labels[2]},
                 })
                 counts[split] += 1

@@ -77,14 +77,15 @@ def npy(array):
 
 
 def test_bad_samples_name_the_shard_the_key_and_the_expectation():
-    good = {"__url__": "s3://b/train-000007.tar", "__key__": "abc-0001", "json": b'{"lang": "en"}',
-            "input_ids.npy": npy(np.array([0, 5, 6, 2], np.int32)), "mentions.npy": npy(np.array([[1, 3, 9]], np.int32))}
+    good = {"__url__": "s3://b/train-000007.tar", "__key__": "abc-0001", "json": b'{"lang": "en", "mentions": [[1, 3, 9]]}',
+            "input_ids.npy": npy(np.array([0, 5, 6, 2], np.int32))}
     assert decode_text_sample(good, 100, 10)["mentions"].tolist() == [[1, 3, 9]]
     cases = [
-        ({"mentions.npy": None}, r"s3://b/train-000007.tar: sample abc-0001: no 'mentions.npy' member"),
+        ({"json": None}, r"s3://b/train-000007.tar: sample abc-0001: no 'json' member"),
+        ({"json": b'{"lang": "en"}'}, r"json has no \"mentions\" list"),
         ({"input_ids.npy": npy(np.array([0, 5, 2], np.int64))}, r"input_ids is int64 \(3,\), expected int32"),
-        ({"mentions.npy": npy(np.array([[1, 3, 10]], np.int32))}, r"entity index 10 outside the entity vocabulary of 10"),
-        ({"mentions.npy": npy(np.array([[1, 9, 5]], np.int32))}, r"mention span lies outside the tokens 1..3"),
+        ({"json": b'{"mentions": [[1, 3, 10]]}'}, r"entity index 10 outside the entity vocabulary of 10"),
+        ({"json": b'{"mentions": [[1, 9, 5]]}'}, r"mention span lies outside the tokens 1..3"),
         ({"input_ids.npy": npy(np.array([0, 500, 2], np.int32))}, r"token id 500 outside the tokenizer's 100 ids"),
     ]
     for change, message in cases:

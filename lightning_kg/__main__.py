@@ -1,0 +1,3 @@
+from lightning_kg.cli import main
+
+main()

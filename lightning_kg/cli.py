@@ -1,0 +1,103 @@
+"""``python -m lightning_kg VERB``: Lightning's CLI for fit/validate/test, and the verbs around it.
+
+Every verb takes ``--config`` (several compose, later wins; YAML may interpolate, omegaconf mode),
+``--print_config`` and dotted overrides, so preparing, training and exporting read alike.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+USAGE = """usage: python -m lightning_kg VERB [--config FILE.yaml ...] [--print_config] [--key.sub value ...]
+
+Pre-train cross-lingual encoders with multilingual knowledge (mLUKE + XLM-K objectives).
+
+verbs:
+  prepare    Wikipedia + Wikidata dumps -> entity vocabulary, tokenizer, WebDataset shards
+  fit        train (no argument: the tiny model on shards/demo, all four objectives, on this machine)
+  validate   evaluate a checkpoint on the validation shards
+  test       evaluate a checkpoint on the validation shards (the test stage)
+  export     a checkpoint -> a Hugging Face directory that transformers loads
+
+`python -m lightning_kg VERB --help` lists a verb's options.
+"""
+
+TRAINER_VERBS = ("fit", "validate", "test")
+
+
+def _package_file(package: str, relative: str) -> str:
+    """``${package_file:gensim,test/test_data/x.bz2}`` in a config: a file shipped inside an installed package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {package!r} is not installed; it is needed for {relative}")
+    return str(Path(list(spec.submodule_search_locations)[0]) / relative)
+
+
+def _register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("package_file"):
+        # omegaconf 2.4 renamed register_new_resolver (2.3) to register_resolver.
+        register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
+        register("package_file", _package_file)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def run_prepare(args: list[str]) -> None:
+    from jsonargparse import ArgumentParser
+
+    from lightning_kg.data.prepare import PrepareConfig, peak_memory_mib, prepare
+
+    parser = ArgumentParser(prog="python -m lightning_kg prepare", parser_mode="omegaconf",
+                            description="Wikipedia + Wikidata dumps to an entity vocabulary, a tokenizer and WebDataset shards.")
+    parser.add_argument("--config", action="config", help="YAML config file(s); later ones win")
+    parser.add_class_arguments(PrepareConfig)
+    config = parser.parse_args(args)
+    config.pop("config", None)
+    started = time.perf_counter()
+    manifest = prepare(PrepareConfig(**config.as_dict()))
+    counts = manifest["counts"]
+    print(f"prepared {config.out}: {counts['pages']} pages, {counts['entities']} entities, "
+          f"{sum(s['samples'] for s in manifest['shards']['train'])} train samples, facts {counts['facts']}, "
+          f"{counts['skipped_records']} skipped record(s) in {time.perf_counter() - started:.1f} s, "
+          f"peak memory {peak_memory_mib():.0f} MiB")
+
+
+def run_trainer(verb: str, args: list[str]) -> None:
+    from lightning_kg.train.cli import KnowledgeCLI
+
+    KnowledgeCLI(args=[verb, *args])
+
+
+def run_export(args: list[str]) -> None:
+    from lightning_kg.export import main as export_main
+
+    export_main(args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return
+    verb, rest = argv[0], argv[1:]
+    _configure_logging()
+    _register_resolvers()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if verb in TRAINER_VERBS:
+        run_trainer(verb, rest)
+    elif verb == "prepare":
+        run_prepare(rest)
+    elif verb == "export":
+        run_export(rest)
+    else:
+        print(f"unknown verb {verb!r}\n\n{USAGE}", file=sys.stderr)
+        raise SystemExit(2)

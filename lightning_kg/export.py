@@ -1,0 +1,69 @@
+"""``export``: a training checkpoint -> a Hugging Face directory (``LukeForMaskedLM``).
+
+Takes a Lightning checkpoint (``.ckpt``) or a DeepSpeed checkpoint already consolidated to one fp32
+file (``lightning.pytorch.utilities.deepspeed.convert_zero_checkpoint_to_fp32_state_dict``), rebuilds
+the model from the hyperparameters saved in it, and writes config, safetensors weights, the
+tokenizer and the entity vocabulary of the dataset it was trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def load_checkpoint_model(ckpt_path: str | Path):
+    """The ``KnowledgePretraining`` module stored in a checkpoint, on the CPU, in eval mode."""
+    from lightning_kg.train.module import KnowledgePretraining
+
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
+    if ckpt_path.is_dir():
+        raise IsADirectoryError(f"{ckpt_path} is a directory: a sharded DeepSpeed checkpoint must first be "
+                                "consolidated (see README, Scaling) into one file")
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise ValueError(f"{ckpt_path}: not a lightning_kg checkpoint (no state_dict / hyper_parameters)")
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k != "init_from"}
+    module = KnowledgePretraining(**hparams)
+    state = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("metrics.")}
+    module.load_state_dict(state, strict=False)
+    module.eval()
+    return module, checkpoint
+
+
+def export(ckpt_path: str, out: str, data_dir: str | None = None) -> Path:
+    """Write the Hugging Face directory; the dataset (tokenizer, entity vocabulary) defaults to the one
+    the checkpoint was trained on."""
+    from lightning_kg.data.entity_vocab import EntityVocab
+    from lightning_kg.model.hf_convert import export_hf
+
+    module, checkpoint = load_checkpoint_model(ckpt_path)
+    data_dir = data_dir or checkpoint.get("datamodule_hyper_parameters", {}).get("data_dir")
+    tokenizer_dir, entity_vocab = None, None
+    if data_dir:
+        data = Path(data_dir)
+        if not (data / "entity_vocab.jsonl").exists():
+            raise FileNotFoundError(f"{data}/entity_vocab.jsonl not found: pass --data_dir pointing at the prepared dataset")
+        tokenizer_dir = str(data / "tokenizer")
+        vocab = EntityVocab.load(data / "entity_vocab.jsonl")
+        entity_vocab = [{"id": i, "entity": e, "titles": t} for i, (e, t) in enumerate(zip(vocab.entities, vocab.titles))]
+    export_hf(module.model, out, tokenizer_dir=tokenizer_dir, entity_vocab=entity_vocab)
+    return Path(out)
+
+
+def main(args: list[str]) -> None:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="python -m lightning_kg export", parser_mode="omegaconf",
+                            description="Write a Hugging Face directory that LukeForMaskedLM / AutoModel load.")
+    parser.add_argument("--config", action="config", help="YAML config file(s)")
+    parser.add_argument("--ckpt_path", type=str, required=True, help="Lightning .ckpt or consolidated DeepSpeed checkpoint")
+    parser.add_argument("--out", type=str, required=True, help="Directory to write")
+    parser.add_argument("--data_dir", type=str | None, default=None,
+                        help="Prepared dataset whose tokenizer and entity vocabulary to ship (default: the checkpoint's)")
+    config = parser.parse_args(args)
+    path = export(config.ckpt_path, config.out, config.data_dir)
+    print(f"exported {config.ckpt_path} -> {path} (load with transformers.LukeForMaskedLM.from_pretrained({str(path)!r}))")

@@ -1,0 +1,252 @@
+"""The LightningModule: the four objectives summed with weights, AdamW, warmup + decay, metrics.
+
+The model math lives in ``lightning_kg.model``; this file holds what training adds around it:
+optimiser groups, the learning-rate schedule, mLUKE's two-stage schedule and torchmetrics.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+
+from lightning_kg.model.config import EncoderConfig
+from lightning_kg.model.pretraining import KnowledgePretrainingModel
+
+OBJECTIVES = ("mlm", "mep_vocab", "mep_contrastive", "oe")
+
+
+def rank_metrics(name: str, ranks: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Accuracy@1, @10 and mean reciprocal rank from 0-based ranks of the right answer."""
+    ranks = ranks.float()
+    return {f"{name}_acc1": (ranks < 1).float(), f"{name}_acc10": (ranks < 10).float(), f"{name}_mrr": 1.0 / (ranks + 1.0)}
+
+
+class KnowledgePretraining(L.LightningModule):
+    def __init__(
+        self,
+        size: Literal["tiny", "base", "large"] = "tiny",
+        vocab_size: int = 0,
+        entity_vocab_size: int = 0,
+        pad_token_id: int = 1,
+        encoder: dict | None = None,
+        mlm_weight: float = 1.0,
+        mep_vocab_weight: float = 1.0,
+        mep_contrastive_weight: float = 1.0,
+        oe_weight: float = 1.0,
+        mep_layer: int | None = None,
+        temperature: float = 0.05,
+        queue_size: int = 4096,
+        init_from: str | None = None,
+        learning_rate: float = 5e-4,
+        weight_decay: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.98),
+        eps: float = 1e-6,
+        warmup_steps: int = 20,
+        schedule: Literal["linear", "cosine", "constant"] = "linear",
+        train_only_entity_parameters: bool = False,
+    ):
+        """
+        Args:
+            size: Encoder preset: ``tiny`` (CI), ``base`` (XLM-R base), ``large`` (XLM-R large).
+            vocab_size: Word vocabulary size; linked from the data's tokenizer.
+            entity_vocab_size: Entity vocabulary size; linked from the data's entity vocabulary.
+            pad_token_id: Word padding id; linked from the data's tokenizer.
+            encoder: Overrides of the preset's ``EncoderConfig`` fields, e.g. ``{activation_checkpointing: true}``.
+            mlm_weight: Weight of masked language modelling (0 turns it off).
+            mep_vocab_weight: Weight of mLUKE's masked entity prediction over the entity vocabulary.
+            mep_contrastive_weight: Weight of XLM-K's contrastive masked entity prediction.
+            oe_weight: Weight of XLM-K's object entailment.
+            mep_layer: Encoder layer whose state represents a mention for ``mep_contrastive`` (None: last).
+            temperature: InfoNCE temperature of the contrastive objectives.
+            queue_size: Negatives kept in each contrastive objective's memory bank.
+            init_from: Local Hugging Face directory (XLM-R, LUKE, mLUKE) or a lightning_kg checkpoint to
+                start from (weights only: a fresh optimiser, as mLUKE's second stage).
+            learning_rate: Peak learning rate of AdamW.
+            weight_decay: AdamW weight decay; never applied to biases, norms and embeddings.
+            betas: AdamW betas (RoBERTa's 0.9, 0.98).
+            eps: AdamW epsilon (RoBERTa's 1e-6).
+            warmup_steps: Linear warmup steps.
+            schedule: Decay after warmup to ``max_steps``.
+            train_only_entity_parameters: mLUKE's first stage: only the new entity parameters train.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        if vocab_size <= 0 or entity_vocab_size <= 0:
+            raise ValueError("model.vocab_size and model.entity_vocab_size must be set (the CLI links them from --data)")
+        config = EncoderConfig.preset(size, vocab_size=vocab_size, entity_vocab_size=entity_vocab_size,
+                                      pad_token_id=pad_token_id, **(encoder or {}))
+        self.model = KnowledgePretrainingModel(
+            config, mlm_weight=mlm_weight, mep_vocab_weight=mep_vocab_weight,
+            mep_contrastive_weight=mep_contrastive_weight, oe_weight=oe_weight,
+            mep_layer=mep_layer, temperature=temperature, queue_size=queue_size,
+        )
+        if init_from:
+            self._initialise_from(init_from)
+        # Created up front: Lightning finds a logged Metric by its attribute, so none may appear mid-run.
+        names = (["mlm_acc"] if mlm_weight else []) + [f"{objective}_{kind}" for objective in OBJECTIVES[1:]
+                                                       if self.model.active(objective) for kind in ("acc1", "acc10", "mrr")]
+        self.metrics = nn.ModuleDict({f"{stage}_{name}": MeanMetric() for stage in ("val", "test") for name in names})
+        self._last_step_time: float | None = None
+        self._tokens_per_second: float | None = None
+
+    def _initialise_from(self, path: str) -> None:
+        source = Path(path)
+        if not source.exists():
+            raise FileNotFoundError(f"model.init_from: {source} does not exist (a local Hugging Face directory or a .ckpt file)")
+        if source.is_dir():
+            from lightning_kg.model.hf_convert import load_hf_weights
+
+            report = load_hf_weights(self.model, str(source))
+            print(f"init_from {source}:\n{report}")
+        else:
+            state = torch.load(source, map_location="cpu", weights_only=False)["state_dict"]
+            weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+            missing, unexpected = self.model.load_state_dict(weights, strict=False)
+            if missing or unexpected:
+                raise ValueError(f"{source}: does not match this model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+
+    # ------------------------------------------------------------------ steps
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.model(batch)
+
+    def _step_values(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-example values for the metrics, keyed by metric name."""
+        values = {}
+        if "mlm_correct" in outputs:
+            values["mlm_acc"] = outputs["mlm_correct"].float()
+        for objective in ("mep_vocab", "mep_contrastive", "oe"):
+            if f"{objective}_rank" in outputs:
+                values.update(rank_metrics(objective, outputs[f"{objective}_rank"]))
+        return {k: v for k, v in values.items() if v.numel()}
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        outputs = self(batch)
+        batch_size = batch["input_ids"].shape[0]
+        self.log("train/loss", outputs["loss"], prog_bar=True, batch_size=batch_size)
+        for objective in OBJECTIVES:
+            if f"{objective}_loss" in outputs:
+                self.log(f"train/{objective}", outputs[f"{objective}_loss"], prog_bar=True, batch_size=batch_size)
+        for name, value in self._step_values(outputs).items():
+            self.log(f"train/{name}", value.mean(), batch_size=value.numel())
+        self._log_speed(batch)
+        return outputs["loss"]
+
+    def _log_speed(self, batch: dict[str, torch.Tensor]) -> None:
+        """Tokens/s over the last step, smoothed, on the progress bar (the logs get
+        ``ThroughputMonitor``'s figures, MFU included)."""
+        now = time.perf_counter()
+        if self._last_step_time is not None:
+            rate = tokens_in_batch(batch) / max(now - self._last_step_time, 1e-9)
+            self._tokens_per_second = rate if self._tokens_per_second is None else 0.9 * self._tokens_per_second + 0.1 * rate
+            self.log("tok/s", self._tokens_per_second, prog_bar=True, logger=False)
+        self._last_step_time = now
+
+    def _evaluation_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
+        outputs = self(batch)
+        batch_size = batch["input_ids"].shape[0]
+        self.log(f"{stage}/loss", outputs["loss"], batch_size=batch_size, sync_dist=True)
+        for objective in OBJECTIVES:
+            if f"{objective}_loss" in outputs:
+                self.log(f"{stage}/{objective}", outputs[f"{objective}_loss"], batch_size=batch_size, sync_dist=True)
+        for name, value in self._step_values(outputs).items():
+            metric = self.metrics[f"{stage}_{name}"]
+            metric.update(value)
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluation_step("val", batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluation_step("test", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_perplexity("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_perplexity("test")
+
+    def _log_perplexity(self, stage: str) -> None:
+        loss = self.trainer.callback_metrics.get(f"{stage}/mlm")
+        if loss is not None:
+            self.log(f"{stage}/mlm_ppl", torch.exp(loss.detach().float().clamp(max=30)))
+
+    # ------------------------------------------------------------------ exact resume
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning does not store RNG states; dropout must continue as if never interrupted.
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                                    "numpy": np.random.get_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        states = checkpoint.get("rng_states")
+        if states:
+            torch.set_rng_state(states["torch"])
+            random.setstate(states["python"])
+            np.random.set_state(states["numpy"])
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])
+
+    # ------------------------------------------------------------------ optimisation
+
+    @property
+    def flops_per_batch(self) -> int | None:
+        """Read by Lightning's ``ThroughputMonitor`` for MFU; set from the last training batch."""
+        return getattr(self, "_flops_per_batch", None)
+
+    def on_train_batch_start(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        if hasattr(self.model, "flops_per_batch"):
+            self._flops_per_batch = int(self.model.flops_per_batch(batch))
+
+    def configure_optimizers(self):
+        if self.hparams.train_only_entity_parameters:
+            trainable = {id(p) for p in self.model.entity_parameters()}
+            for parameter in self.model.parameters():
+                parameter.requires_grad_(id(parameter) in trainable)
+        decay, no_decay = [], []
+        for name, parameter in self.model.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            # Biases, norms and embedding tables are not decayed (RoBERTa, LUKE).
+            (no_decay if parameter.ndim < 2 or "embeddings" in name or "norm" in name.lower() else decay).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.learning_rate, betas=tuple(self.hparams.betas), eps=self.hparams.eps,
+        )
+        total = self.trainer.max_steps if self.trainer.max_steps and self.trainer.max_steps > 0 else None
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(self.hparams.warmup_steps, total, self.hparams.schedule))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def lr_schedule(warmup_steps: int, total_steps: int | None, schedule: str):
+    """Multiplier of the peak learning rate at each optimiser step: linear warmup, then decay to 0."""
+
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant" or not total_steps:
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def tokens_in_batch(batch: dict[str, torch.Tensor]) -> int:
+    """Real (non-padding) tokens the encoder reads in a batch: text rows and knowledge texts."""
+    total = int(batch["attention_mask"].sum())
+    for key in ("mep_knowledge_mask", "oe_query_mask", "oe_object_mask"):
+        if key in batch:
+            total += int(batch[key].sum())
+    return total
