@@ -23,15 +23,12 @@ def load_checkpoint_model(ckpt_path: str | Path):
     if ckpt_path.is_dir():
         raise IsADirectoryError(f"{ckpt_path} is a directory: a sharded DeepSpeed checkpoint must first be "
                                 "consolidated (see README, Scaling) into one file")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     if "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise ValueError(f"{ckpt_path}: not a lightning_kg checkpoint (no state_dict / hyper_parameters)")
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k != "init_from"}
-    module = KnowledgePretraining(**hparams)
-    state = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("metrics.")}
-    module.load_state_dict(state, strict=False)
-    module.eval()
-    return module, checkpoint
+    # init_from=None: the weights come from the checkpoint, the starting point need not exist here.
+    module = KnowledgePretraining.load_from_checkpoint(ckpt_path, map_location="cpu", init_from=None)
+    return module.eval(), checkpoint
 
 
 def export(ckpt_path: str, out: str, data_dir: str | None = None) -> Path:

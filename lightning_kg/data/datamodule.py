@@ -259,9 +259,11 @@ class KnowledgeDataModule(L.LightningDataModule):
         )
 
     def _loader(self, dataset: IterableDataset, workers: int) -> DataLoader:
+        # An own generator: creating the loader's iterator must not draw from the global RNG, or a
+        # resumed run (which creates it after restoring RNG states) would drift from a straight one.
         return DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=self.hparams.pin_memory,
                           prefetch_factor=self.hparams.prefetch_factor if workers else None,
-                          persistent_workers=False)
+                          persistent_workers=False, generator=torch.Generator().manual_seed(self.hparams.seed))
 
     def train_dataloader(self) -> DataLoader:
         h = self.hparams
@@ -269,6 +271,11 @@ class KnowledgeDataModule(L.LightningDataModule):
         if not text_urls:
             raise ValueError(f"no training text shard in {self.data_dir} (manifest lists none with samples)")
         lanes = max(1, h.num_workers)
+        resumed = getattr(self, "_resumed_lanes", lanes)
+        if resumed != lanes:
+            # Checked here, not on load: validating or testing a checkpoint may use any worker count.
+            raise ValueError(f"the checkpoint's data stream ran {resumed} loader lane(s); resume with "
+                             f"--data.num_workers {resumed if resumed > 1 else 0} to continue it exactly")
         stream = TrainStream(text_urls, self._urls(h.train_fact_shards, "facts-train"), self.collator(),
                              h.batch_size, h.fact_batch_size, h.shuffle_buffer, h.seed, lanes,
                              self.consumed_batches, self.vocab_size, self.entity_vocab_size)
@@ -294,8 +301,5 @@ class KnowledgeDataModule(L.LightningDataModule):
         return {"consumed_batches": int(consumed), "lanes": max(1, self.hparams.num_workers), "seed": self.hparams.seed}
 
     def load_state_dict(self, state: dict) -> None:
-        lanes = max(1, self.hparams.num_workers)
-        if state.get("lanes", lanes) != lanes:
-            raise ValueError(f"the checkpoint's data stream ran {state['lanes']} loader workers; resume with "
-                             f"--data.num_workers {state['lanes'] if state['lanes'] > 1 else 0} to continue it exactly")
         self.consumed_batches = int(state["consumed_batches"])
+        self._resumed_lanes = int(state.get("lanes", max(1, self.hparams.num_workers)))

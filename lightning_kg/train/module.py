@@ -184,8 +184,10 @@ class KnowledgePretraining(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Lightning does not store RNG states; dropout must continue as if never interrupted.
+        # Plain types and tensors only, so the checkpoint loads with torch.load(weights_only=True).
+        kind, keys, position, has_gauss, cached = np.random.get_state()
         checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
-                                    "numpy": np.random.get_state()}
+                                    "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached)]}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
@@ -194,7 +196,8 @@ class KnowledgePretraining(L.LightningModule):
         if states:
             torch.set_rng_state(states["torch"])
             random.setstate(states["python"])
-            np.random.set_state(states["numpy"])
+            kind, keys, position, has_gauss, cached = states["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
             if "cuda" in states and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(states["cuda"])
 

@@ -1,0 +1,147 @@
+"""The main job end to end: the CLI on the shipped demo shards, exact resume, evaluation, export."""
+
+import csv
+import statistics
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from lightning_kg.cli import main
+from lightning_kg.data.datamodule import KnowledgeDataModule
+from lightning_kg.train.cli import new_run_dir
+from lightning_kg.train.module import KnowledgePretraining
+
+DEMO = str(Path(__file__).resolve().parents[2] / "shards" / "demo")
+SMALL = ["--data.data_dir", DEMO, "--data.num_workers", "0", "--data.batch_size", "8", "--data.fact_batch_size", "8",
+         "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "5"]
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return list(csv.DictReader(open(run_dir / "metrics.csv")))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """A short demo fit through the CLI, as the README's first command runs it."""
+    run_dir = tmp_path_factory.mktemp("runs") / "demo"
+    main(["fit", "--data.data_dir", DEMO, "--trainer.enable_progress_bar", "false", "--run_dir", str(run_dir)])
+    return run_dir
+
+
+def test_the_demo_fit_lowers_all_four_losses(demo_run):
+    rows = [r for r in metrics(demo_run) if r.get("train/mlm")]
+    assert len(rows) == 50  # 500 steps, logged every 10
+    for objective in ("mlm", "mep_vocab", "mep_contrastive", "oe"):
+        values = [float(r[f"train/{objective}"]) for r in rows]
+        first, last = statistics.mean(values[:5]), statistics.mean(values[-5:])
+        assert last < 0.95 * first, (objective, first, last)
+
+
+def test_the_run_directory_holds_checkpoints_config_and_logs(demo_run):
+    assert (demo_run / "checkpoints" / "last.ckpt").exists()
+    assert len(list((demo_run / "checkpoints").glob("best-step=*.ckpt"))) == 1
+    config = (demo_run / "config.yaml").read_text()
+    assert "mep_contrastive_weight: 1.0" in config and f"data_dir: {DEMO}" in config
+    assert list((demo_run / "tensorboard").glob("events.out.tfevents.*"))
+    validation = [r for r in metrics(demo_run) if r.get("val/loss")]
+    assert len(validation) == 2
+    assert {"val/mlm_acc", "val/mep_vocab_acc10", "val/mep_contrastive_mrr", "val/oe_acc1", "val/mlm_ppl"} <= {
+        k for k, v in validation[-1].items() if v}
+    throughput = [r for r in metrics(demo_run) if r.get("train/device/items_per_sec")]
+    assert float(throughput[-1]["train/device/items_per_sec"]) > 0
+
+
+def test_validate_and_test_from_a_checkpoint(demo_run, tmp_path, capsys):
+    ckpt = str(demo_run / "checkpoints" / "last.ckpt")
+    for verb in ("validate", "test"):
+        main([verb, *SMALL, "--ckpt_path", ckpt, "--run_dir", str(tmp_path / verb), "--trainer.limit_val_batches", "2",
+              "--trainer.limit_test_batches", "2"])
+        printed = capsys.readouterr().out
+        assert f"{verb}/mlm_acc" in printed or f"{'val' if verb == 'validate' else 'test'}/mlm_acc" in printed
+
+
+def test_export_from_a_checkpoint_loads_in_transformers(demo_run, tmp_path):
+    from transformers import LukeForMaskedLM
+
+    out = tmp_path / "hf"
+    main(["export", "--ckpt_path", str(demo_run / "checkpoints" / "last.ckpt"), "--out", str(out)])
+    assert {"config.json", "model.safetensors", "tokenizer.json", "entity_vocab.json"} <= {p.name for p in out.iterdir()}
+    hf, info = LukeForMaskedLM.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    module = KnowledgePretraining.load_from_checkpoint(demo_run / "checkpoints" / "last.ckpt", map_location="cpu").eval()
+    batch = next(iter(KnowledgeDataModule(DEMO, num_workers=0, batch_size=2).val_dataloader()))
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "entity_ids", "entity_position_ids", "entity_attention_mask")}
+    with torch.no_grad():
+        theirs = hf.eval()(**inputs)
+        ours = module.model.encoder(*inputs.values())
+        words = module.model.mlm_head(ours.word_hidden, module.model.encoder.embeddings.word.weight)
+    torch.testing.assert_close(theirs.logits, words, atol=1e-4, rtol=1e-4)
+
+
+class StopAt(Callback):
+    """Stops training after ``step`` optimiser steps, as a preempted job would."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True
+
+
+def train(tmp_path, steps, stop_at=None, ckpt_path=None, workers=0):
+    L.seed_everything(0)
+    data = KnowledgeDataModule(DEMO, num_workers=workers, batch_size=4, fact_batch_size=4, shuffle_buffer=50)
+    model = KnowledgePretraining(vocab_size=data.vocab_size, entity_vocab_size=data.entity_vocab_size,
+                                 pad_token_id=data.pad_token_id, queue_size=16, warmup_steps=2)
+    callbacks = [ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=1, save_last=True)]
+    if stop_at:
+        callbacks.append(StopAt(stop_at))
+    trainer = L.Trainer(max_steps=steps, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=callbacks, limit_val_batches=0, check_val_every_n_epoch=None, val_check_interval=100)
+    trainer.fit(model, data, ckpt_path=ckpt_path)
+    return model
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_continues_exactly_where_it_stopped(tmp_path, workers):
+    straight = train(tmp_path / "a", 8, workers=workers)
+    train(tmp_path / "b", 8, stop_at=4, workers=workers)
+    resumed = train(tmp_path / "c", 8, ckpt_path=str(tmp_path / "b" / "last.ckpt"), workers=workers)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_help_lists_every_verb(capsys):
+    main(["--help"])
+    printed = capsys.readouterr().out
+    for verb in ("prepare", "fit", "validate", "test", "export"):
+        assert f"\n  {verb} " in printed
+
+
+def test_print_config_shows_every_knob(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--print_config", "--model.mep_vocab_weight", "0.5"])
+    printed = capsys.readouterr().out
+    assert "mep_vocab_weight: 0.5" in printed and "knowledge_language: any" in printed and "max_steps: 500" in printed
+
+
+def test_unknown_keys_and_verbs_are_rejected(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--model.mep_weigth", "0.5"])
+    assert "mep_weigth" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train"])
+    assert "unknown verb 'train'" in capsys.readouterr().err
+
+
+def test_each_run_gets_a_new_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    first = new_run_dir(str(tmp_path))
+    first.mkdir()
+    assert new_run_dir(str(tmp_path)) != first
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert new_run_dir(str(tmp_path)).name == "slurm-4242"
