@@ -1,0 +1,98 @@
+"""The MediaWiki XML and Wikidata JSON readers on small files in the real formats."""
+
+import bz2
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightning_kg.data.dumps import DumpError, expand_inputs
+from lightning_kg.data.mediawiki import iter_pages, site_language
+from lightning_kg.data.wikidata import iter_entities
+from tests.factories import ENTITIES, EN_PAGES, page, wikidata_dump, xml_dump
+
+GENSIM = Path(__file__).resolve().parents[2] / ".venv/lib/python3.11/site-packages/gensim/test/test_data"
+
+
+def test_pages_redirects_and_namespaces(tmp_path):
+    path = tmp_path / "enwiki.xml.bz2"
+    path.write_bytes(bz2.compress(xml_dump("en", EN_PAGES).encode()))
+    pages = list(iter_pages(path))
+    assert [(p.title, p.namespace, p.redirect) for p in pages] == [
+        ("Japan", 0, None), ("Tokyo", 0, None), ("Nippon", 0, "Japan"), ("Category:Countries", 14, None), ("Asia", 0, None)]
+    assert pages[0].text.startswith("'''Japan''' is an island") and site_language(path) == "en"
+
+
+def test_utf16_with_a_bom_and_a_malformed_page(tmp_path):
+    broken = page("", "no title") + page("Bad ns", "x", ns="x")
+    text = '<?xml version="1.0" encoding="UTF-16"?>\n' + xml_dump("bg", [page("Япония", "текст"), broken])
+    path = tmp_path / "bgwiki.xml"
+    path.write_bytes(text.encode("utf-16"))
+    skipped = []
+    assert [p.title for p in iter_pages(path, on_error=skipped.append)] == ["Япония"]
+    assert [r.reason for r in skipped] == ["page without a <title>", "<ns> is not a number: 'x'"]
+    assert str(skipped[1]).startswith(f"{path}:page 'Bad ns' (line 2):")
+    with pytest.raises(DumpError, match="page without a <title>"):
+        list(iter_pages(path))
+
+
+def test_truncated_xml_keeps_the_pages_before_the_cut(tmp_path):
+    text = xml_dump("en", EN_PAGES)
+    path = tmp_path / "cut.xml"
+    path.write_text(text[: text.index("<title>Asia")], encoding="utf-8")
+    skipped = []
+    assert len(list(iter_pages(path, on_error=skipped.append))) == 4
+    assert len(skipped) == 1 and "invalid XML" in skipped[0].reason
+
+
+@pytest.mark.skipif(not GENSIM.exists(), reason="gensim's Wikipedia excerpts are not installed")
+def test_the_gensim_excerpts():
+    english = list(iter_pages(GENSIM / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"))
+    bulgarian = list(iter_pages(GENSIM / "bgwiki-latest-pages-articles-shortened.xml.bz2"))
+    assert len(english) == 206 and len(bulgarian) == 3
+    assert site_language(GENSIM / "bgwiki-latest-pages-articles-shortened.xml.bz2") == "bg"
+    anarchism = next(p for p in english if p.title == "Anarchism")
+    assert "[[political philosophy]]" in anarchism.text
+
+
+@pytest.mark.parametrize("suffix, compress", [(".json", lambda b: b), (".json.bz2", bz2.compress), (".json.gz", gzip.compress)])
+def test_wikidata_items_properties_and_bad_lines(tmp_path, suffix, compress):
+    entities = ENTITIES + [{"type": "item", "id": "Q5", "labels": {}, "claims": {"P31": [
+        {"mainsnak": {"snaktype": "novalue", "property": "P31"}},
+        {"mainsnak": {"snaktype": "somevalue", "property": "P31"}},
+        {"mainsnak": {"snaktype": "value", "property": "P31", "datavalue": {"type": "string", "value": "x"}}},
+        {"mainsnak": {"snaktype": "value", "property": "P31", "datavalue": {"type": "wikibase-entityid", "value": {"entity-type": "item", "numeric-id": 215627}}}}]}}]
+    path = tmp_path / f"wikidata{suffix}"
+    path.write_bytes(compress(wikidata_dump(entities).encode()))
+    skipped = []
+    read = {e.id: e for e in iter_entities(path, on_error=skipped.append)}
+    assert sorted(read) == ["P17", "P30", "P36", "Q1490", "Q17", "Q48", "Q5"]  # the lexeme is skipped quietly
+    japan = read["Q17"]
+    assert japan.labels["bg"] == "Япония" and japan.sitelinks["enwiki"] == "Japan"
+    assert japan.claims == [("P36", "Q1490"), ("P30", "Q48")] and japan.descriptions == {"en": "island country in East Asia"}
+    assert read["P36"].kind == "property" and read["P36"].labels["en"] == "capital"
+    assert read["Q5"].labels == {} and read["Q5"].claims == [("P31", "Q215627")]
+    assert [f"{r.location}" for r in skipped] == ["line 4"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=30), st.dictionaries(st.sampled_from(["id", "type", "labels", "claims"]),
+                                                                  st.one_of(st.text(max_size=5), st.integers(), st.none()), max_size=4)
+                          .map(json.dumps)), max_size=8))
+def test_random_lines_never_crash_the_reader(tmp_path_factory, lines):
+    path = tmp_path_factory.mktemp("wd") / "random.json"
+    path.write_text("[\n" + ",\n".join(l.replace("\n", " ") for l in lines) + "\n]\n", encoding="utf-8")
+    skipped = []
+    read = list(iter_entities(path, on_error=skipped.append))
+    assert len(read) + len(skipped) <= len(lines)
+
+
+def test_expand_inputs_sorts_deduplicates_and_names_a_missing_pattern(tmp_path):
+    for name in ("b.xml", "a.xml"):
+        (tmp_path / name).write_text("")
+    assert expand_inputs([str(tmp_path / "*.xml"), str(tmp_path / "a.xml")]) == [str(tmp_path / "a.xml"), str(tmp_path / "b.xml")]
+    with pytest.raises(FileNotFoundError, match="no input file matches .*missing"):
+        expand_inputs(str(tmp_path / "missing*.xml"))

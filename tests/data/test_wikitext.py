@@ -1,0 +1,54 @@
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightning_kg.data.wikitext import normalize_title, parse_wikitext
+
+ARTICLE = """{{Infobox country|name=Japan|capital=[[Tokyo]]{{nested|[[Hidden]]}}}}
+'''Japan''' is an [[island country|island]] in [[East_Asia]].<ref name="a">A [[ref link]]</ref><ref name=b/> It has many [[bus]]es.
+[[File:Flag.svg|thumb|The [[flag]] of Japan]]See [http://example.org the site]. <!-- [[commented]] --><span>Tagged</span> text.
+
+== History ==
+* [[Jōmon period|Jōmon]] people lived here.
+{| class="wikitable"
+| [[In table]] || cell
+|}
+[[Category:Countries]] [[fr:Japon]] [[:Category:Shown]]
+"""
+
+
+def spans(paragraph):
+    return [(paragraph.text[m.start:m.end], m.title) for m in paragraph.mentions]
+
+
+def test_plain_text_keeps_links_as_mentions_and_drops_markup():
+    first, second = parse_wikitext(ARTICLE)
+    assert first.text == "Japan is an island in East Asia. It has many buses. See the site. Tagged text."
+    assert spans(first) == [("island", "Island country"), ("East Asia", "East Asia"), ("buses", "Bus")]
+    assert second.text == "Jōmon people lived here."
+    assert spans(second) == [("Jōmon", "Jōmon period")]
+
+
+@pytest.mark.parametrize("title, expected", [
+    (" east_asia#History ", "East asia"), ("Star Wars: Episode I", "Star Wars: Episode I"), ("Category:X", ""),
+    ("Категория:Азия", ""), ("fr:Japon", ""), (":fr:Japon", ""), ("wikt:bus", ""), ("File:a.png", ""),
+    ("AT&amp;T", "AT&T"), ("tokyo", "Tokyo"), ("", ""),
+])
+def test_titles_are_normalised_as_mediawiki_does(title, expected):
+    assert normalize_title(title) == expected
+
+
+def test_no_link_trail_in_scripts_without_spaces():
+    (paragraph,) = parse_wikitext("[[東京]]は日本の首都である。")
+    assert spans(paragraph) == [("東京", "東京")] and paragraph.text == "東京は日本の首都である。"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list("ab |[]{}'=<>/:#\n*!-&;") + ["[[", "]]", "{{", "}}", "<ref>", "</ref>", "{|", "|}", "\n\n"]),
+                max_size=60).map("".join))
+def test_any_input_parses_and_spans_match_anchors(text):
+    for paragraph in parse_wikitext(text):
+        assert paragraph.text == paragraph.text.strip()
+        for mention in paragraph.mentions:
+            assert 0 <= mention.start < mention.end <= len(paragraph.text)
+            assert mention.title and normalize_title(mention.title) == mention.title
