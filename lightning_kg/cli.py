@@ -64,6 +64,9 @@ def run_prepare(args: list[str]) -> None:
     config.pop("config", None)
     started = time.perf_counter()
     manifest = prepare(PrepareConfig(**config.as_dict()))
+    if manifest is None:
+        print(f"stage {config.stage} (slice {config.slice} of {config.num_slices}) done in {time.perf_counter() - started:.1f} s")
+        return
     counts = manifest["counts"]
     print(f"prepared {config.out}: {counts['pages']} pages, {counts['entities']} entities, "
           f"{sum(s['samples'] for s in manifest['shards']['train'])} train samples, facts {counts['facts']}, "

@@ -87,12 +87,14 @@ class ShardSink:
     """Collects samples into shards ``{prefix}-%06d.tar`` of at most ``max_samples`` samples and
     ``max_bytes`` bytes, writing only those the journal does not list as finished."""
 
-    def __init__(self, directory: str | os.PathLike, prefix: str, journal: ShardJournal, max_samples: int, max_bytes: int):
+    def __init__(self, directory: str | os.PathLike, prefix: str, journal: ShardJournal, max_samples: int, max_bytes: int,
+                 first_index: int = 0):
         self.directory = Path(directory)
         self.prefix = prefix
         self.journal = journal
         self.max_samples = max_samples
         self.max_bytes = max_bytes
+        self.first_index = first_index
         self.shards: list[ShardInfo] = []
         self._pending: list[dict] = []
         self._pending_bytes = 0
@@ -111,7 +113,7 @@ class ShardSink:
         return self.shards
 
     def _flush(self) -> None:
-        name = f"{self.prefix}-{len(self.shards):06d}.tar"
+        name = f"{self.prefix}-{self.first_index + len(self.shards):06d}.tar"
         if self.journal.is_finished(self.directory, name):
             info = self.journal.finished[name]
         else:

@@ -2,7 +2,6 @@
 
 import json
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +122,29 @@ def test_clear_errors_for_missing_inputs_and_unwritable_output(dumps, tmp_path):
     blocker.write_text("")
     with pytest.raises(PermissionError, match="cannot write to output directory"):
         prepare(config(dumps, blocker / "out"))
+
+
+def test_slices_on_a_slurm_array_give_the_same_samples_as_one_machine(dumps, tmp_path):
+    whole = prepare(config(dumps, tmp_path / "whole"))
+    sliced_out = tmp_path / "sliced"
+    for stage, slices in (("parse", range(2)), ("merge", [0]), ("write", range(2)), ("manifest", [0])):
+        for number in slices:
+            prepare(config(dumps, sliced_out, stage=stage, slice=number, num_slices=2))
+    sliced = json.loads((sliced_out / "manifest.json").read_text(encoding="utf-8"))
+    assert sliced["hashes"] == whole["hashes"] and sliced["counts"] == whole["counts"]
+    # Slice 1 numbers its shards from 10000, so the two slices never write the same name.
+    assert any(s["name"].startswith("train-01") for s in sliced["shards"]["train"])
+
+    def samples(out):
+        return sorted((s["__key__"], s["input_ids.npy"].tobytes(), json.dumps(s["json"], sort_keys=True))
+                      for split in ("train", "val") for s in read_shards(out, split))
+
+    assert samples(sliced_out) == samples(tmp_path / "whole")
+
+
+def test_stages_out_of_order_say_what_to_run_first(dumps, tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the parse stage for every slice first"):
+        prepare(config(dumps, tmp_path / "out", stage="merge", num_slices=2))
+    prepare(config(dumps, tmp_path / "out", stage="parse", slice=0, num_slices=1))
+    with pytest.raises(FileNotFoundError, match="run the merge stage before writing shards"):
+        prepare(config(dumps, tmp_path / "out", stage="write"))

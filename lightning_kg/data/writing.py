@@ -1,0 +1,189 @@
+"""Steps 3 and 5 of ``prepare``: links to entities, the vocabulary, knowledge texts and shards."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from lightning_kg.data.entity_vocab import EntityVocab
+from lightning_kg.data.knowledge import KnowledgeTable
+from lightning_kg.data.knowledge_base import KnowledgeBase
+from lightning_kg.data.parsing import iter_documents
+from lightning_kg.data.samples import knowledge_text, pack_document
+from lightning_kg.data.shards import ShardJournal, ShardSink
+
+if TYPE_CHECKING:
+    from lightning_kg.data.prepare import PrepareConfig
+
+REDIRECT_HOPS = 5
+
+
+def stable_fraction(text: str) -> float:
+    """A number in [0, 1) fixed by ``text``: splits by hash are the same on every machine and run."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def doc_hash(lang: str, title: str) -> str:
+    return hashlib.blake2b(f"{lang}:{title}".encode("utf-8"), digest_size=8).hexdigest()
+
+
+class LinkResolver:
+    """Link target -> entity key: follow redirects in the link's language, then sitelinks."""
+
+    def __init__(self, summaries: list[dict], kb: KnowledgeBase):
+        self.kb = kb
+        self.redirects: dict[str, dict[str, str]] = {}
+        for summary in summaries:
+            self.redirects.setdefault(summary["lang"], {}).update(summary["redirects"])
+
+    def __call__(self, lang: str, title: str) -> str:
+        redirects = self.redirects.get(lang, {})
+        for _ in range(REDIRECT_HOPS):
+            if title not in redirects:
+                break
+            title = redirects[title]
+        return self.kb.resolve(lang, title)
+
+
+def build_vocab(summaries: list[dict], resolve: LinkResolver, kb: KnowledgeBase, config: PrepareConfig) -> EntityVocab:
+    """Mention counts over all languages -> the entity vocabulary (``min_entity_count``, ``max_entities``)."""
+    counts: Counter = Counter()
+    titles: dict[str, dict[str, str]] = {}
+    for summary in summaries:
+        lang = summary["lang"]
+        for title, count in summary["link_counts"].items():
+            entity = resolve(lang, title)
+            counts[entity] += count
+            if entity in kb.titles:
+                titles[entity] = kb.titles[entity]
+            else:
+                titles.setdefault(entity, {})[lang] = entity.split(":", 1)[1] if ":" in entity else title
+    return EntityVocab.build(counts, titles, min_count=config.min_entity_count, max_size=config.max_entities)
+
+
+def entity_labels(vocab: EntityVocab, kb: KnowledgeBase, index: int) -> dict[str, str]:
+    """Labels per language: Wikidata's, else the entity's Wikipedia titles."""
+    entity = vocab.entities[index]
+    return kb.labels.get(entity) or vocab.titles[index]
+
+
+def tokenize_knowledge(tokenizer, texts: list[tuple[str, str]], max_length: int) -> list[list[int]]:
+    """``<s> label </s></s> description </s>`` (or ``<s> label </s>``), truncating the description."""
+    result: list[list[int] | None] = [None] * len(texts)
+    paired = [i for i, (_, description) in enumerate(texts) if description]
+    single = [i for i, (_, description) in enumerate(texts) if not description]
+    if paired:
+        encoded = tokenizer([texts[i][0] for i in paired], [texts[i][1] for i in paired],
+                            truncation=True, max_length=max_length)["input_ids"]
+        for i, ids in zip(paired, encoded):
+            result[i] = ids
+    if single:
+        encoded = tokenizer([texts[i][0] for i in single], truncation=True, max_length=max_length)["input_ids"]
+        for i, ids in zip(single, encoded):
+            result[i] = ids
+    return result
+
+
+def write_knowledge(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenizer, languages: list[str],
+                    heldout_subjects: set[str], config: PrepareConfig) -> dict:
+    """One knowledge text per entity and language; facts of held-out subjects are not used."""
+    rows_text, rows_meta = [], []
+    wanted = set(languages)
+    for index in range(3, len(vocab)):
+        entity = vocab.entities[index]
+        labels = entity_labels(vocab, kb, index)
+        descriptions = kb.descriptions.get(entity, {})
+        facts = [] if entity in heldout_subjects else kb.facts.get(entity, [])
+        for lang in sorted(labels):
+            if lang not in wanted:
+                continue
+            stated = [(kb.labels[p][lang], kb.labels[o][lang]) for p, o in facts
+                      if lang in kb.labels.get(p, {}) and lang in kb.labels.get(o, {})]
+            label, description, composed = knowledge_text(labels[lang], descriptions.get(lang), stated[: config.facts_per_description])
+            rows_text.append((label, description))
+            rows_meta.append((index, lang, composed))
+    rows = []
+    batch = 1024
+    for start in tqdm(range(0, len(rows_text), batch), desc="knowledge", unit="batch", disable=None):
+        chunk, meta = rows_text[start : start + batch], rows_meta[start : start + batch]
+        for ids, (index, lang, composed) in zip(tokenize_knowledge(tokenizer, chunk, config.knowledge_max_length), meta):
+            rows.append((index, lang, ids, composed))
+    KnowledgeTable.write(out, rows, num_entities=len(vocab), langs=languages)
+    return {"texts": len(rows), "composed": sum(1 for r in rows if r[3])}
+
+
+def link_table(summaries: list[dict], resolve: LinkResolver, vocab: EntityVocab) -> dict[str, dict[str, int]]:
+    """lang -> link target -> entity index, for every target linked in the dumps and kept in the vocabulary.
+    Saved by the merge stage, so writing shards needs neither Wikidata nor the redirects again."""
+    table: dict[str, dict[str, int]] = {}
+    for summary in summaries:
+        per_language = table.setdefault(summary["lang"], {})
+        for title in summary["link_counts"]:
+            index = vocab.index(resolve(summary["lang"], title))
+            if index > 2:
+                per_language[title] = index
+    return table
+
+
+def write_text_shards(out: Path, work_dir: Path, summaries: dict[int, dict], numbers: list[int],
+                      links: dict[str, dict[str, int]], tokenizer, journal: ShardJournal, first_shard: int,
+                      config: PrepareConfig) -> dict:
+    """Pack the parsed articles of dumps ``numbers`` into text samples; a document goes wholly to
+    train or to val. Shards are numbered from ``first_shard`` (slices write disjoint ranges)."""
+    sinks = {split: ShardSink(out, split, journal, config.shard_max_samples, config.shard_max_bytes, first_shard)
+             for split in ("train", "val")}
+    documents = {"train": 0, "val": 0}
+    mentions = Counter()
+    total = sum(summaries[i]["articles"] for i in numbers)
+    for dump, article in tqdm(iter_documents(work_dir, numbers), total=total, desc="text", unit="doc", disable=None):
+        lang, title = summaries[dump]["lang"], article["title"]
+        split = "val" if stable_fraction(f"{lang}:{title}") < config.val_fraction else "train"
+        documents[split] += 1
+        known = links.get(lang, {})
+        paragraphs = []
+        for text, spans in article["paragraphs"]:
+            resolved = [(start, end, known.get(target, -1)) for start, end, target in spans]
+            mentions.update("in_vocab" if index > 0 else "out_of_vocab" for _, _, index in resolved)
+            paragraphs.append((text, resolved))
+        key = doc_hash(lang, title)
+        for number, sequence in enumerate(pack_document(paragraphs, tokenizer, config.max_seq_length)):
+            sinks[split].write({"__key__": f"{key}-{number:04d}", "input_ids.npy": sequence.input_ids,
+                                "json": {"lang": lang, "title": title, "mentions": sequence.mentions.tolist()}})
+    shards = {split: sink.close() for split, sink in sinks.items()}
+    return {"shards": shards, "documents": documents, "mentions": dict(mentions)}
+
+
+def write_fact_shards(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenizer, languages: list[str],
+                      heldout_subjects: set[str], journal: ShardJournal, config: PrepareConfig) -> dict:
+    """Object Entailment samples: facts whose subject and object are both in the vocabulary,
+    one per language that labels subject, relation and object."""
+    sinks = {split: ShardSink(out, f"facts-{split}", journal, config.shard_max_samples, config.shard_max_bytes)
+             for split in ("train", "val", "heldout")}
+    counts = Counter()
+    for subject_index in tqdm(range(3, len(vocab)), desc="facts", unit="entity", disable=None):
+        subject = vocab.entities[subject_index]
+        for relation, obj in kb.facts.get(subject, []):
+            object_index = vocab.index(obj)
+            if object_index <= 2:
+                continue
+            if subject in heldout_subjects:
+                split = "heldout"
+            else:
+                split = "val" if stable_fraction(f"{subject}|{relation}|{obj}") < config.val_fraction else "train"
+            for lang in languages:
+                labels = [kb.labels.get(e, {}).get(lang) for e in (subject, relation, obj)]
+                if not all(labels):
+                    continue
+                query_ids = tokenizer(labels[0], labels[1])["input_ids"]
+                sinks[split].write({
+                    "__key__": f"{subject_index}-{relation}-{object_index}-{lang}",
+                    "json": {"query_ids": query_ids, "lang": lang, "subject": subject_index, "relation": relation, "object": object_index,
+                             "subject_label": labels[0], "relation_label": labels[1], "object_label": labels[2]},
+                })
+                counts[split] += 1
+    return {"shards": {f"facts-{split}": sink.close() for split, sink in sinks.items()}, "samples": dict(counts)}
