@@ -109,8 +109,10 @@ class KnowledgePretraining(L.LightningModule):
             print(f"init_from {source}:\n{report}")
         else:
             state = torch.load(source, map_location="cpu", weights_only=False)["state_dict"]
-            weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+            # Weights only: the negative queues start empty, as the optimiser starts fresh.
+            weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.") and "_queue." not in k}
             missing, unexpected = self.model.load_state_dict(weights, strict=False)
+            missing = [k for k in missing if "_queue." not in k]
             if missing or unexpected:
                 raise ValueError(f"{source}: does not match this model (missing {missing[:5]}, unexpected {unexpected[:5]})")
 

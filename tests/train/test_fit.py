@@ -145,3 +145,22 @@ def test_each_run_gets_a_new_directory(tmp_path, monkeypatch):
     assert new_run_dir(str(tmp_path)) != first
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     assert new_run_dir(str(tmp_path)).name == "slurm-4242"
+
+
+def test_mluke_two_stage_schedule(demo_run, tmp_path):
+    """Stage 1 trains only the entity parameters; stage 2 starts from stage 1's weights with a new optimiser."""
+    ckpt = demo_run / "checkpoints" / "last.ckpt"
+    data = KnowledgeDataModule(DEMO, num_workers=0, batch_size=4, fact_batch_size=4)
+    stage1 = KnowledgePretraining(vocab_size=data.vocab_size, entity_vocab_size=data.entity_vocab_size,
+                                  init_from=str(ckpt), train_only_entity_parameters=True, warmup_steps=0)
+    trained = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    torch.testing.assert_close(stage1.state_dict()["model.encoder.layers.0.query.weight"], trained["model.encoder.layers.0.query.weight"])
+    before = {k: v.clone() for k, v in stage1.state_dict().items()}
+    L.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=0,
+              enable_model_summary=False).fit(stage1, data)
+    after = stage1.state_dict()
+    assert torch.equal(after["model.encoder.layers.0.query.weight"], before["model.encoder.layers.0.query.weight"])
+    assert torch.equal(after["model.mlm_head.dense.weight"], before["model.mlm_head.dense.weight"])
+    assert not torch.equal(after["model.encoder.entity_embeddings.table.weight"], before["model.encoder.entity_embeddings.table.weight"])
+    with pytest.raises(FileNotFoundError, match="model.init_from: .*nowhere does not exist"):
+        KnowledgePretraining(vocab_size=data.vocab_size, entity_vocab_size=data.entity_vocab_size, init_from=str(tmp_path / "nowhere"))
