@@ -18,6 +18,7 @@ FILES = ("tokens.npy", "index.npy", "entity_rows.npy", "composed.npy", "langs.js
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
+    # A crash mid-write leaves a .tmp file, never a truncated table that loads.
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as stream:
         np.save(stream, array, allow_pickle=False)
@@ -25,6 +26,8 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 
 
 class KnowledgeTable:
+    """Read access to ``<dataset>/knowledge/``; build one with :meth:`write`, open it with :meth:`load`."""
+
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
         self._arrays: dict[str, np.ndarray] | None = None
@@ -34,27 +37,48 @@ class KnowledgeTable:
     @staticmethod
     def write(directory: str | os.PathLike, rows: Iterable[tuple[int, str, Sequence[int], bool]],
               num_entities: int, langs: list[str]) -> None:
-        """Write the table under ``directory/knowledge/``; rows are (entity, lang, token ids, composed)."""
+        """Write the table under ``directory/knowledge/``.
+
+        ``rows`` are (entity index, language code, token ids, composed) in any order; they are
+        sorted by entity, then by the language's position in ``langs`` (stable for equal keys).
+        Tokens are gathered into one int32 array as they come, so memory stays near the table's size.
+        """
         target = Path(directory) / "knowledge"
         target.mkdir(parents=True, exist_ok=True)
         lang_index = {lang: i for i, lang in enumerate(langs)}
-        ordered = sorted(rows, key=lambda row: (row[0], lang_index[row[1]]))
-        lengths = np.asarray([len(row[2]) for row in ordered], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(ordered) else np.zeros(0, np.int64)
-        tokens = np.fromiter((t for row in ordered for t in row[2]), dtype=np.int32, count=int(lengths.sum()))
-        entities = np.asarray([row[0] for row in ordered], dtype=np.int64)
-        index = np.stack([entities, np.asarray([lang_index[row[1]] for row in ordered], dtype=np.int64),
-                          starts.astype(np.int64), lengths], axis=1) if ordered else np.zeros((0, 4), np.int64)
-        entity_rows = np.searchsorted(entities, np.arange(num_entities + 1), side="left").astype(np.int64)
+        chunks: list[np.ndarray] = []
+        entities: list[int] = []
+        lang_ids: list[int] = []
+        composed: list[bool] = []
+        for entity, lang, token_ids, is_composed in rows:
+            if lang not in lang_index:
+                raise ValueError(f"knowledge row of entity {entity}: language {lang!r} is not in langs {langs}")
+            if not 0 <= entity < num_entities:
+                raise ValueError(f"knowledge row: entity index {entity} outside the vocabulary of {num_entities}")
+            chunks.append(np.asarray(token_ids, dtype=np.int32))
+            entities.append(int(entity))
+            lang_ids.append(lang_index[lang])
+            composed.append(bool(is_composed))
+        entity_array = np.asarray(entities, dtype=np.int64)
+        lang_array = np.asarray(lang_ids, dtype=np.int64)
+        order = np.lexsort((lang_array, entity_array))  # lexsort is stable
+        lengths = np.asarray([len(chunks[i]) for i in order], dtype=np.int64)
+        starts = np.zeros(len(order), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        tokens = np.concatenate([chunks[i] for i in order]) if chunks else np.zeros(0, np.int32)
+        index = np.stack([entity_array[order], lang_array[order], starts, lengths], axis=1) if len(order) \
+            else np.zeros((0, 4), np.int64)
+        entity_rows = np.searchsorted(entity_array[order], np.arange(num_entities + 1), side="left").astype(np.int64)
         _save_atomic(target / "tokens.npy", tokens)
         _save_atomic(target / "index.npy", index)
         _save_atomic(target / "entity_rows.npy", entity_rows)
-        _save_atomic(target / "composed.npy", np.asarray([bool(row[3]) for row in ordered], dtype=bool))
+        _save_atomic(target / "composed.npy", np.asarray(composed, dtype=bool)[order])
         (target / "langs.json.tmp").write_text(json.dumps(langs), encoding="utf-8")
         os.replace(target / "langs.json.tmp", target / "langs.json")
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> KnowledgeTable:
+        """Open the table of the dataset in ``directory`` (the one holding ``knowledge/``)."""
         missing = [name for name in FILES if not (Path(directory) / "knowledge" / name).exists()]
         if missing:
             raise FileNotFoundError(f"{directory}/knowledge/ lacks {', '.join(missing)}: not a prepared dataset?")
@@ -70,9 +94,11 @@ class KnowledgeTable:
         return self._arrays
 
     def __getstate__(self) -> dict:
+        # Pickling sends the path only: a worker maps the files itself rather than receiving copies.
         return {**self.__dict__, "_arrays": None}
 
     def __len__(self) -> int:
+        """Number of texts (rows) in the table."""
         return len(self.arrays["index"])
 
     def _rows(self, entity: int) -> np.ndarray:
@@ -82,9 +108,11 @@ class KnowledgeTable:
         return self.arrays["index"][rows[entity] : rows[entity + 1]]
 
     def has(self, entity: int) -> bool:
+        """Whether the entity has a text in any language."""
         return len(self._rows(entity)) > 0
 
     def languages(self, entity: int) -> list[str]:
+        """Language codes of the entity's texts, in ``langs`` order."""
         return [self.langs[int(lang)] for lang in self._rows(entity)[:, 1]]
 
     def _tokens(self, row: np.ndarray) -> np.ndarray:
@@ -92,7 +120,7 @@ class KnowledgeTable:
         return np.asarray(self.arrays["tokens"][start : start + length])
 
     def text(self, entity: int, lang: str) -> np.ndarray | None:
-        """Token ids of the entity's text in ``lang``, or None."""
+        """Token ids (L,) int32 of the entity's text in ``lang``, or None."""
         lang_id = self._lang_index.get(lang)
         for row in self._rows(entity):
             if row[1] == lang_id:
@@ -100,7 +128,8 @@ class KnowledgeTable:
         return None
 
     def sample(self, entity: int, rng: np.random.Generator, lang: str | None = None) -> np.ndarray | None:
-        """The text in ``lang`` when there is one, else one in a random available language."""
+        """Token ids (L,) int32: the text in ``lang`` when there is one, else one in a random
+        available language; None when the entity has no text."""
         if lang is not None and (text := self.text(entity, lang)) is not None:
             return text
         rows = self._rows(entity)
