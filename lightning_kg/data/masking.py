@@ -1,8 +1,8 @@
 """Dynamic masking at collate time and the batch the model reads (docs/FORMATS.md).
 
 Masking happens here rather than in ``prepare`` so every pass over the data sees new masks, as
-RoBERTa and mLUKE do. Each batch gets its own generator, seeded by the batch's position in the
-stream, so a resumed run masks exactly as an uninterrupted one.
+RoBERTa and mLUKE do. The caller passes one generator per batch, seeded by the batch's position in
+the stream, so a resumed run masks exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -21,48 +21,54 @@ IGNORE = -100
 
 def mask_tokens(
     input_ids: np.ndarray,
-    special: np.ndarray,
+    special_mask: np.ndarray,
     mention_spans: Sequence[tuple[int, int]],
-    forced_spans: Sequence[tuple[int, int]],
     vocab_size: int,
     mask_token_id: int,
     rng: np.random.Generator,
     probability: float = 0.15,
     whole_mention: bool = True,
+    forced_spans: Sequence[tuple[int, int]] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """BERT masking: ``probability`` of the non-special tokens are predicted, of which 80% become
-    ``<mask>``, 10% a random token, 10% stay. With ``whole_mention``, a mention span is chosen all or
-    nothing. ``forced_spans`` are masked with ``<mask>`` whatever the draw (the mentions of
-    ``mep_contrastive``) and count towards the budget.
+    """BERT masking of one sequence.
 
-    Returns (masked ids, labels): (S,) int64 each, labels -100 where nothing is predicted.
+    ``round(probability * n)`` of the ``n`` non-special tokens (at least one) are predicted; of
+    those, 80% become ``mask_token_id``, 10% a random id below ``vocab_size``, 10% stay. With
+    ``whole_mention``, a mention span ``[start, end)`` is chosen all or nothing and counts its
+    length towards the budget (a span that would overshoot it is passed over). ``forced_spans``
+    (the mentions of ``mep_contrastive``) always become ``<mask>`` and count towards the budget.
+
+    Args: ``input_ids`` (S,) int, ``special_mask`` (S,) bool, True where a token is never chosen.
+    Returns (masked ids, labels): (S,) int64 each, labels the original id where predicted, -100 elsewhere.
     """
-    ids = input_ids.astype(np.int64).copy()
+    ids = input_ids.astype(np.int64)  # a copy
     labels = np.full_like(ids, IGNORE)
-    candidates = ~special
-    budget = int(round(probability * candidates.sum()))
-    chosen = np.zeros_like(candidates)
+    candidates = ~special_mask.astype(bool)
+    count = int(candidates.sum())
+    budget = max(1, int(round(probability * count))) if count and probability > 0 else 0
+    forced = np.zeros_like(candidates)
     for start, end in forced_spans:
-        chosen[start:end] = True
-        labels[start:end] = ids[start:end]
-        ids[start:end] = mask_token_id
-    forced = chosen.copy()
-    # Units: whole mentions (when asked) and every other candidate token alone.
-    in_mention = np.zeros_like(candidates)
+        forced[start:end] = True
+    labels[forced] = ids[forced]
+    ids[forced] = mask_token_id
+    taken = int(forced.sum())
+    # Units to draw: whole mentions (when asked) and every other candidate token alone.
+    in_mention = forced.copy()
     units: list[tuple[int, int]] = []
     if whole_mention:
         for start, end in mention_spans:
-            if not forced[start:end].any():
+            if not in_mention[start:end].any() and candidates[start:end].all():
                 units.append((start, end))
             in_mention[start:end] = True
-    units += [(i, i + 1) for i in np.flatnonzero(candidates & ~in_mention & ~forced)]
-    for index in rng.permutation(len(units)):
-        if chosen.sum() >= budget:
-            break
-        start, end = units[index]
-        chosen[start:end] = True
-    chosen &= candidates | forced
-    drawn = chosen & ~forced
+    units += [(i, i + 1) for i in np.flatnonzero(candidates & ~in_mention)]
+    drawn = np.zeros_like(candidates)
+    for unit in rng.permutation(len(units)) if taken < budget else ():
+        start, end = units[unit]
+        if taken + end - start <= budget:
+            drawn[start:end] = True
+            taken += end - start
+            if taken == budget:
+                break
     positions = np.flatnonzero(drawn)
     labels[positions] = ids[positions]
     roll = rng.random(len(positions))
@@ -72,28 +78,48 @@ def mask_tokens(
     return ids, labels
 
 
-def choose_masked_entities(entity_ids: np.ndarray, rng: np.random.Generator, probability: float) -> np.ndarray:
-    """Slots to mask for ``mep_vocab``: about ``probability`` of the known entities, at least one.
-    ``[UNK]`` slots stay as inputs and are never targets."""
-    known = np.flatnonzero(entity_ids > UNK_ID)
-    if not len(known):
-        return known
-    count = max(1, int(round(probability * len(known))))
-    return np.sort(rng.choice(known, size=count, replace=False))
+def mask_entities(entity_ids: np.ndarray, rng: np.random.Generator, probability: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """Entity masking for ``mep_vocab`` over one sequence's slots.
+
+    ``round(probability * n)`` of the ``n`` slots holding a known entity (index > ``[UNK]``), at
+    least one when there is any, become ``[MASK]`` (2). ``[UNK]`` slots stay as inputs and are
+    never targets.
+    Args: ``entity_ids`` (E,) int. Returns (inputs, labels): (E,) int64 each, labels -100 where not masked.
+    """
+    inputs = entity_ids.astype(np.int64)
+    labels = np.full_like(inputs, IGNORE)
+    known = np.flatnonzero(inputs > UNK_ID)
+    if len(known):
+        chosen = rng.choice(known, size=max(1, int(round(probability * len(known)))), replace=False)
+        labels[chosen] = inputs[chosen]
+        inputs[chosen] = MASK_ID
+    return inputs, labels
 
 
 def _pad(rows: Sequence[np.ndarray], value: int, multiple: int = 1, minimum: int = 0) -> torch.Tensor:
     length = max([minimum, *(len(r) for r in rows)])
-    length = -(-length // multiple) * multiple if length else 0
+    length = -(-length // multiple) * multiple
     out = np.full((len(rows), length), value, dtype=np.int64)
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
     return torch.from_numpy(out)
 
 
+def _attention(rows: Sequence[np.ndarray], length: int) -> torch.Tensor:
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        mask[i, : len(row)] = 1
+    return mask
+
+
 @dataclass
 class Collator:
-    """Builds a batch of text rows and facts (docs/FORMATS.md) from decoded samples."""
+    """Builds one batch of text rows and facts (docs/FORMATS.md, "Batch") from decoded samples.
+
+    A text sample is ``{"input_ids": (S,) int, "mentions": (N, 3) int [start, end, entity], "lang": str}``,
+    a fact sample ``{"query_ids": (Lq,) int, "object": int, "lang": str}``. Picklable (plain fields and
+    a :class:`KnowledgeTable` that re-opens its files), so loader workers collate.
+    """
 
     pad_token_id: int
     mask_token_id: int
@@ -109,48 +135,54 @@ class Collator:
     knowledge_max_length: int = 32
     pad_to_multiple_of: int = 8
 
+    def __post_init__(self):
+        if self.knowledge_language not in ("any", "same"):
+            raise ValueError(f"knowledge_language is {self.knowledge_language!r}, expected 'any' or 'same'")
+
+    def _knowledge_text(self, entity: int, lang: str | None, rng: np.random.Generator) -> np.ndarray | None:
+        wanted = lang if self.knowledge_language == "same" else None
+        text = self.knowledge.sample(entity, rng, wanted)
+        return None if text is None else text[: self.knowledge_max_length]
+
     def __call__(self, texts: Sequence[dict], facts: Sequence[dict], rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """The batch dict of docs/FORMATS.md; ``rng`` draws every mask and knowledge language."""
         specials = np.asarray(self.special_token_ids)
-        rows, labels, entity_rows, entity_labels, span_rows = [], [], [], [], []
+        rows, labels, entity_rows, entity_labels, slot_spans = [], [], [], [], []
         mep_positions, mep_knowledge, mep_entities = [], [], []
         for row, sample in enumerate(texts):
-            ids, mentions, lang = sample["input_ids"], sample["mentions"][: self.max_entities], sample["lang"]
-            spans = [(int(s), int(min(e, s + self.max_mention_length))) for s, e, _ in mentions]
-            entities = mentions[:, 2].astype(np.int64)
-            masked = choose_masked_entities(entities, rng, self.entity_mask_probability)
+            ids, mentions = sample["input_ids"], np.asarray(sample["mentions"], dtype=np.int64).reshape(-1, 3)
+            spans = [(int(start), int(end)) for start, end, _ in mentions]
+            slots = mentions[: self.max_entities]
+            slot_inputs, slot_labels = mask_entities(slots[:, 2], rng, self.entity_mask_probability)
             forced = []
-            for slot in masked:
-                text = self.knowledge.sample(int(entities[slot]), rng, lang if self.knowledge_language == "same" else None)
+            for slot in np.flatnonzero(slot_labels != IGNORE):
+                entity = int(slot_labels[slot])
+                text = self._knowledge_text(entity, sample.get("lang"), rng)
                 if text is not None:
                     forced.append(spans[slot])
                     mep_positions.append((row, spans[slot][0]))
-                    mep_knowledge.append(text[: self.knowledge_max_length])
-                    mep_entities.append(int(entities[slot]))
-            masked_ids, row_labels = mask_tokens(ids, np.isin(ids, specials), spans, forced, self.vocab_size,
-                                                 self.mask_token_id, rng, self.mlm_probability, self.whole_mention_masking)
+                    mep_knowledge.append(text)
+                    mep_entities.append(entity)
+            masked_ids, row_labels = mask_tokens(ids, np.isin(ids, specials), spans, self.vocab_size, self.mask_token_id,
+                                                 rng, self.mlm_probability, self.whole_mention_masking, forced)
             rows.append(masked_ids)
             labels.append(row_labels)
-            slot_labels = np.full(len(entities), IGNORE, dtype=np.int64)
-            slot_labels[masked] = entities[masked]
-            slot_inputs = entities.copy()
-            slot_inputs[masked] = MASK_ID
             entity_rows.append(slot_inputs)
             entity_labels.append(slot_labels)
-            span_rows.append(spans)
+            slot_spans.append([(start, min(end, start + self.max_mention_length)) for start, end in spans[: self.max_entities]])
 
         input_ids = _pad(rows, self.pad_token_id, self.pad_to_multiple_of)
         max_slots = max([0, *(len(r) for r in entity_rows)])
-        max_span = max([1, *(e - s for spans in span_rows for s, e in spans)])
+        max_span = max([1, *(end - start for spans in slot_spans for start, end in spans)])
         positions = torch.full((len(texts), max_slots, max_span), -1, dtype=torch.long)
-        for row, spans in enumerate(span_rows):
+        for row, spans in enumerate(slot_spans):
             for slot, (start, end) in enumerate(spans):
                 positions[row, slot, : end - start] = torch.arange(start, end)
-        entity_ids = _pad(entity_rows, PAD_ID)
         batch = {
             "input_ids": input_ids,
             "attention_mask": _attention(rows, input_ids.shape[1]),
             "mlm_labels": _pad(labels, IGNORE, self.pad_to_multiple_of),
-            "entity_ids": entity_ids,
+            "entity_ids": _pad(entity_rows, PAD_ID),
             "entity_position_ids": positions,
             "entity_attention_mask": _pad([np.ones(len(r), dtype=np.int64) for r in entity_rows], 0),
             "entity_labels": _pad(entity_labels, IGNORE),
@@ -160,25 +192,17 @@ class Collator:
         batch.update(self._texts("mep_knowledge", mep_knowledge))
         queries, objects, object_ids = [], [], []
         for fact in facts:
-            lang = fact["lang"] if self.knowledge_language == "same" else None
-            text = self.knowledge.sample(int(fact["object"]), rng, lang)
-            if text is None:
-                continue
-            queries.append(fact["query_ids"][: self.knowledge_max_length])
-            objects.append(text[: self.knowledge_max_length])
-            object_ids.append(int(fact["object"]))
+            text = self._knowledge_text(int(fact["object"]), fact.get("lang"), rng)
+            if text is not None:
+                queries.append(fact["query_ids"][: self.knowledge_max_length])
+                objects.append(text)
+                object_ids.append(int(fact["object"]))
         batch.update(self._texts("oe_query", queries))
         batch.update(self._texts("oe_object", objects))
         batch["oe_objects"] = torch.tensor(object_ids, dtype=torch.long)
         return batch
 
     def _texts(self, name: str, texts: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        # At least one column, so an empty group is (0, 8) rather than (0, 0).
         ids = _pad(texts, self.pad_token_id, self.pad_to_multiple_of, minimum=1)
         return {f"{name}_ids": ids, f"{name}_mask": _attention(texts, ids.shape[1])}
-
-
-def _attention(rows: Sequence[np.ndarray], length: int) -> torch.Tensor:
-    mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, row in enumerate(rows):
-        mask[i, : len(row)] = 1
-    return mask
