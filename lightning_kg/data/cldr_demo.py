@@ -1,15 +1,16 @@
 """Recipe for the demo's multilingual knowledge: Unicode CLDR (through ``babel``) written out as a
-Wikidata JSON dump and as MediaWiki XML dumps in 14 languages, the formats ``prepare`` reads.
+Wikidata JSON dump and as MediaWiki ``pages-articles`` XML dumps, the real formats ``prepare`` reads.
 
     python -m lightning_kg.data.cldr_demo --out shards/demo/sources
 
-What comes from CLDR: names of territories, languages, currencies, scripts and time-zone cities in
-100+ locales; official languages and current currencies of each territory; each language's likely
-script; each city's territory. Each territory's continent is derived from the IANA time-zone area
-of its zones ("Asia/Tokyo" -> Asia), because babel ships no territory containment. The article
-sentences are *templated*: fixed per-language templates filled with the real localised names.
-Entity ids are local to the demo (Q1000000 upwards, assigned in sorted order), not Wikidata's;
-property ids are Wikidata's. Output is byte-identical on every run.
+What comes from CLDR: names of regions, territories, languages, scripts, currencies and time-zone
+exemplar cities in 100+ locales; each territory's official languages and current currency; each
+language's likely script; each city's territory; the list patterns joining names ("A, B und C").
+The territory containment tree (UN M49 regions) and UN membership are copied below from CLDR's
+supplemental data because babel does not ship them. Article sentences are *templated*: fixed
+per-language templates written here, filled with the real localised names. Q-ids are local to the
+demo (Q1000000 + position in KINDS order, then code order), not Wikidata's; property ids are
+Wikidata's. Output is byte-identical on every run with the same babel.
 """
 
 from __future__ import annotations
@@ -17,218 +18,363 @@ from __future__ import annotations
 import argparse
 import bz2
 import json
+from datetime import date
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from babel import Locale, localedata
 from babel.core import get_global
 from babel.languages import get_official_languages
+from babel.lists import format_list
 from babel.numbers import get_territory_currencies
 
-TEXT_LANGUAGES = ["bg", "de", "en", "es", "fr", "it", "ja", "nl", "pl", "pt", "ru", "sv", "tr", "zh"]
-CONTINENTS = {"Africa": "002", "America": "019", "Asia": "142", "Europe": "150", "Australia": "009", "Pacific": "009", "Antarctica": "010"}
-CITIES_PER_TERRITORY = 3
+# CLDR supplemental territoryContainment (CLDR 48, same tree as babel's CLDR 47), groupings left out.
+CONTAINMENT = {
+    "001": "002 009 019 142 150", "002": "011 014 015 017 018", "009": "053 054 057 061 QO",
+    "019": "005 013 021 029", "142": "030 034 035 143 145", "150": "039 151 154 155",
+    "005": "AR BO BR BV CL CO EC FK GF GS GY PE PY SR UY VE",
+    "011": "BF BJ CI CV GH GM GN GW LR ML MR NE NG SH SL SN TG",
+    "013": "BZ CR GT HN MX NI PA SV",
+    "014": "BI DJ ER ET IO KE KM MG MU MW MZ RE RW SC SO SS TF TZ UG YT ZM ZW",
+    "015": "DZ EA EG EH IC LY MA SD TN",
+    "017": "AO CD CF CG CM GA GQ ST TD",
+    "018": "BW LS NA SZ ZA",
+    "021": "BM CA GL PM US",
+    "029": "AG AI AW BB BL BQ BS CU CW DM DO GD GP HT JM KN KY LC MF MQ MS PR SX TC TT VC VG VI",
+    "030": "CN HK JP KP KR MN MO TW",
+    "034": "AF BD BT IN IR LK MV NP PK",
+    "035": "BN ID KH LA MM MY PH SG TH TL VN",
+    "039": "AD AL BA ES GI GR HR IT ME MK MT PT RS SI SM VA XK",
+    "053": "AU CC CX HM NF NZ",
+    "054": "FJ NC PG SB VU",
+    "057": "FM GU KI MH MP NR PW UM",
+    "061": "AS CK NU PF PN TK TO TV WF WS",
+    "143": "KG KZ TJ TM UZ",
+    "145": "AE AM AZ BH CY GE IL IQ JO KW LB OM PS QA SA SY TR YE",
+    "151": "BG BY CZ HU MD PL RO RU SK UA",
+    "154": "AX CQ DK EE FI FO GB GG IE IM IS JE LT LV NO SE SJ",
+    "155": "AT BE CH DE FR LI LU MC NL",
+    "QO": "AC AQ CP DG TA",
+}
+# CLDR's "UN" grouping: members are called a country in the articles, the rest a territory.
+UN_MEMBERS = set("""AD AE AF AG AL AM AO AR AT AU AZ BA BB BD BE BF BG BH BI BJ BN BO BR BS BT BW BY BZ CA CD CF CG CH
+CI CL CM CN CO CR CU CV CY CZ DE DJ DK DM DO DZ EC EE EG ER ES ET FI FJ FM FR GA GB GD GE GH GM GN GQ GR GT GW GY HN
+HR HT HU ID IE IL IN IQ IR IS IT JM JO JP KE KG KH KI KM KN KP KR KW KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MG
+MH MK ML MM MN MR MT MU MV MW MX MY MZ NA NE NG NI NL NO NP NR NZ OM PA PE PG PH PK PL PT PW PY QA RO RS RU RW SA SB SC
+SD SE SG SI SK SL SN SO SR SS ST SV SY SZ TD TG TH TJ TL TM TN TO TR TT TV TZ UA UG US UY UZ VC VE VN VU WS YE ZA ZM
+ZW""".split())
+
+# Id order and, when two entities share a title in one wiki, which one gets the sitelink.
+KINDS = ("region", "territory", "language", "script", "currency", "city")
 FIRST_ID = 1_000_000
+CITIES_PER_TERRITORY = 3
+TEXT_LANGUAGES = ("bg", "de", "en", "es", "fr", "it", "ja", "nl", "pl", "pt", "ru", "sv", "tr", "zh")
+CONTINENTS = ("002", "009", "019", "142", "150")
 
-# property id -> label per text language (written for this recipe)
+# Wikidata property -> its label in each of TEXT_LANGUAGES, in that order ("_" stands for a space).
 PROPERTIES = {
-    "P17": {"bg": "държава", "de": "Staat", "en": "country", "es": "país", "fr": "pays", "it": "paese", "ja": "国", "nl": "land",
-            "pl": "państwo", "pt": "país", "ru": "страна", "sv": "land", "tr": "ülke", "zh": "国家"},
-    "P30": {"bg": "континент", "de": "Kontinent", "en": "continent", "es": "continente", "fr": "continent", "it": "continente",
-            "ja": "大陸", "nl": "continent", "pl": "kontynent", "pt": "continente", "ru": "континент", "sv": "kontinent", "tr": "kıta", "zh": "大洲"},
-    "P37": {"bg": "официален език", "de": "Amtssprache", "en": "official language", "es": "idioma oficial", "fr": "langue officielle",
-            "it": "lingua ufficiale", "ja": "公用語", "nl": "officiële taal", "pl": "język urzędowy", "pt": "língua oficial",
-            "ru": "официальный язык", "sv": "officiellt språk", "tr": "resmî dil", "zh": "官方语言"},
-    "P38": {"bg": "валута", "de": "Währung", "en": "currency", "es": "moneda", "fr": "monnaie", "it": "valuta", "ja": "通貨",
-            "nl": "munteenheid", "pl": "waluta", "pt": "moeda", "ru": "валюта", "sv": "valuta", "tr": "para birimi", "zh": "货币"},
-    "P282": {"bg": "писменост", "de": "Schrift", "en": "writing system", "es": "sistema de escritura", "fr": "système d'écriture",
-             "it": "sistema di scrittura", "ja": "文字体系", "nl": "schrift", "pl": "pismo", "pt": "sistema de escrita",
-             "ru": "письменность", "sv": "skriftsystem", "tr": "yazı sistemi", "zh": "书写系统"},
+    "P17": "държава Staat country país pays paese 国 land państwo país страна land ülke 国家",
+    "P30": "континент Kontinent continent continente continent continente 大陸 continent kontynent continente континент kontinent kıta 大洲",
+    "P37": "официален_език Amtssprache official_language idioma_oficial langue_officielle lingua_ufficiale 公用語 officiële_taal "
+           "język_urzędowy língua_oficial официальный_язык officiellt_språk resmî_dil 官方语言",
+    "P38": "валута Währung currency moneda monnaie valuta 通貨 munteenheid waluta moeda валюта valuta para_birimi 货币",
+    "P282": "писменост Schrift writing_system sistema_de_escritura système_d'écriture sistema_di_scrittura 文字体系 schrift pismo "
+            "sistema_de_escrita письменность skriftsystem yazı_sistemi 书写系统",
+    "P361": "част_от Teil_von part_of parte_de partie_de parte_di 一部分 onderdeel_van część parte_de часть_от del_av parçası 属于",
 }
 
-# Templated sentences: {country}, {continent}, {languages}, {currency}, {cities} are [[links]].
-TEMPLATES = {
-    "bg": ["{country} е държава в {continent}.", "Официален език: {languages}.", "Валута: {currency}.", "Градове: {cities}."],
-    "de": ["{country} ist ein Staat in {continent}.", "Amtssprache: {languages}.", "Währung: {currency}.", "Städte: {cities}."],
-    "en": ["{country} is a country in {continent}.", "The official language is {languages}.", "The currency is the {currency}.",
-           "Cities in {country} include {cities}."],
-    "es": ["{country} es un país de {continent}.", "Idioma oficial: {languages}.", "Moneda: {currency}.", "Ciudades: {cities}."],
-    "fr": ["{country} est un pays du continent {continent}.", "Langue officielle : {languages}.", "Monnaie : {currency}.", "Villes : {cities}."],
-    "it": ["{country} è un paese del continente {continent}.", "Lingua ufficiale: {languages}.", "Valuta: {currency}.", "Città: {cities}."],
-    "ja": ["{country}は{continent}の国である。", "公用語は{languages}である。", "通貨は{currency}である。", "主な都市は{cities}である。"],
-    "nl": ["{country} is een land in {continent}.", "Officiële taal: {languages}.", "Munteenheid: {currency}.", "Steden: {cities}."],
-    "pl": ["{country} to państwo na kontynencie {continent}.", "Język urzędowy: {languages}.", "Waluta: {currency}.", "Miasta: {cities}."],
-    "pt": ["{country} é um país do continente {continent}.", "Língua oficial: {languages}.", "Moeda: {currency}.", "Cidades: {cities}."],
-    "ru": ["{country} — страна, континент: {continent}.", "Официальный язык: {languages}.", "Валюта: {currency}.", "Города: {cities}."],
-    "sv": ["{country} är ett land i {continent}.", "Officiellt språk: {languages}.", "Valuta: {currency}.", "Städer: {cities}."],
-    "tr": ["{country}, {continent} kıtasında bir ülkedir.", "Resmî dil: {languages}.", "Para birimi: {currency}.", "Şehirler: {cities}."],
-    "zh": ["{country}是位于{continent}的国家。", "官方语言是{languages}。", "货币是{currency}。", "主要城市有{cities}。"],
+# Templated article text per language. noun: (UN member, other territory); first/continent/languages
+# (one, several)/currency/cities take [[links]]; short labelled forms where a sentence needs inflection.
+TEXT = {
+    "bg": dict(noun=("държава", "територия"), first="{name} е {noun} в региона {region}.", continent="Континент: {x}.",
+               languages=("Официален език: {x}.", "Официални езици: {x}."), currency="Валута: {x}.", cities="Градове: {x}.",
+               category="Категория", template="Шаблон"),
+    "de": dict(noun=("Staat", "Gebiet"), first="{name} ist ein {noun} in der Region {region}.", continent="Kontinent: {x}.",
+               languages=("Amtssprache ist {x}.", "Amtssprachen sind {x}."), currency="Währung: {x}.", cities="Städte: {x}.",
+               category="Kategorie", template="Vorlage"),
+    "en": dict(noun=("country", "territory"), first="{name} is a {noun} in {region}.", continent="It lies in {x}.",
+               languages=("Its official language is {x}.", "Its official languages are {x}."), currency="Its currency is the {x}.",
+               cities="Its cities include {x}.", category="Category", template="Template"),
+    "es": dict(noun=("país", "territorio"), first="{name} es un {noun} de la región {region}.", continent="Continente: {x}.",
+               languages=("Idioma oficial: {x}.", "Idiomas oficiales: {x}."), currency="Moneda: {x}.", cities="Ciudades: {x}.",
+               category="Categoría", template="Plantilla"),
+    "fr": dict(noun=("pays", "territoire"), first="{name} est un {noun} de la région {region}.", continent="Continent : {x}.",
+               languages=("Langue officielle : {x}.", "Langues officielles : {x}."), currency="Monnaie : {x}.", cities="Villes : {x}.",
+               category="Catégorie", template="Modèle"),
+    "it": dict(noun=("paese", "territorio"), first="{name} è un {noun} della regione {region}.", continent="Continente: {x}.",
+               languages=("Lingua ufficiale: {x}.", "Lingue ufficiali: {x}."), currency="Valuta: {x}.", cities="Città: {x}.",
+               category="Categoria", template="Template"),
+    "ja": dict(noun=("国", "地域"), first="{name}は{region}の{noun}である。", continent="{x}に位置する。",
+               languages=("公用語は{x}である。", "公用語は{x}である。"), currency="通貨は{x}である。", cities="{x}などの都市がある。",
+               category="Category", template="Template"),
+    "nl": dict(noun=("land", "gebied"), first="{name} is een {noun} in de regio {region}.", continent="Continent: {x}.",
+               languages=("Officiële taal: {x}.", "Officiële talen: {x}."), currency="Munteenheid: {x}.", cities="Steden: {x}.",
+               category="Categorie", template="Sjabloon"),
+    "pl": dict(noun=("państwo", "terytorium"), first="{name} to {noun} w regionie {region}.", continent="Kontynent: {x}.",
+               languages=("Język urzędowy: {x}.", "Języki urzędowe: {x}."), currency="Waluta: {x}.", cities="Miasta: {x}.",
+               category="Kategoria", template="Szablon"),
+    "pt": dict(noun=("país", "território"), first="{name} é um {noun} da região {region}.", continent="Continente: {x}.",
+               languages=("Língua oficial: {x}.", "Línguas oficiais: {x}."), currency="Moeda: {x}.", cities="Cidades: {x}.",
+               category="Categoria", template="Predefinição"),
+    "ru": dict(noun=("страна", "территория"), first="{name} — {noun} в регионе {region}.", continent="Континент: {x}.",
+               languages=("Официальный язык: {x}.", "Официальные языки: {x}."), currency="Валюта: {x}.", cities="Города: {x}.",
+               category="Категория", template="Шаблон"),
+    "sv": dict(noun=("land", "territorium"), first="{name} är ett {noun} i regionen {region}.", continent="Kontinent: {x}.",
+               languages=("Officiellt språk: {x}.", "Officiella språk: {x}."), currency="Valuta: {x}.", cities="Städer: {x}.",
+               category="Kategori", template="Mall"),
+    "tr": dict(noun=("ülkedir", "bölgedir"), first="{name}, {region} bölgesinde bir {noun}.", continent="Kıta: {x}.",
+               languages=("Resmî dil: {x}.", "Resmî diller: {x}."), currency="Para birimi: {x}.", cities="Şehirler: {x}.",
+               category="Kategori", template="Şablon"),
+    "zh": dict(noun=("国家", "地区"), first="{name}是位于{region}的{noun}。", continent="它位于{x}。",
+               languages=("官方语言为{x}。", "官方语言为{x}。"), currency="货币为{x}。", cities="城市有{x}等。",
+               category="Category", template="Template"),
 }
-LIST_SEPARATOR = {"ja": "、", "zh": "、"}
-# Short descriptions in two languages only, so most entities get a description composed from facts.
-DESCRIPTIONS = {"en": "country in {continent}", "de": "Staat in {continent}"}
+ENGLISH_THE = {"019", "029", "057"}  # "in the Caribbean", "in the Americas", "in the Micronesian Region"
+# Short descriptions of UN members in five languages only: most entities have none and get one
+# composed from facts by the pipeline.
+DESCRIPTIONS = {  # continent order: Africa, Oceania, Americas, Asia, Europe
+    "bg": "държава в Африка|държава в Океания|държава в Америка|държава в Азия|държава в Европа",
+    "de": "Staat in Afrika|Staat in Ozeanien|Staat in Amerika|Staat in Asien|Staat in Europa",
+    "en": "country in Africa|country in Oceania|country in the Americas|country in Asia|country in Europe",
+    "es": "país de África|país de Oceanía|país de América|país de Asia|país de Europa",
+    "fr": "pays d'Afrique|pays d'Océanie|pays d'Amérique|pays d'Asie|pays d'Europe",
+}
+CURRENCY_DATE = date(2025, 1, 1)  # "current" tender as of a fixed day, so the output does not age
 
 
 def label_locales() -> list[str]:
     """Base locales (no region) that name Japan: the languages whose labels go into the dump."""
-    found = []
-    for identifier in sorted(localedata.locale_identifiers()):
-        if "_" in identifier or identifier == "root":
-            continue
-        if "JP" in Locale.parse(identifier).territories:
-            found.append(identifier)
-    return found
+    return [code for code in sorted(localedata.locale_identifiers())
+            if "_" not in code and code != "root" and "JP" in Locale.parse(code).territories]
 
 
-def build(out: Path) -> dict:
-    locales = {code: Locale.parse(code) for code in label_locales()}
-    english = locales["en"]
-    zones = get_global("zone_territories")
-    likely = get_global("likely_subtags")
+def cldr_facts(max_territories: int | None) -> dict:
+    """Entity keys ``(kind, code)`` in id order and their relations ``{key: [(property, key), ...]}``."""
+    english = Locale.parse("en")
+    parent = {child: region for region, children in CONTAINMENT.items() for child in children.split()}
+    regions = sorted(CONTAINMENT)
+    territories = sorted(code for code in parent if code not in CONTAINMENT and code in english.territories)
+    territories = territories[:max_territories]
 
-    countries = sorted(t for t in english.territories if len(t) == 2 and t.isalpha() and t not in ("ZZ", "EU", "EZ", "UN", "QO", "XA", "XB"))
-    continent_of, cities_of = {}, {}
-    for zone, territory in sorted(zones.items()):
-        area = zone.split("/")[0]
-        if territory in countries and area in CONTINENTS:
-            continent_of.setdefault(territory, CONTINENTS[area])
-        if territory in countries and "/" in zone and zone.count("/") == 1:
-            cities_of.setdefault(territory, []).append(zone)
-    languages_of = {t: sorted(l for l in get_official_languages(t) if l in english.languages) for t in countries}
-    currency_of = {t: next((c for c in get_territory_currencies(t) if c in english.currencies), None) for t in countries}
-    script_of = {l: likely.get(l, "").split("_")[1] for ls in languages_of.values() for l in ls
-                 if len(likely.get(l, "").split("_")) == 3 and likely[l].split("_")[1] in english.scripts}
+    def continent(code: str) -> str:
+        while code not in CONTINENTS:
+            code = parent[code]
+        return code
 
-    # Entities, in a fixed order: (kind, code) -> Q-id.
-    keys = ([("continent", c) for c in sorted(set(CONTINENTS.values()))] + [("country", t) for t in countries]
-            + [("language", l) for l in sorted({l for ls in languages_of.values() for l in ls})]
-            + [("currency", c) for c in sorted({c for c in currency_of.values() if c})]
-            + [("script", s) for s in sorted(set(script_of.values()))]
-            + [("city", z) for t in countries for z in cities_of.get(t, [])[:CITIES_PER_TERRITORY]])
-    qid = {key: f"Q{FIRST_ID + i}" for i, key in enumerate(keys)}
+    def known_language(code: str) -> str | None:  # "nan_Hant" -> "nan" when CLDR names only the base
+        return code if code in english.languages else code.split("_")[0] if code.split("_")[0] in english.languages else None
 
-    def name(locale: Locale, kind: str, code: str) -> str | None:
-        if kind in ("continent", "country"):
-            return locale.territories.get(code)
+    likely, windows_zones = get_global("likely_subtags"), set(get_global("windows_zone_mapping").values())
+    territory_zones = get_global("territory_zones")
+    relations: dict[tuple, list] = {}
+    for code in regions:
+        relations[("region", code)] = [("P361", ("region", parent[code]))] if code in parent else []
+    for code in territories:
+        languages = dict.fromkeys(filter(None, map(known_language, get_official_languages(code))))
+        currencies = [c for c in get_territory_currencies(code, CURRENCY_DATE, CURRENCY_DATE) if c in english.currencies]
+        relations[("territory", code)] = ([("P361", ("region", parent[code])), ("P30", ("region", continent(code)))]
+                                          + [("P37", ("language", language)) for language in languages]
+                                          + [("P38", ("currency", currency)) for currency in currencies])
+        # Exemplar cities: zones named "Area/City", the ones Windows maps its zones to first.
+        zones = sorted((zone not in windows_zones, zone) for zone in territory_zones.get(code, ()) if zone.count("/") == 1)
+        for _, zone in zones[:CITIES_PER_TERRITORY]:
+            relations[("city", zone)] = [("P17", ("territory", code))]
+    targets = {target for claims in list(relations.values()) for _, target in claims}
+    for kind, code in sorted(targets):
         if kind == "language":
-            return locale.languages.get(code)
-        if kind == "currency":
-            return locale.currencies.get(code)
-        if kind == "script":
-            return locale.scripts.get(code)
-        return (locale.time_zones.get(code) or {}).get("city")
+            subtags = code.split("_")[1:] + likely.get(code, "").split("_")[1:]
+            script = next((tag for tag in subtags if len(tag) == 4 and tag in english.scripts), None)
+            relations[(kind, code)] = [("P282", ("script", script))] if script else []
+            if script:
+                relations.setdefault(("script", script), [])
+        relations.setdefault((kind, code), [])
+    keys = sorted(relations, key=lambda key: (KINDS.index(key[0]), key[1]))
+    return {"keys": keys, "relations": {key: relations[key] for key in keys}}
 
-    def city_name(locale: Locale, zone: str) -> str:
-        return name(locale, "city", zone) or zone.split("/")[-1].replace("_", " ")
 
-    labels = {}
-    for kind, code in keys:
-        per_locale = {}
-        for lang, locale in locales.items():
-            text = city_name(locale, code) if kind == "city" else name(locale, kind, code)
-            if text:
-                per_locale[lang] = text
-        labels[(kind, code)] = per_locale
+def localized_labels(keys: list[tuple], locales: list[str]) -> dict[tuple, dict[str, str]]:
+    """``{key: {locale: name}}``. A city takes CLDR's root name ("Tokyo" from Asia/Tokyo) only in
+    Latin-script locales, where that inherited name is what CLDR resolves to."""
+    likely = get_global("likely_subtags")
+    labels: dict[tuple, dict[str, str]] = {key: {} for key in keys}
+    for code in locales:
+        locale = Locale.parse(code)
+        latin = likely.get(code, "").split("_")[1:2] == ["Latn"]
+        tables = {"region": locale.territories, "territory": locale.territories, "language": locale.languages,
+                  "script": locale.scripts, "currency": locale.currencies}
+        for kind, entity in keys:
+            if kind == "city":
+                name = (locale.time_zones.get(entity) or {}).get("city")
+                name = name or (entity.split("/")[1].replace("_", " ") if latin else None)
+            else:
+                name = tables[kind].get(entity)
+            if name:
+                labels[(kind, entity)][code] = name
+    return labels
 
-    claims = {key: [] for key in keys}
-    for t in countries:
-        if t in continent_of:
-            claims[("country", t)].append(("P30", qid[("continent", continent_of[t])]))
-        claims[("country", t)] += [("P37", qid[("language", l)]) for l in languages_of[t]]
-        if currency_of[t]:
-            claims[("country", t)].append(("P38", qid[("currency", currency_of[t])]))
-        for zone in cities_of.get(t, [])[:CITIES_PER_TERRITORY]:
-            claims[("city", zone)].append(("P17", qid[("country", t)]))
-    for language, script in script_of.items():
-        claims[("language", language)].append(("P282", qid[("script", script)]))
 
-    # A wiki title names one page: a city called like its country ("Andorra") gets no sitelink there.
-    sitelinked, taken = set(), {lang: set() for lang in TEXT_LANGUAGES}
-    for key in keys:
-        for lang in TEXT_LANGUAGES:
-            title = labels[key].get(lang)
-            if title and title not in taken[lang]:
-                taken[lang].add(title)
-                sitelinked.add((key, lang))
+def wiki_title(name: str) -> str:
+    """The page title a first-letter wiki gives a name ("японски" -> "Японски")."""
+    return name[:1].upper() + name[1:]
 
-    out.mkdir(parents=True, exist_ok=True)
+
+def sitelinks(keys: list[tuple], labels: dict, languages: list[str]) -> dict[tuple, dict[str, str]]:
+    """``{key: {lang: title}}``; a title already taken in a wiki (the city Andorra after the
+    territory Andorra) is left out, since one title names one page."""
+    links: dict[tuple, dict[str, str]] = {key: {} for key in keys}
+    for lang in languages:
+        taken = set()
+        for key in keys:  # KINDS order: territories win over cities
+            title = wiki_title(labels[key].get(lang, ""))
+            if title and title not in taken:
+                taken.add(title)
+                links[key][lang] = title
+    return links
+
+
+def value_list(values: list[str], lang: str) -> dict:
+    return {lang: [{"language": lang, "value": value} for value in values]}
+
+
+def wikidata_lines(facts: dict, labels: dict, links: dict) -> list[str]:
+    """One JSON line per entity in Wikidata's dump shape: items, a lexeme, then properties."""
+    qid = {key: f"Q{FIRST_ID + number}" for number, key in enumerate(facts["keys"])}
+    english = Locale.parse("en")
     entities = []
-    for key in keys:
+    for key, claims in facts["relations"].items():
         kind, code = key
-        item = {"type": "item", "id": qid[key],
-                "labels": {l: {"language": l, "value": v} for l, v in sorted(labels[key].items())},
-                "descriptions": {}, "aliases": {}, "claims": {}, "sitelinks": {}}
-        if kind == "country" and continent_of.get(code):
-            for lang, template in DESCRIPTIONS.items():
-                continent = labels[("continent", continent_of[code])].get(lang)
-                if continent:
-                    item["descriptions"][lang] = {"language": lang, "value": template.format(continent=continent)}
-        for prop, target in claims[key]:
+        item = {"type": "item", "id": qid[key], "descriptions": {}, "aliases": {}, "claims": {},
+                "labels": {lang: {"language": lang, "value": name} for lang, name in labels[key].items()},
+                "sitelinks": {f"{lang}wiki": {"site": f"{lang}wiki", "title": title, "badges": []} for lang, title in links[key].items()}}
+        if kind == "territory":
+            item["aliases"] = value_list([code], "en")
+            if code in UN_MEMBERS:
+                continent = CONTINENTS.index(next(target[1] for prop, target in claims if prop == "P30"))
+                item["descriptions"] = {lang: {"language": lang, "value": texts.split("|")[continent]}
+                                        for lang, texts in DESCRIPTIONS.items()}
+        if kind == "currency":
+            item["aliases"] = value_list(sorted({code, english.currency_symbols.get(code, code)}), "en")
+        for prop, target in claims:
             snak = {"snaktype": "value", "property": prop, "datatype": "wikibase-item",
-                    "datavalue": {"type": "wikibase-entityid", "value": {"entity-type": "item", "numeric-id": int(target[1:]), "id": target}}}
+                    "datavalue": {"type": "wikibase-entityid",
+                                  "value": {"entity-type": "item", "numeric-id": int(qid[target][1:]), "id": qid[target]}}}
             item["claims"].setdefault(prop, []).append({"mainsnak": snak, "type": "statement", "rank": "normal"})
-        for lang in TEXT_LANGUAGES:
-            if (key, lang) in sitelinked:
-                item["sitelinks"][f"{lang}wiki"] = {"site": f"{lang}wiki", "title": labels[key][lang], "badges": []}
         entities.append(item)
-    for prop, per_language in PROPERTIES.items():
-        entities.append({"type": "property", "id": prop, "datatype": "wikibase-item",
-                         "labels": {l: {"language": l, "value": v} for l, v in sorted(per_language.items())}})
-    entities.append({"type": "lexeme", "id": "L1", "lemmas": {"en": {"language": "en", "value": "demo"}}})
-    lines = [json.dumps(e, ensure_ascii=False, sort_keys=True) for e in entities]
-    dump = "[\n" + ",\n".join(lines) + "\n]\n"
-    (out / "wikidata-cldr.json.bz2").write_bytes(bz2.compress(dump.encode("utf-8"), 9))
+    entities.append({"type": "lexeme", "id": "L1", "lemmas": {"en": {"language": "en", "value": "country"}},
+                     "language": qid.get(("language", "en"), "Q0"), "claims": {}, "forms": [], "senses": []})
+    for prop, names in PROPERTIES.items():
+        entities.append({"type": "property", "id": prop, "datatype": "wikibase-item", "descriptions": {}, "aliases": {}, "claims": {},
+                         "labels": {lang: {"language": lang, "value": name.replace("_", " ")}
+                                    for lang, name in zip(TEXT_LANGUAGES, names.split())}})
+    return [json.dumps(entity, ensure_ascii=False, sort_keys=True, separators=(",", ":")) for entity in entities]
 
-    pages_per_language = {}
-    for lang in TEXT_LANGUAGES:
-        separator = LIST_SEPARATOR.get(lang, ", ")
-        pages = []
 
-        def link(key) -> str | None:
-            return f"[[{labels[key][lang]}]]" if (key, lang) in sitelinked else None
+def article(lang: str, key: tuple, facts: dict, labels: dict, links: dict) -> str | None:
+    """Templated wikitext for one territory in one language, or None where CLDR has no name for it."""
+    text, code = TEXT[lang], key[1]
+    name = labels[key].get(lang)
+    if not name:
+        return None
+    targets: dict[str, list[tuple]] = {}
+    for prop, target in facts["relations"][key]:
+        targets.setdefault(prop, []).append(target)
+    targets["cities"] = [city for city, claims in facts["relations"].items() if city[0] == "city" and claims[0][1] == key]
 
-        for t in countries:
-            country = labels[("country", t)].get(lang)
-            continent = link(("continent", continent_of[t])) if t in continent_of else None
-            languages = [link(("language", l)) for l in languages_of[t]]
-            currency = link(("currency", currency_of[t])) if currency_of[t] else None
-            cities = [link(("city", z)) for z in cities_of.get(t, [])[:CITIES_PER_TERRITORY]]
-            if not country or not continent:
-                continue
-            values = {"country": country, "continent": continent, "languages": separator.join(l for l in languages if l),
-                      "currency": currency, "cities": separator.join(c for c in cities if c)}
-            first, *rest = TEMPLATES[lang]
-            sentences = [first.format(**values)]
-            for template, needed in zip(rest, ("languages", "currency", "cities")):
-                if values[needed]:
-                    sentences.append(template.format(**values))
-            spacer = "" if lang in ("ja", "zh") else " "
-            infobox = "{{Infobox country|code=" + t + "}}\n"
-            text = infobox + "'''" + country + "'''" + sentences[0][len(country):] + spacer + spacer.join(sentences[1:])
-            text += "<ref>Unicode CLDR, via babel</ref>"
-            pages.append((country, 0, text, None))
-            pages.append((t, 0, "", country))  # the territory code redirects to the article
-        pages.append(("Category:CLDR", 14, "[[" + labels[("country", "JP")].get(lang, "Japan") + "]]", None))
-        pages_per_language[lang] = len(pages)
-        xml = [f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="{lang}">',
-               f"  <siteinfo>\n    <sitename>CLDR demo</sitename>\n    <dbname>{lang}wiki</dbname>\n    <case>first-letter</case>\n  </siteinfo>"]
-        for number, (title, namespace, text, redirect) in enumerate(pages, 1):
-            redirect_tag = f"\n    <redirect title={quoteattr(redirect)} />" if redirect else ""
-            body = f"#REDIRECT [[{redirect}]]" if redirect else text
-            xml.append(f"  <page>\n    <title>{escape(title)}</title>\n    <ns>{namespace}</ns>\n    <id>{number}</id>{redirect_tag}\n"
-                       f"    <revision>\n      <id>{number}</id>\n      <text xml:space=\"preserve\">{escape(body)}</text>\n    </revision>\n  </page>")
-        xml.append("</mediawiki>\n")
-        (out / f"{lang}wiki-cldr.xml.bz2").write_bytes(bz2.compress("\n".join(xml).encode("utf-8"), 9))
-    return {"entities": len(keys), "label_locales": len(locales), "pages": pages_per_language}
+    def linked(target: tuple) -> str | None:
+        label = labels[target].get(lang)
+        if not label or lang not in links[target]:
+            return label
+        if lang == "en" and target[0] == "currency":  # "[[Japanese Yen|Japanese yen]]": CLDR capitalises the unit
+            *head, unit = label.split(" ")
+            if head and unit.istitle():
+                return f"[[{label}|{' '.join(head + [unit.lower()])}]]"
+        return f"[[{label}]]"
+
+    def names(prop: str) -> str:
+        return format_list([n for n in map(linked, targets.get(prop, [])) if n], locale=lang) if targets.get(prop) else ""
+
+    region, continent = targets["P361"][0], targets["P30"][0]
+    the = "the " if lang == "en" and region[1] in ENGLISH_THE else ""
+    noun = text["noun"][code not in UN_MEMBERS]
+    sentences = [text["first"].format(name=f"'''{name}'''", noun=noun, region=the + (linked(region) or region[1]))
+                 + '<ref name="cldr">Unicode CLDR, territory containment.</ref>']
+    the = "the " if lang == "en" and continent[1] in ENGLISH_THE else ""
+    sentences.append(text["continent"].format(x=the + (linked(continent) or continent[1])))
+    languages = [n for n in map(linked, targets.get("P37", [])) if n]
+    if languages:
+        sentences.append(text["languages"][len(languages) > 1].format(x=format_list(languages, locale=lang)))
+    for field, prop in (("currency", "P38"), ("cities", "cities")):
+        if names(prop):
+            sentences.append(text[field].format(x=names(prop)))
+    sentences[-1] += '<ref name="cldr" />'
+    infobox = f"{{{{Infobox country\n| code = {code}\n| region = {labels[region].get(lang, region[1])}\n}}}}\n"
+    spacer = "" if lang in ("ja", "zh") else " "
+    return infobox + spacer.join(sentences) + f"\n\n[[{text['category']}:CLDR]]\n"
+
+
+def mediawiki_xml(lang: str, facts: dict, labels: dict, links: dict) -> tuple[str, int]:
+    """A ``pages-articles`` export: one article per territory, a redirect from its code, a category page."""
+    pages, titles = [], set()
+    for key in facts["keys"]:
+        if key[0] == "territory" and lang in links[key] and (text := article(lang, key, facts, labels, links)):
+            pages.append((links[key][lang], 0, text, None))
+            titles.add(links[key][lang])
+    for title, *_ in list(pages):
+        code = next(key[1] for key in facts["keys"] if key[0] == "territory" and links[key].get(lang) == title)
+        if code not in titles:
+            pages.append((code, 0, f"#REDIRECT [[{title}]]", title))
+    category, template = TEXT[lang]["category"], TEXT[lang]["template"]
+    pages.append((f"{category}:CLDR", 14, "Unicode CLDR.", None))
+    xml = [f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" '
+           f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+           f'xsi:schemaLocation="http://www.mediawiki.org/xml/export-0.10/ http://www.mediawiki.org/xml/export-0.10.xsd" '
+           f'version="0.10" xml:lang="{lang}">',
+           "  <siteinfo>", "    <sitename>CLDR demo</sitename>", f"    <dbname>{lang}wiki</dbname>",
+           "    <generator>lightning_kg.data.cldr_demo</generator>", "    <case>first-letter</case>", "    <namespaces>",
+           '      <namespace key="0" case="first-letter" />',
+           f'      <namespace key="10" case="first-letter">{escape(template)}</namespace>',
+           f'      <namespace key="14" case="first-letter">{escape(category)}</namespace>',
+           "    </namespaces>", "  </siteinfo>"]
+    for page_id, (title, namespace, text, redirect) in enumerate(pages, 1):
+        xml += ["  <page>", f"    <title>{escape(title)}</title>", f"    <ns>{namespace}</ns>", f"    <id>{page_id}</id>"]
+        xml += [f"    <redirect title={quoteattr(redirect)} />"] if redirect else []
+        xml += ["    <revision>", f"      <id>{FIRST_ID + page_id}</id>", "      <model>wikitext</model>",
+                "      <format>text/x-wiki</format>",
+                f'      <text bytes="{len(text.encode())}" xml:space="preserve">{escape(text)}</text>', "    </revision>", "  </page>"]
+    xml.append("</mediawiki>\n")
+    return "\n".join(xml), len(pages)
+
+
+def build(out: Path, languages: tuple[str, ...] = TEXT_LANGUAGES, max_territories: int | None = None) -> dict:
+    """Write ``wikidata-cldr.json.bz2`` and ``{lang}wiki-cldr.xml.bz2`` into ``out``; returns counts."""
+    facts = cldr_facts(max_territories)
+    locales = sorted(set(label_locales()) | set(languages))
+    labels = localized_labels(facts["keys"], locales)
+    links = sitelinks(facts["keys"], labels, languages)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = wikidata_lines(facts, labels, links)
+    # bz2 stores no name or time, so the same text gives the same bytes.
+    (out / "wikidata-cldr.json.bz2").write_bytes(bz2.compress(("[\n" + ",\n".join(lines) + "\n]\n").encode(), 9))
+    pages = {}
+    for lang in languages:
+        xml, pages[lang] = mediawiki_xml(lang, facts, labels, links)
+        (out / f"{lang}wiki-cldr.xml.bz2").write_bytes(bz2.compress(xml.encode(), 9))
+    kinds = {kind: sum(key[0] == kind for key in facts["keys"]) for kind in KINDS}
+    claims = sum(len(claims) for claims in facts["relations"].values())
+    return {"items": kinds, "properties": len(PROPERTIES), "claims": claims, "label_locales": len(locales), "pages": pages}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="shards/demo/sources", help="directory to write the dumps into")
+    parser.add_argument("--out", type=Path, default=Path("shards/demo/sources"), help="directory to write the dumps into")
+    parser.add_argument("--languages", default=",".join(TEXT_LANGUAGES), help="comma-separated wikis to write (default: all 14)")
+    parser.add_argument("--max-territories", type=int, help="keep the first N territories by code (quick builds in tests)")
     args = parser.parse_args()
-    summary = build(Path(args.out))
-    print(f"wrote {args.out}: {summary['entities']} entities labelled in {summary['label_locales']} locales; "
-          f"pages per language {summary['pages']}")
+    languages = tuple(args.languages.split(","))
+    unknown = sorted(set(languages) - set(TEXT_LANGUAGES))
+    if unknown:
+        parser.error(f"--languages: no templates for {unknown}; expected some of {','.join(TEXT_LANGUAGES)}")
+    print(f"wrote {args.out}: {build(args.out, languages, args.max_territories)}")
 
 
 if __name__ == "__main__":
