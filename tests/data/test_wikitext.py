@@ -22,11 +22,13 @@ def spans(paragraph):
 
 
 def test_plain_text_keeps_links_as_mentions_and_drops_markup():
-    first, second = parse_wikitext(ARTICLE)
+    first, second, third = parse_wikitext(ARTICLE)
     assert first.text == "Japan is an island in East Asia. It has many buses. See the site. Tagged text."
     assert spans(first) == [("island", "Island country"), ("East Asia", "East Asia"), ("buses", "Bus")]
     assert second.text == "Jōmon people lived here."
     assert spans(second) == [("Jōmon", "Jōmon period")]
+    # "[[:Category:X]]" renders its title as a link to the category page: text, not a mention.
+    assert (third.text, third.mentions) == ("Category:Shown", [])
 
 
 @pytest.mark.parametrize("title, expected", [
