@@ -1,21 +1,28 @@
 """The streaming DataModule: WebDataset shards -> masked batches of text rows and facts.
 
 Design choices, each for a reason:
-- Training reads *resampled* shards (``wds.ResampledShards``): an endless stream per rank, so every
-  rank makes the same number of steps whatever the shard counts (no DDP hang) and the run's length
-  is the Trainer's ``max_steps``.
 - Every batch holds text rows *and* facts. XLM-K alternates single-task batches; mixing keeps each
   optimiser step balanced across the four objectives and needs no task scheduler.
-- The stream is cut into ``lanes`` (one per loader worker), each seeded by (seed, rank, lane), and
-  batch ``g`` comes from lane ``g % lanes``. The checkpoint stores how many batches the trainer
-  consumed; a resumed run replays each lane to that point, so no sample is repeated or skipped.
+- Training reads *resampled* shards (``wds.ResampledShards``): an endless stream per rank, so every
+  rank makes the same number of steps whatever the shard counts (no DDP hang) and the run's length
+  is the Trainer's ``max_steps``. Ranks and workers are split by seed: each (rank, worker) draws
+  its own shard sequence and shuffle order.
+- The stream is cut into ``lanes``, one per loader worker, and global batch ``g`` comes from lane
+  ``g % lanes``, as the DataLoader takes batches from its workers in turn. Each batch's masks are
+  drawn from a generator seeded by (seed, rank, g). The checkpoint stores how many batches the
+  trainer consumed; a resumed run replays each lane's raw samples to that point without decoding
+  them, so no sample is repeated or skipped.
+- Validation is finite and deterministic: each rank reads a disjoint slice of the val shards in
+  order, and masks are seeded by the batch's position.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import lightning as L
@@ -24,138 +31,188 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from lightning_kg.data.entity_vocab import MASK_ID
 from lightning_kg.data.knowledge import KnowledgeTable
 from lightning_kg.data.masking import Collator
 from lightning_kg.data.tokenizer import load_tokenizer
 
 
-def decode_text_sample(raw: dict, vocab_size: int, entity_vocab_size: int) -> dict:
-    """Raw tar members -> arrays, checked; errors name the shard, the sample and what was expected."""
-    where = f"{raw.get('__url__', '?')}: sample {raw.get('__key__', '?')}"
-    for member in ("input_ids.npy", "json"):
-        if member not in raw:
-            raise ValueError(f"{where}: no '{member}' member (expected input_ids.npy and json)")
-    ids = np.load(io.BytesIO(raw["input_ids.npy"]), allow_pickle=False)
-    meta = json.loads(raw["json"])
-    if not isinstance(meta.get("mentions"), list):
-        raise ValueError(f"{where}: json has no \"mentions\" list (expected [[token_start, token_end, entity], ...])")
-    mentions = np.asarray(meta["mentions"], dtype=np.int64).reshape(-1, 3) if meta["mentions"] else np.zeros((0, 3), np.int64)
-    if ids.dtype != np.int32 or ids.ndim != 1 or len(ids) < 2:
-        raise ValueError(f"{where}: input_ids is {ids.dtype} {ids.shape}, expected int32 (S,) with S >= 2")
-    if ids.min() < 0 or ids.max() >= vocab_size:
-        raise ValueError(f"{where}: token id {int(ids.max())} outside the tokenizer's {vocab_size} ids")
+@dataclass(frozen=True)
+class SampleLimits:
+    """What a valid sample must respect, read from the dataset directory."""
+
+    vocab_size: int
+    entity_vocab_size: int
+    bos_token_id: int
+    eos_token_id: int
+    max_seq_length: int | None = None
+
+
+class BadSampleError(ValueError):
+    """A shard sample that breaks docs/FORMATS.md; the message names the shard, the key and the rule."""
+
+
+def decode_sample(raw: dict, kind: str, limits: SampleLimits) -> dict:
+    """Raw tar members of a ``"text"`` or ``"fact"`` sample -> checked arrays (the only place
+    samples are checked, so a skip policy can wrap it).
+
+    Returns ``{"input_ids": (S,) int32, "mentions": (N, 3) int64, "lang"}`` for text,
+    ``{"query_ids": (Lq,) int64, "object": int, "lang"}`` for facts; raises :class:`BadSampleError`.
+    """
+    def bad(message: str) -> BadSampleError:
+        return BadSampleError(f"{raw.get('__url__', '?')}: sample {raw.get('__key__', '?')}: {message}")
+
+    if "json" not in raw:
+        raise bad(f"no 'json' member (members: {sorted(k for k in raw if not k.startswith('__'))})")
+    try:
+        meta = json.loads(raw["json"])
+    except ValueError as error:
+        raise bad(f"json member is not JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise bad("json member is not an object")
+    if kind == "fact":
+        query = meta.get("query_ids")
+        if not isinstance(query, list) or not query or not all(isinstance(t, int) and 0 <= t < limits.vocab_size for t in query):
+            raise bad(f"json \"query_ids\" must be a non-empty list of token ids below {limits.vocab_size}")
+        for field in ("subject", "object"):
+            value = meta.get(field)
+            if not isinstance(value, int) or not 3 <= value < limits.entity_vocab_size:
+                raise bad(f"json \"{field}\" is {value!r}, expected an entity index in 3..{limits.entity_vocab_size - 1}")
+        return {"query_ids": np.asarray(query, dtype=np.int64), "object": meta["object"], "lang": meta.get("lang")}
+
+    if "input_ids.npy" not in raw:
+        raise bad("no 'input_ids.npy' member (expected input_ids.npy and json)")
+    try:
+        ids = np.load(io.BytesIO(raw["input_ids.npy"]), allow_pickle=False)
+    except ValueError as error:
+        raise bad(f"input_ids.npy is not a .npy array ({error})") from None
+    longest = limits.max_seq_length or np.iinfo(np.int64).max
+    if ids.dtype != np.int32 or ids.ndim != 1 or not 2 <= len(ids) <= longest:
+        raise bad(f"input_ids is {ids.dtype} {ids.shape}, expected int32 (S,) with 2 <= S <= {limits.max_seq_length}")
+    if ids[0] != limits.bos_token_id or ids[-1] != limits.eos_token_id:
+        raise bad(f"input_ids must start with <s> ({limits.bos_token_id}) and end with </s> ({limits.eos_token_id})")
+    if ids.min() < 0 or ids.max() >= limits.vocab_size:
+        raise bad(f"token id {int(ids.max())} outside the tokenizer's {limits.vocab_size} ids")
+    mentions = meta.get("mentions")
+    if not isinstance(mentions, list) or not all(isinstance(m, list) and len(m) == 3 for m in mentions):
+        raise bad("json \"mentions\" must be a list of [token_start, token_end_exclusive, entity_index]")
+    mentions = np.asarray(mentions, dtype=np.int64).reshape(-1, 3)
     if len(mentions):
-        if (mentions[:, 0] < 1).any() or (mentions[:, 1] > len(ids) - 1).any() or (mentions[:, 0] >= mentions[:, 1]).any():
-            raise ValueError(f"{where}: a mention span lies outside the tokens 1..{len(ids) - 1}")
-        if np.isin(mentions[:, 2], (0, 2)).any():
-            raise ValueError(f"{where}: entity index 0 ([PAD]) or 2 ([MASK]) in mentions; shards hold real entities only")
-        if mentions[:, 2].max() >= entity_vocab_size or mentions[:, 2].min() < 0:
-            raise ValueError(f"{where}: entity index {int(mentions[:, 2].max())} outside the entity vocabulary "
-                             f"of {entity_vocab_size}; do the shards belong to this entity_vocab.jsonl?")
+        starts, ends, entities = mentions.T
+        if (starts < 1).any() or (ends > len(ids) - 1).any() or (starts >= ends).any():
+            raise bad(f"a mention span lies outside the tokens 1..{len(ids) - 1}")
+        if (entities < 1).any() or (entities == MASK_ID).any() or (entities >= limits.entity_vocab_size).any():
+            wrong = int(entities[(entities < 1) | (entities == MASK_ID) | (entities >= limits.entity_vocab_size)][0])
+            raise bad(f"entity index {wrong} in mentions, expected [UNK] (1) or 3..{limits.entity_vocab_size - 1} "
+                      "(do the shards belong to this entity_vocab.jsonl?)")
     return {"input_ids": ids, "mentions": mentions, "lang": meta.get("lang")}
 
 
-def decode_fact_sample(raw: dict, entity_vocab_size: int) -> dict:
-    where = f"{raw.get('__url__', '?')}: sample {raw.get('__key__', '?')}"
-    if "json" not in raw:
-        raise ValueError(f"{where}: no 'json' member")
-    meta = json.loads(raw["json"])
-    if not isinstance(meta.get("query_ids"), list) or not meta["query_ids"]:
-        raise ValueError(f"{where}: json has no \"query_ids\" list of token ids")
-    if not 0 <= int(meta.get("object", -1)) < entity_vocab_size:
-        raise ValueError(f"{where}: object {meta.get('object')} outside the entity vocabulary of {entity_vocab_size}")
-    return {"query_ids": np.asarray(meta["query_ids"], dtype=np.int64), "object": int(meta["object"]),
-            "lang": meta.get("lang")}
-
-
-def _rank_and_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+def _derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
 class TrainStream(IterableDataset):
-    """Endless batches for one rank; see the module docstring for lanes and resume."""
+    """Endless batches for one rank (see the module docstring for lanes and resume).
 
-    def __init__(self, text_urls: list[str], fact_urls: list[str], collator: Collator, batch_size: int,
-                 fact_batch_size: int, shuffle_buffer: int, seed: int, lanes: int, consumed: int,
-                 vocab_size: int, entity_vocab_size: int):
-        self.__dict__.update(locals())
-        del self.__dict__["self"]
+    ``start`` is the global number of the first batch to yield; the loader sets it at each
+    ``iter()`` from the trainer's progress, so a new epoch or a resumed run continues the stream.
+    """
 
-    def _samples(self, urls: list[str], seed: int) -> Iterator[dict]:
-        if not urls:
-            while True:
-                yield None
-        pipeline = wds.DataPipeline(
-            wds.ResampledShards(urls, seed=seed, deterministic=True, worker_seed=lambda: 0),
-            wds.tarfile_to_samples(),
-            wds.shuffle(self.shuffle_buffer, initial=min(100, self.shuffle_buffer), seed=seed),
-        )
-        yield from pipeline
+    def __init__(self, text_urls: list[str], fact_urls: list[str], collator: Collator, limits: SampleLimits,
+                 batch_size: int, fact_batch_size: int, shuffle_buffer: int, seed: int, rank: int, lanes: int):
+        self.text_urls, self.fact_urls, self.collator, self.limits = text_urls, fact_urls, collator, limits
+        self.batch_size, self.fact_batch_size, self.shuffle_buffer = batch_size, fact_batch_size, shuffle_buffer
+        self.seed, self.rank, self.lanes, self.start = seed, rank, lanes, 0
+
+    def _raw_samples(self, urls: list[str], seed: int) -> Iterator[dict]:
+        stages = [wds.ResampledShards(urls, seed=seed, deterministic=True, worker_seed=lambda: 0), wds.tarfile_to_samples()]
+        if self.shuffle_buffer > 1:
+            stages.append(wds.shuffle(self.shuffle_buffer, initial=min(100, self.shuffle_buffer), seed=seed))
+        return iter(wds.DataPipeline(*stages))
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         if workers != self.lanes:
             raise RuntimeError(f"the stream has {self.lanes} lanes but the loader runs {workers} workers")
-        rank, _ = _rank_and_world()
-        # This worker serves global batches consumed + worker, consumed + worker + lanes, ...
-        first = self.consumed + worker
+        first = self.start + worker  # this worker yields batches first, first + lanes, ...
         lane = first % self.lanes
-        lane_seed = self.seed * 1_000_003 + rank * 1009 + lane
-        texts, facts = self._samples(self.text_urls, lane_seed), self._samples(self.fact_urls, lane_seed + 7)
-        batch_number = lane  # global batch index of the lane's next batch
+        texts = self._raw_samples(self.text_urls, _derived_seed(self.seed, self.rank, lane, 0))
+        facts = self._raw_samples(self.fact_urls, _derived_seed(self.seed, self.rank, lane, 1)) if self.fact_urls else None
+        number = lane  # global number of the lane's next batch
         while True:
             text_raw = [next(texts) for _ in range(self.batch_size)]
-            fact_raw = [next(facts) for _ in range(self.fact_batch_size)]
-            if batch_number >= first:
-                decoded_texts = [decode_text_sample(r, self.vocab_size, self.entity_vocab_size) for r in text_raw]
-                decoded_facts = [decode_fact_sample(r, self.entity_vocab_size) for r in fact_raw if r is not None]
-                rng = np.random.default_rng([self.seed, rank, batch_number])
-                yield self.collator(decoded_texts, decoded_facts, rng)
-            batch_number += self.lanes
+            fact_raw = [next(facts) for _ in range(self.fact_batch_size)] if facts else []
+            if number >= first:  # batches before it were consumed before a resume: read, never decoded
+                rng = np.random.default_rng([self.seed, self.rank, number])
+                yield self.collator([decode_sample(r, "text", self.limits) for r in text_raw],
+                                    [decode_sample(r, "fact", self.limits) for r in fact_raw], rng)
+            number += self.lanes
+
+
+def _rank_slice(urls: list[str], rank: int, world_size: int, kind: str, limits: SampleLimits) -> Iterator[dict]:
+    """This rank's decoded samples of ``urls``, in order: whole shards ``rank::world_size`` when every
+    rank gets one, else every ``world_size``-th sample of all shards."""
+    by_shard = len(urls) >= world_size
+    pipeline = wds.DataPipeline(wds.SimpleShardList(urls[rank::world_size] if by_shard else urls), wds.tarfile_to_samples())
+    for number, raw in enumerate(pipeline):
+        if by_shard or number % world_size == rank:
+            yield decode_sample(raw, kind, limits)
 
 
 class EvalStream(IterableDataset):
-    """One finite, deterministic pass over this rank's slice of the evaluation shards."""
+    """One finite, deterministic pass over this rank's slice of the evaluation text shards; facts
+    from this rank's slice of the fact shards are cycled so that every batch has some."""
 
-    def __init__(self, text_urls: list[str], fact_urls: list[str], collator: Collator, batch_size: int,
-                 fact_batch_size: int, seed: int, vocab_size: int, entity_vocab_size: int):
-        self.__dict__.update(locals())
-        del self.__dict__["self"]
+    def __init__(self, text_urls: list[str], fact_urls: list[str], collator: Collator, limits: SampleLimits,
+                 batch_size: int, fact_batch_size: int, seed: int, rank: int, world_size: int, max_batches: int | None):
+        self.text_urls, self.fact_urls, self.collator, self.limits = text_urls, fact_urls, collator, limits
+        self.batch_size, self.fact_batch_size, self.seed = batch_size, fact_batch_size, seed
+        self.rank, self.world_size, self.max_batches = rank, world_size, max_batches
+
+    def _facts(self) -> Iterator[dict]:
+        while self.fact_urls:
+            empty = True
+            for fact in _rank_slice(self.fact_urls, self.rank, self.world_size, "fact", self.limits):
+                empty = False
+                yield fact
+            if empty:
+                return
 
     def __iter__(self) -> Iterator[dict]:
-        if not self.text_urls:
-            return
         info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        rank, world = _rank_and_world()
-        slot, slots = rank * workers + worker, world * workers
-        # Whole shards per rank and worker where there are enough; else samples dealt round-robin.
-        by_shard = len(self.text_urls) >= slots
-        text_urls = self.text_urls[slot::slots] if by_shard else self.text_urls
-        texts = (r for i, r in enumerate(wds.DataPipeline(wds.SimpleShardList(text_urls), wds.tarfile_to_samples()))
-                 if by_shard or i % slots == slot)
-        fact_list = [decode_fact_sample(r, self.entity_vocab_size)
-                     for r in wds.DataPipeline(wds.SimpleShardList(self.fact_urls), wds.tarfile_to_samples())] if self.fact_urls else []
-        fact_list = fact_list[slot::slots] or fact_list
-        batch_number, fact_cursor = 0, 0
-        while True:
-            raw = [r for _, r in zip(range(self.batch_size), texts)]
-            if not raw:
+        if info is not None and info.num_workers > 1:
+            raise RuntimeError("an evaluation stream runs in one loader worker at most")
+        texts = _rank_slice(self.text_urls, self.rank, self.world_size, "text", self.limits)
+        facts = self._facts()
+        number = 0
+        while self.max_batches is None or number < self.max_batches:
+            text_batch = [sample for _, sample in zip(range(self.batch_size), texts)]
+            if not text_batch:
                 return
-            facts = []
-            for _ in range(min(self.fact_batch_size, len(fact_list))):
-                facts.append(fact_list[fact_cursor % len(fact_list)])
-                fact_cursor += 1
-            rng = np.random.default_rng([self.seed, 1 << 20, slot, batch_number])
-            yield self.collator([decode_text_sample(r, self.vocab_size, self.entity_vocab_size) for r in raw], facts, rng)
-            batch_number += 1
+            fact_batch = [fact for _, fact in zip(range(self.fact_batch_size), facts)]
+            # A seed apart from training's (which has no negative part), so val masks differ from train's.
+            yield self.collator(text_batch, fact_batch, np.random.default_rng([self.seed, self.rank, number, 1 << 31]))
+            number += 1
+
+
+class _TrainLoader(DataLoader):
+    """A DataLoader that tells its stream where to start each time an iterator is made."""
+
+    def __init__(self, dataset: TrainStream, position: Callable[[], int], **options):
+        super().__init__(dataset, **options)
+        self.position = position
+
+    def __iter__(self):
+        # Workers receive a pickled copy of the dataset when the iterator is made, so set it first.
+        self.dataset.start = self.position()
+        return super().__iter__()
 
 
 def expand_urls(spec: str | list[str], base: Path) -> list[str]:
-    """A WebDataset URL spec: brace patterns, ``pipe:`` commands, globs, relative paths under ``base``."""
+    """A WebDataset URL spec: brace patterns, ``pipe:`` commands, ``scheme://`` URLs, globs, and
+    paths relative to ``base``; local files must exist."""
     specs = [spec] if isinstance(spec, str) else list(spec)
     urls: list[str] = []
     for item in specs:
@@ -173,6 +230,13 @@ def expand_urls(spec: str | list[str], base: Path) -> list[str]:
 
 
 class KnowledgeDataModule(L.LightningDataModule):
+    """Text rows and facts from a prepared dataset directory, for training and validation.
+
+    Each batch holds ``batch_size`` text rows and up to ``fact_batch_size`` facts (those whose
+    object has a knowledge text): our choice over XLM-K's alternating single-task batches.
+    The stream position is saved in checkpoints (``state_dict``) and resumed exactly.
+    """
+
     def __init__(
         self,
         data_dir: str = "shards/demo",
@@ -185,51 +249,71 @@ class KnowledgeDataModule(L.LightningDataModule):
         mlm_probability: float = 0.15,
         entity_mask_probability: float = 0.15,
         whole_mention_masking: bool = True,
-        knowledge_language: str = "any",
         knowledge_max_length: int = 32,
+        knowledge_language: str = "any",
         max_entities: int = 32,
         shuffle_buffer: int = 1000,
         num_workers: int = 2,
         pin_memory: bool = False,
         prefetch_factor: int | None = 2,
         seed: int = 0,
+        val_batches: int | None = None,
     ):
         """
         Args:
-            data_dir: Prepared dataset (manifest.json, tokenizer/, entity_vocab.jsonl, knowledge/).
-            train_shards: Text shards for training as a WebDataset URL spec (paths, globs, brace patterns
-                ``train-{000000..000099}.tar``, ``pipe:aws s3 cp s3://bucket/train-000000.tar -``); None: the manifest's.
-            val_shards: Text shards for validation, as ``train_shards``; None: the manifest's.
-            train_fact_shards: Object Entailment shards for training; None: the manifest's.
-            val_fact_shards: Object Entailment shards for validation; None: the manifest's.
+            data_dir: Prepared dataset (manifest.json, tokenizer/, entity_vocab.jsonl, knowledge/, shards).
+            train_shards: Text shards for training as a WebDataset URL spec: paths (relative to data_dir or
+                absolute), globs, brace patterns ``train-{000000..000099}.tar``, commands
+                ``pipe:aws s3 cp s3://bucket/train-000000.tar -``; None: the manifest's.
+            val_shards: Text shards for validation, as train_shards; None: the manifest's.
+            train_fact_shards: Object Entailment shards for training, as train_shards; None: the manifest's.
+            val_fact_shards: Object Entailment shards for validation, as train_shards; None: the manifest's.
             batch_size: Text rows per batch (per device).
             fact_batch_size: Facts per batch (per device), for ``oe``.
             mlm_probability: Share of word tokens predicted by ``mlm`` (80% <mask>, 10% random, 10% kept).
-            entity_mask_probability: Share of a row's entities masked for ``mep_vocab`` (at least one).
+            entity_mask_probability: Share of a row's known entities masked for ``mep_vocab`` (at least one).
             whole_mention_masking: Mask a mention's word tokens all or nothing.
-            knowledge_language: Language of the knowledge text paired with a mention or object: ``any``
-                (a random language the entity has: ties languages together) or ``same`` (the text's, when present).
-            knowledge_max_length: Tokens per knowledge text.
-            max_entities: Entity slots per text row at most.
-            shuffle_buffer: Samples in the training shuffle buffer.
+            knowledge_max_length: Tokens kept of each knowledge text (and fact query).
+            knowledge_language: Language of the knowledge text paired with a mention or fact object: ``any``
+                (a random language the entity has: ties languages together) or ``same`` (the sample's, when present).
+            max_entities: Entity slots (mentions) per text row at most.
+            shuffle_buffer: Samples in each training worker's shuffle buffer.
             num_workers: Loader processes; a resumed run must use the same number.
             pin_memory: Pin batches in page-locked memory (GPU runs).
-            prefetch_factor: Batches each worker prepares ahead (None with 0 workers).
+            prefetch_factor: Batches each worker prepares ahead (ignored with 0 workers).
             seed: Seed of shard sampling, shuffling and masking.
+            val_batches: Validation batches per rank at most; None: the rank's whole slice.
         """
         super().__init__()
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
-        manifest_path = self.data_dir / "manifest.json"
-        if not manifest_path.exists():
-            raise FileNotFoundError(f"data.data_dir: {manifest_path} not found. Prepare a dataset with "
+        if not (self.data_dir / "manifest.json").exists():
+            raise FileNotFoundError(f"data.data_dir: {self.data_dir / 'manifest.json'} not found. Prepare a dataset with "
                                     "`python -m lightning_kg prepare`, or run from the repository root for shards/demo.")
-        self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        self.tokenizer = load_tokenizer(self.data_dir / "tokenizer")
+        if knowledge_language not in ("any", "same"):
+            raise ValueError(f"data.knowledge_language is {knowledge_language!r}, expected 'any' or 'same'")
+        self._restored_position = 0
+        self._restored_lanes: int | None = None
+
+    @cached_property
+    def manifest(self) -> dict:
+        """``manifest.json`` of the dataset."""
+        return json.loads((self.data_dir / "manifest.json").read_text(encoding="utf-8"))
+
+    @cached_property
+    def tokenizer(self):
+        """The dataset's Hugging Face tokenizer (``<dataset>/tokenizer``)."""
+        return load_tokenizer(self.data_dir / "tokenizer")
+
+    @cached_property
+    def entity_vocab_size(self) -> int:
+        """Lines of ``entity_vocab.jsonl``, [PAD], [UNK] and [MASK] included."""
         with open(self.data_dir / "entity_vocab.jsonl", encoding="utf-8") as lines:
-            self.entity_vocab_size = sum(1 for _ in lines)
-        self.knowledge = KnowledgeTable.load(self.data_dir)
-        self.consumed_batches = 0
+            return sum(1 for _ in lines)
+
+    @cached_property
+    def knowledge(self) -> KnowledgeTable:
+        return KnowledgeTable.load(self.data_dir)
 
     @property
     def vocab_size(self) -> int:
@@ -243,10 +327,10 @@ class KnowledgeDataModule(L.LightningDataModule):
     def mask_token_id(self) -> int:
         return self.tokenizer.mask_token_id
 
-    def _urls(self, override, split: str) -> list[str]:
-        if override is not None:
-            return expand_urls(override, self.data_dir)
-        return [str(self.data_dir / shard["name"]) for shard in self.manifest["shards"].get(split, []) if shard["samples"]]
+    @property
+    def limits(self) -> SampleLimits:
+        return SampleLimits(self.vocab_size, self.entity_vocab_size, self.tokenizer.cls_token_id,
+                            self.tokenizer.sep_token_id, self.manifest.get("config", {}).get("max_seq_length"))
 
     def collator(self) -> Collator:
         h = self.hparams
@@ -258,48 +342,67 @@ class KnowledgeDataModule(L.LightningDataModule):
             max_entities=h.max_entities, knowledge_max_length=h.knowledge_max_length,
         )
 
-    def _loader(self, dataset: IterableDataset, workers: int) -> DataLoader:
-        # An own generator: creating the loader's iterator must not draw from the global RNG, or a
-        # resumed run (which creates it after restoring RNG states) would drift from a straight one.
-        return DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=self.hparams.pin_memory,
-                          prefetch_factor=self.hparams.prefetch_factor if workers else None,
-                          persistent_workers=False, generator=torch.Generator().manual_seed(self.hparams.seed))
+    def _urls(self, override: str | list[str] | None, split: str) -> list[str]:
+        if override is not None:
+            return expand_urls(override, self.data_dir)
+        return [str(self.data_dir / shard["name"]) for shard in self.manifest.get("shards", {}).get(split, []) if shard["samples"]]
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        if self.trainer is not None:
+            return self.trainer.global_rank, self.trainer.world_size
+        rank, world_size, _, _ = wds.utils.pytorch_worker_info()  # RANK/WORLD_SIZE or torch.distributed
+        return rank, world_size
+
+    def _loader_options(self, workers: int) -> dict:
+        # An own generator: making the loader's iterator must not draw from the global RNG, or a
+        # resumed run (which makes it after restoring RNG states) would drift from a straight one.
+        return dict(batch_size=None, num_workers=workers, pin_memory=self.hparams.pin_memory,
+                    prefetch_factor=self.hparams.prefetch_factor if workers else None,
+                    persistent_workers=False, generator=torch.Generator().manual_seed(self.hparams.seed))
 
     def train_dataloader(self) -> DataLoader:
         h = self.hparams
         text_urls = self._urls(h.train_shards, "train")
         if not text_urls:
-            raise ValueError(f"no training text shard in {self.data_dir} (manifest lists none with samples)")
+            raise ValueError(f"no training text shard in {self.data_dir} (the manifest lists none with samples)")
         lanes = max(1, h.num_workers)
-        resumed = getattr(self, "_resumed_lanes", lanes)
-        if resumed != lanes:
+        if self._restored_lanes is not None and self._restored_lanes != lanes:
             # Checked here, not on load: validating or testing a checkpoint may use any worker count.
-            raise ValueError(f"the checkpoint's data stream ran {resumed} loader lane(s); resume with "
-                             f"--data.num_workers {resumed if resumed > 1 else 0} to continue it exactly")
-        stream = TrainStream(text_urls, self._urls(h.train_fact_shards, "facts-train"), self.collator(),
-                             h.batch_size, h.fact_batch_size, h.shuffle_buffer, h.seed, lanes,
-                             self.consumed_batches, self.vocab_size, self.entity_vocab_size)
-        return self._loader(stream, h.num_workers)
+            raise ValueError(f"the checkpoint's data stream ran {self._restored_lanes} loader lane(s); resume with "
+                             f"--data.num_workers {self._restored_lanes if self._restored_lanes > 1 else 0} to continue it exactly")
+        rank, _ = self._rank_and_world()
+        stream = TrainStream(text_urls, self._urls(h.train_fact_shards, "facts-train"), self.collator(), self.limits,
+                             h.batch_size, h.fact_batch_size, h.shuffle_buffer, h.seed, rank, lanes)
+        return _TrainLoader(stream, self.consumed_batches, **self._loader_options(h.num_workers))
 
-    def _eval_loader(self, text_split: str, fact_split: str, text_override, fact_override) -> DataLoader:
+    def _eval_loader(self, text_override: str | list[str] | None, fact_override: str | list[str] | None) -> DataLoader:
         h = self.hparams
-        stream = EvalStream(self._urls(text_override, text_split), self._urls(fact_override, fact_split), self.collator(),
-                            h.batch_size, h.fact_batch_size, h.seed, self.vocab_size, self.entity_vocab_size)
-        return self._loader(stream, min(h.num_workers, 1))
+        rank, world_size = self._rank_and_world()
+        stream = EvalStream(self._urls(text_override, "val"), self._urls(fact_override, "facts-val"), self.collator(),
+                            self.limits, h.batch_size, h.fact_batch_size, h.seed, rank, world_size, h.val_batches)
+        # One worker at most keeps the order fixed; it still decodes while the model runs.
+        return DataLoader(stream, **self._loader_options(min(h.num_workers, 1)))
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val", "facts-val", self.hparams.val_shards, self.hparams.val_fact_shards)
+        return self._eval_loader(self.hparams.val_shards, self.hparams.val_fact_shards)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
 
-    # Lightning stores this in checkpoints and gives it back before the loaders are built.
+    def consumed_batches(self) -> int:
+        """Training batches the trainer has used: its progress counter (restored with the loops on
+        resume), or what :meth:`load_state_dict` gave without a trainer. ``processed`` rather than
+        ``ready`` or the loader's count, because the loader runs ahead of the trainer (prefetch)."""
+        used = self.trainer.fit_loop.epoch_loop.batch_progress.total.processed if self.trainer is not None else 0
+        return max(int(used), self._restored_position)
+
+    # Lightning's Trainer saves this under the class name in checkpoints and gives it back before
+    # the loaders are built (lightning/pytorch/trainer/connectors/checkpoint_connector.py).
     def state_dict(self) -> dict:
-        consumed = self.consumed_batches
-        if self.trainer is not None:
-            consumed = self.trainer.fit_loop.epoch_loop.batch_progress.total.processed
-        return {"consumed_batches": int(consumed), "lanes": max(1, self.hparams.num_workers), "seed": self.hparams.seed}
+        return {"consumed_batches": self.consumed_batches(), "lanes": max(1, self.hparams.num_workers), "seed": self.hparams.seed}
 
     def load_state_dict(self, state: dict) -> None:
-        self.consumed_batches = int(state["consumed_batches"])
-        self._resumed_lanes = int(state.get("lanes", max(1, self.hparams.num_workers)))
+        if int(state["seed"]) != self.hparams.seed:
+            raise ValueError(f"the checkpoint's data stream has seed {state['seed']}; resume with --data.seed {state['seed']}")
+        self._restored_position = int(state["consumed_batches"])
+        self._restored_lanes = int(state["lanes"])
