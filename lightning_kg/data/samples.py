@@ -119,6 +119,15 @@ def _finish(token_ids: list[int], mentions: list[tuple[int, int, int]], tokenize
     return TextSequence(ids, spans)
 
 
+def join_sequences(first: TextSequence, second: TextSequence) -> TextSequence:
+    """``<s> a </s> b </s>``: two sequences in one sample, RoBERTa's packing across documents (the
+    ``</s>`` between them marks the boundary), so short articles do not each pay a whole sample."""
+    offset = len(first.input_ids) - 1
+    mentions = second.mentions.copy()
+    mentions[:, :2] += offset
+    return TextSequence(np.concatenate([first.input_ids, second.input_ids[1:]]), np.concatenate([first.mentions, mentions]))
+
+
 def knowledge_text(label: str, description: str | None, facts: Sequence[tuple[str, str]]) -> tuple[str, str, bool]:
     """(label, description, composed): the entity's definition as XLM-K pairs it with mentions.
 

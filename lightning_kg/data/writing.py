@@ -13,7 +13,7 @@ from lightning_kg.data.entity_vocab import EntityVocab
 from lightning_kg.data.knowledge import KnowledgeTable
 from lightning_kg.data.knowledge_base import KnowledgeBase
 from lightning_kg.data.parsing import iter_documents
-from lightning_kg.data.samples import knowledge_text, pack_document
+from lightning_kg.data.samples import TextSequence, join_sequences, knowledge_text, pack_document
 from lightning_kg.data.shards import ShardJournal, ShardSink
 
 if TYPE_CHECKING:
@@ -137,6 +137,15 @@ def write_text_shards(out: Path, work_dir: Path, summaries: dict[int, dict], num
     train or to val. Shards are numbered from ``first_shard`` (slices write disjoint ranges)."""
     sinks = {split: ShardSink(out, split, journal, config.shard_max_samples, config.shard_max_bytes, first_shard)
              for split in ("train", "val")}
+    # Per split, the sample being filled: consecutive sequences of one language share a sample while they fit.
+    pending: dict[str, tuple[dict, TextSequence] | None] = {"train": None, "val": None}
+
+    def emit(split: str) -> None:
+        meta, sequence = pending[split]
+        sinks[split].write({"__key__": meta["key"], "input_ids.npy": sequence.input_ids,
+                            "json": {"lang": meta["lang"], "title": meta["title"], "mentions": sequence.mentions.tolist()}})
+        pending[split] = None
+
     documents = {"train": 0, "val": 0}
     mentions = Counter()
     total = sum(summaries[i]["articles"] for i in numbers)
@@ -152,8 +161,16 @@ def write_text_shards(out: Path, work_dir: Path, summaries: dict[int, dict], num
             paragraphs.append((text, resolved))
         key = doc_hash(lang, title)
         for number, sequence in enumerate(pack_document(paragraphs, tokenizer, config.max_seq_length)):
-            sinks[split].write({"__key__": f"{key}-{number:04d}", "input_ids.npy": sequence.input_ids,
-                                "json": {"lang": lang, "title": title, "mentions": sequence.mentions.tolist()}})
+            held = pending[split]
+            if held and held[0]["lang"] == lang and len(held[1].input_ids) + len(sequence.input_ids) - 1 <= config.max_seq_length:
+                pending[split] = (held[0], join_sequences(held[1], sequence))
+                continue
+            if held:
+                emit(split)
+            pending[split] = ({"key": f"{key}-{number:04d}", "lang": lang, "title": title}, sequence)
+    for split in sinks:
+        if pending[split]:
+            emit(split)
     shards = {split: sink.close() for split, sink in sinks.items()}
     return {"shards": shards, "documents": documents, "mentions": dict(mentions)}
 

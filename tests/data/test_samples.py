@@ -1,6 +1,8 @@
 import pytest
 
-from lightning_kg.data.samples import char_spans_to_token_spans, knowledge_text, pack_document
+import numpy as np
+
+from lightning_kg.data.samples import TextSequence, char_spans_to_token_spans, join_sequences, knowledge_text, pack_document
 from lightning_kg.data.tokenizer import train_tokenizer
 
 TEXT = "Japan is a country in Asia. Its capital is Tokyo. The yen is its currency."
@@ -55,3 +57,11 @@ def test_char_spans_without_a_token_give_none():
 def test_knowledge_text_composes_a_description_from_facts_when_missing():
     assert knowledge_text("Japan", "island country in East Asia", [("capital", "Tokyo")]) == ("Japan", "island country in East Asia", False)
     assert knowledge_text("Japan", None, [("capital", "Tokyo"), ("currency", "yen")]) == ("Japan", "capital: Tokyo; currency: yen", True)
+
+
+def test_joined_sequences_keep_one_separator_and_shift_mentions():
+    first = TextSequence(np.array([0, 10, 11, 2], np.int32), np.array([[1, 3, 5]], np.int32))
+    second = TextSequence(np.array([0, 20, 2], np.int32), np.array([[1, 2, 6]], np.int32))
+    joined = join_sequences(first, second)
+    assert joined.input_ids.tolist() == [0, 10, 11, 2, 20, 2]
+    assert joined.mentions.tolist() == [[1, 3, 5], [4, 5, 6]]
