@@ -48,7 +48,14 @@ def _register_resolvers() -> None:
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Our loggers only: Lightning has its own handler, and a root one would print its lines twice.
+    ours = logging.getLogger("lightning_kg")
+    if not ours.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
+        ours.propagate = False
 
 
 def run_prepare(args: list[str]) -> None:
@@ -77,7 +84,9 @@ def run_prepare(args: list[str]) -> None:
 def run_trainer(verb: str, args: list[str]) -> None:
     from lightning_kg.train.cli import KnowledgeCLI
 
-    KnowledgeCLI(args=[verb, *args])
+    # None when these are the process's own arguments: LightningCLI then reads sys.argv itself
+    # (and does not warn that both were given).
+    KnowledgeCLI(args=None if [verb, *args] == sys.argv[1:] else [verb, *args])
 
 
 def run_export(args: list[str]) -> None:

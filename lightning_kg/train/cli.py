@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, RichProgressBar, ThroughputMonitor
 from lightning.pytorch.cli import LightningCLI
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
@@ -37,6 +37,19 @@ def new_run_dir(root: str = RUNS) -> Path:
 def newest_resumable_run(root: str = RUNS) -> Path | None:
     runs = [p.parent.parent for p in Path(root).glob("*/checkpoints/last.ckpt")]
     return max(runs, key=lambda p: (p / "checkpoints" / "last.ckpt").stat().st_mtime) if runs else None
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's rich bar for step-bounded runs: "Training" rather than "Epoch 0/-2" (there is no
+    epoch count with ``max_steps`` and an endless stream), and no logger version number."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return f"{'Training':{len(self.validation_description)}}" if self.trainer.max_epochs == -1 else super()._get_train_description(current_epoch)
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
 
 
 class KnowledgeCLI(LightningCLI):
@@ -93,5 +106,11 @@ class KnowledgeCLI(LightningCLI):
             ThroughputMonitor(batch_size_fn=lambda batch: batch["input_ids"].shape[0], length_fn=tokens_in_batch),
             LearningRateMonitor(logging_interval="step"),
         ]
-        kwargs["callbacks"] = [*kwargs.get("callbacks", []), *callbacks] if self.subcommand == "fit" else kwargs.get("callbacks", [])
+        chosen = list(kwargs.get("callbacks", []))
+        if self.subcommand == "fit":
+            chosen += callbacks
+        if self.config[self.subcommand].trainer.get("enable_progress_bar") is not False and not any(
+                isinstance(c, ProgressBar) for c in chosen):
+            chosen.append(StepProgressBar())
+        kwargs["callbacks"] = chosen
         return super().instantiate_trainer(**kwargs)
