@@ -1,6 +1,9 @@
-# GPU image for lightning_kg: official PyTorch CUDA runtime, the project installed on top, non-root.
+# GPU image for lightning_kg: the official PyTorch CUDA runtime image (torch comes from it), every other
+# dependency at the exact version of docker/requirements.lock, the project on top, a non-root user.
 #   docker build -t lightning_kg .
-#   docker run --gpus all --ipc=host -v $PWD/runs:/app/runs -v /data:/data lightning_kg fit --config conf/scale/base-zero2.yaml
+#   docker run --gpus all --ipc=host -v "$PWD/runs:/app/runs" -v /data:/data lightning_kg fit \
+#       --config conf/model/base.yaml --config conf/data/wikipedia.yaml --config conf/trainer/gpu.yaml \
+#       --config conf/strategy/zero2.yaml
 FROM pytorch/pytorch:2.7.1-cuda12.6-cudnn9-runtime
 
 ENV PYTHONUNBUFFERED=1 \
@@ -15,17 +18,17 @@ RUN apt-get update \
 RUN useradd --create-home --uid 1000 trainer
 WORKDIR /app
 
-# Dependencies first, so code changes do not reinstall them; torch comes from the base image.
-COPY pyproject.toml README.md ./
-COPY lightning_kg/__init__.py lightning_kg/__init__.py
-RUN pip install ".[deepspeed]" && pip uninstall -y lightning-kg
+# Locked dependencies first, so a code change does not reinstall them.
+COPY docker/requirements.lock docker/requirements.lock
+RUN pip install --requirement docker/requirements.lock
 
+COPY pyproject.toml README.md ./
 COPY lightning_kg lightning_kg
 COPY conf conf
 COPY shards shards
 COPY slurm slurm
-RUN pip install --no-deps . && chown -R trainer:trainer /app
+RUN pip install --no-deps . && chown -R 1000:1000 /app
 
-USER trainer
+USER 1000
 ENTRYPOINT ["python", "-m", "lightning_kg"]
 CMD ["--help"]

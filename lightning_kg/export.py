@@ -1,7 +1,7 @@
 """``export``: a training checkpoint -> a Hugging Face directory (``LukeForMaskedLM``).
 
-Takes a Lightning checkpoint (``.ckpt``) or a DeepSpeed checkpoint already consolidated to one fp32
-file (``lightning.pytorch.utilities.deepspeed.convert_zero_checkpoint_to_fp32_state_dict``), rebuilds
+Takes a Lightning checkpoint (``.ckpt``) or a sharded DeepSpeed checkpoint directory (consolidated
+first with DeepSpeed's converter, as ``convert_zero_checkpoint_to_fp32_state_dict`` does), rebuilds
 the model from the hyperparameters saved in it, and writes config, safetensors weights, the
 tokenizer and the entity vocabulary of the dataset it was trained on.
 """
@@ -21,14 +21,28 @@ def load_checkpoint_model(ckpt_path: str | Path):
     if not ckpt_path.exists():
         raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
     if ckpt_path.is_dir():
-        raise IsADirectoryError(f"{ckpt_path} is a directory: a sharded DeepSpeed checkpoint must first be "
-                                "consolidated (see README, Scaling) into one file")
+        return _load_sharded(ckpt_path)
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     if "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise ValueError(f"{ckpt_path}: not a lightning_kg checkpoint (no state_dict / hyper_parameters)")
     # init_from=None: the weights come from the checkpoint, the starting point need not exist here.
     module = KnowledgePretraining.load_from_checkpoint(ckpt_path, map_location="cpu", init_from=None)
     return module.eval(), checkpoint
+
+
+def _load_sharded(directory: Path):
+    """A DeepSpeed checkpoint directory (one shard per rank), consolidated with DeepSpeed's own
+    converter (through Lightning's wrapper, which keeps the hyperparameters) into a temporary file."""
+    import tempfile
+
+    from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
+
+    if not (directory / "latest").is_file():
+        raise ValueError(f"{directory} is a directory but not a DeepSpeed checkpoint (no 'latest' file in it)")
+    with tempfile.TemporaryDirectory() as scratch:
+        single = Path(scratch) / "consolidated.ckpt"
+        convert_zero_checkpoint_to_fp32_state_dict(str(directory), str(single))
+        return load_checkpoint_model(single)
 
 
 def export(ckpt_path: str, out: str, data_dir: str | None = None) -> Path:

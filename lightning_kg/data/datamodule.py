@@ -5,8 +5,9 @@ Design choices, each for a reason:
   optimiser step balanced across the four objectives and needs no task scheduler.
 - Training reads *resampled* shards (``wds.ResampledShards``): an endless stream per rank, so every
   rank makes the same number of steps whatever the shard counts (no DDP hang) and the run's length
-  is the Trainer's ``max_steps``. Ranks and workers are split by seed: each (rank, worker) draws
-  its own shard sequence and shuffle order.
+  is the Trainer's ``max_steps``. Ranks own disjoint shards (``shards[rank::world_size]``, when
+  there are at least as many shards as ranks), so no two ranks train on the same sample; within a
+  rank, each lane draws its own shard sequence and shuffle order by seed.
 - The stream is cut into ``lanes``, one per loader worker, and global batch ``g`` comes from lane
   ``g % lanes``, as the DataLoader takes batches from its workers in turn. Each batch's masks are
   drawn from a generator seeded by (seed, rank, g). The checkpoint stores how many batches the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -149,6 +151,17 @@ class TrainStream(IterableDataset):
                 yield self.collator([decode_sample(r, "text", self.limits) for r in text_raw],
                                     [decode_sample(r, "fact", self.limits) for r in fact_raw], rng)
             number += self.lanes
+
+
+def _rank_shards(urls: list[str], rank: int, world_size: int) -> list[str]:
+    """The training shards this rank resamples from: its own ``rank::world_size`` share, or all of
+    them (with a warning) when there are fewer shards than ranks."""
+    if len(urls) >= world_size:
+        return urls[rank::world_size]
+    if urls and rank == 0:
+        warnings.warn(f"{len(urls)} shard(s) for {world_size} ranks: every rank resamples all of them, so ranks may "
+                      f"see the same samples; write at least {world_size} shards (prepare's shard_max_samples)", stacklevel=2)
+    return urls
 
 
 def _rank_slice(urls: list[str], rank: int, world_size: int, kind: str, limits: SampleLimits) -> Iterator[dict]:
@@ -370,8 +383,10 @@ class KnowledgeDataModule(L.LightningDataModule):
             # Checked here, not on load: validating or testing a checkpoint may use any worker count.
             raise ValueError(f"the checkpoint's data stream ran {self._restored_lanes} loader lane(s); resume with "
                              f"--data.num_workers {self._restored_lanes if self._restored_lanes > 1 else 0} to continue it exactly")
-        rank, _ = self._rank_and_world()
-        stream = TrainStream(text_urls, self._urls(h.train_fact_shards, "facts-train"), self.collator(), self.limits,
+        rank, world_size = self._rank_and_world()
+        fact_urls = self._urls(h.train_fact_shards, "facts-train")
+        text_urls, fact_urls = _rank_shards(text_urls, rank, world_size), _rank_shards(fact_urls, rank, world_size)
+        stream = TrainStream(text_urls, fact_urls, self.collator(), self.limits,
                              h.batch_size, h.fact_batch_size, h.shuffle_buffer, h.seed, rank, lanes)
         return _TrainLoader(stream, self.consumed_batches, **self._loader_options(h.num_workers))
 

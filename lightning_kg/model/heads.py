@@ -63,10 +63,20 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         log_normaliser = running_max + torch.log(running_sum)
         ctx.save_for_backward(hidden, weight, bias, labels, log_normaliser)
         ctx.chunk_size = chunk_size
+        device = hidden.device.type
+        ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
         return (log_normaliser - target).mean()
 
     @staticmethod
     def backward(ctx, grad_loss):
+        # Autograd runs backward outside autocast; recompute the chunks under the forward's state
+        # (bf16-mixed) so the logits match the normaliser and the dtypes agree.
+        device, enabled, dtype = ctx.autocast
+        with torch.autocast(device, dtype=dtype, enabled=enabled):
+            return _ChunkedCrossEntropy._backward(ctx, grad_loss)
+
+    @staticmethod
+    def _backward(ctx, grad_loss):
         hidden, weight, bias, labels, log_normaliser = ctx.saved_tensors
         count, chunk_size = hidden.shape[0], ctx.chunk_size
         rows = torch.arange(count, device=hidden.device)

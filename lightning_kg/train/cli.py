@@ -53,11 +53,12 @@ class StepProgressBar(RichProgressBar):
 
 
 class KnowledgeCLI(LightningCLI):
-    def __init__(self, args: list[str]):
+    def __init__(self, args: list[str] | None, run: bool = True):
         super().__init__(
             KnowledgePretraining,
             KnowledgeDataModule,
             args=args,
+            run=run,
             parser_kwargs={"parser_mode": "omegaconf"},
             save_config_kwargs={"overwrite": True},
             trainer_defaults={
@@ -81,8 +82,12 @@ class KnowledgeCLI(LightningCLI):
         parser.link_arguments("data.entity_vocab_size", "model.entity_vocab_size", apply_on="instantiate")
         parser.link_arguments("data.pad_token_id", "model.pad_token_id", apply_on="instantiate")
 
+    def _section(self, config):
+        """The config of the running subcommand (all of it with ``run=False``, which has none)."""
+        return config[self.subcommand] if self.subcommand else config
+
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand]
+        config = self._section(self.config)
         run_dir = config.get("run_dir")
         if run_dir is None and config.get("ckpt_path") == "last":
             run_dir = newest_resumable_run()
@@ -106,10 +111,11 @@ class KnowledgeCLI(LightningCLI):
             ThroughputMonitor(batch_size_fn=lambda batch: batch["input_ids"].shape[0], length_fn=tokens_in_batch),
             LearningRateMonitor(logging_interval="step"),
         ]
-        chosen = list(kwargs.get("callbacks", []))
-        if self.subcommand == "fit":
+        # Ours come on top of the config's (kwargs would replace them, not add to them).
+        chosen = list(self._section(self.config_init)["trainer"].get("callbacks") or [])
+        if self.subcommand in ("fit", None):  # None: run=False, a trainer to fit by hand
             chosen += callbacks
-        if self.config[self.subcommand].trainer.get("enable_progress_bar") is not False and not any(
+        if self._section(self.config).trainer.get("enable_progress_bar") is not False and not any(
                 isinstance(c, ProgressBar) for c in chosen):
             chosen.append(StepProgressBar())
         kwargs["callbacks"] = chosen

@@ -180,7 +180,9 @@ class KnowledgePretraining(L.LightningModule):
     def _log_perplexity(self, stage: str) -> None:
         loss = self.trainer.callback_metrics.get(f"{stage}/mlm")
         if loss is not None:
-            self.log(f"{stage}/mlm_ppl", torch.exp(loss.detach().float().clamp(max=30)))
+            # The loss was averaged over ranks already, so every rank holds the same value; syncing a
+            # scalar costs nothing and keeps Lightning's multi-rank check quiet.
+            self.log(f"{stage}/mlm_ppl", torch.exp(loss.detach().float().clamp(max=30)), sync_dist=True)
 
     # ------------------------------------------------------------------ exact resume
 

@@ -22,6 +22,24 @@ def test_chunked_cross_entropy_equals_the_full_softmax_in_value_and_gradient():
     assert rank.tolist() == (full_logits > target[:, None]).sum(1).tolist()
 
 
+def test_chunked_cross_entropy_under_bf16_autocast_matches_the_full_softmax():
+    """bf16-mixed training: backward runs outside autocast, so the chunks must be recomputed under it."""
+    torch.manual_seed(0)
+    hidden = torch.randn(6, 16, requires_grad=True)
+    weight = torch.randn(50, 16, requires_grad=True)
+    bias = torch.randn(50, requires_grad=True)
+    labels = torch.randint(0, 50, (6,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, _ = chunked_cross_entropy(hidden, weight, bias, labels, chunk_size=7)
+        full = F.cross_entropy(F.linear(hidden, weight, bias).float(), labels)
+    ours_grads = torch.autograd.grad(ours, (hidden, weight, bias))
+    full_grads = torch.autograd.grad(full, (hidden, weight, bias))
+    torch.testing.assert_close(ours, full, atol=2e-2, rtol=2e-2)
+    for a, b in zip(ours_grads, full_grads):
+        assert a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b, atol=2e-2, rtol=5e-2)
+
+
 def test_chunked_cross_entropy_never_holds_the_full_logits():
     # 50,000 entities x 64 masked slots in chunks of 1,000: the autograd graph keeps no (64 x 50,000) tensor.
     hidden = torch.randn(64, 32, requires_grad=True)
