@@ -15,9 +15,11 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, RichProgressBar, ThroughputMonitor
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.train.module import KnowledgePretraining, tokens_in_batch
+from lightning_kg.train.preemption import SaveOnSigterm
 
 RUNS = "runs"
 
@@ -73,6 +75,8 @@ class KnowledgeCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--checkpoint_every_n_steps", type=int | None, default=1000,
+                            help="Also write checkpoints/last.ckpt every N training steps (null: only after validation)")
         parser.add_argument("--run_dir", type=str | None, default=None,
                             help="Run directory for checkpoints, logs and the resolved config (default: a new runs/<time>)")
         # The demo's tiny model learns visibly in a few hundred steps with a higher rate and a small
@@ -104,13 +108,30 @@ class KnowledgeCLI(LightningCLI):
             ]
         self._run_dir = run_dir
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except SIGTERMException:
+            pass
+        if self.trainer.received_sigterm:
+            saved = next((c.saved for c in self.trainer.callbacks if isinstance(c, SaveOnSigterm) and c.saved), None)
+            print(f"stopped by SIGTERM at step {self.trainer.global_step}; "
+                  + (f"checkpoint saved: {saved}; resume with --ckpt_path {saved}" if saved else "no checkpoint saved"),
+                  flush=True)
+            raise SystemExit(143) from None  # 128 + SIGTERM, as a shell reports a process stopped by it
+
     def instantiate_trainer(self, **kwargs):
         callbacks = [
             ModelCheckpoint(dirpath=self._run_dir / "checkpoints", monitor="val/loss", mode="min",
                             save_last=True, save_top_k=1, filename="best-{step}"),
             ThroughputMonitor(batch_size_fn=lambda batch: batch["input_ids"].shape[0], length_fn=tokens_in_batch),
             LearningRateMonitor(logging_interval="step"),
+            SaveOnSigterm(self._run_dir / "checkpoints"),
         ]
+        every = self._section(self.config).get("checkpoint_every_n_steps")
+        if every:  # last.ckpt between validations too, so a crash loses at most that many steps
+            callbacks.append(ModelCheckpoint(dirpath=self._run_dir / "checkpoints", every_n_train_steps=every,
+                                             save_top_k=0, save_last=True))
         # Ours come on top of the config's (kwargs would replace them, not add to them).
         chosen = list(self._section(self.config_init)["trainer"].get("callbacks") or [])
         if self.subcommand in ("fit", None):  # None: run=False, a trainer to fit by hand
