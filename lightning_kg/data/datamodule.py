@@ -34,6 +34,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from lightning_kg.data.entity_vocab import MASK_ID
+from lightning_kg.data.identity import check_checkpoint, check_files
 from lightning_kg.data.knowledge import KnowledgeTable
 from lightning_kg.data.masking import Collator
 from lightning_kg.data.tokenizer import load_tokenizer
@@ -271,6 +272,7 @@ class KnowledgeDataModule(L.LightningDataModule):
         prefetch_factor: int | None = 2,
         seed: int = 0,
         val_batches: int | None = None,
+        allow_mismatch: bool = False,
     ):
         """
         Args:
@@ -296,6 +298,9 @@ class KnowledgeDataModule(L.LightningDataModule):
             prefetch_factor: Batches each worker prepares ahead (ignored with 0 workers).
             seed: Seed of shard sampling, shuffling and masking.
             val_batches: Validation batches per rank at most; None: the rank's whole slice.
+            allow_mismatch: Go on (with a warning) when the tokenizer, entity vocabulary or knowledge
+                table do not hash as manifest.json records, or a resumed checkpoint was trained on
+                another dataset; by default both stop the run at start-up.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -411,12 +416,19 @@ class KnowledgeDataModule(L.LightningDataModule):
         used = self.trainer.fit_loop.epoch_loop.batch_progress.total.processed if self.trainer is not None else 0
         return max(int(used), self._restored_position)
 
+    def setup(self, stage: str) -> None:
+        if not getattr(self, "_files_checked", False):  # once, though fit calls setup again for validation
+            check_files(self.data_dir, self.manifest, self.hparams.allow_mismatch)
+            self._files_checked = True
+
     # Lightning's Trainer saves this under the class name in checkpoints and gives it back before
     # the loaders are built (lightning/pytorch/trainer/connectors/checkpoint_connector.py).
     def state_dict(self) -> dict:
-        return {"consumed_batches": self.consumed_batches(), "lanes": max(1, self.hparams.num_workers), "seed": self.hparams.seed}
+        return {"consumed_batches": self.consumed_batches(), "lanes": max(1, self.hparams.num_workers), "seed": self.hparams.seed,
+                "dataset_hashes": self.manifest.get("hashes", {})}
 
     def load_state_dict(self, state: dict) -> None:
+        check_checkpoint(state.get("dataset_hashes", {}), self.manifest, self.data_dir, self.hparams.allow_mismatch)
         if int(state["seed"]) != self.hparams.seed:
             raise ValueError(f"the checkpoint's data stream has seed {state['seed']}; resume with --data.seed {state['seed']}")
         self._restored_position = int(state["consumed_batches"])

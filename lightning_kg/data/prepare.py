@@ -13,7 +13,6 @@ The flow, each step resumable (a finished dump or shard is never redone):
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -27,6 +26,7 @@ from typing import Literal
 from lightning_kg.data.dumps import expand_inputs
 from lightning_kg.data.knowledge_base import KnowledgeBase
 from lightning_kg.data.parsing import BadRecords, iter_documents, parse_dumps, work_file
+from lightning_kg.data.identity import directory_sha256
 from lightning_kg.data.shards import ShardJournal, file_sha256
 from lightning_kg.data.tokenizer import load_tokenizer, train_tokenizer
 from lightning_kg.data.writing import (
@@ -90,14 +90,6 @@ class PrepareConfig:
     """This job's slice (``$SLURM_ARRAY_TASK_ID``) for the ``parse`` and ``write`` stages."""
     num_slices: int = 1
     """Slices the Wikipedia dumps are dealt into (dump i goes to slice i mod num_slices)."""
-
-
-def directory_sha256(directory: Path) -> str:
-    """One hash over a directory's files (names and contents), for the manifest."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0" + file_sha256(path).encode())
-    return digest.hexdigest()
 
 
 def peak_memory_mib() -> float:

@@ -140,6 +140,9 @@ def test_unknown_keys_and_verbs_are_rejected(capsys):
         main(["fit", "--model.mep_weigth", "0.5"])
     assert "mep_weigth" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        main(["fit", "--trainer.max_steps", "many"])
+    assert "trainer.max_steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main(["train"])
     assert "unknown verb 'train'" in capsys.readouterr().err
 

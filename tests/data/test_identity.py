@@ -1,0 +1,46 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lightning_kg.data.datamodule import KnowledgeDataModule
+from lightning_kg.data.identity import DatasetMismatchError, current_hashes
+
+DEMO = Path(__file__).resolve().parents[2] / "shards" / "demo"
+
+
+@pytest.fixture
+def demo_copy(tmp_path) -> Path:
+    copy = tmp_path / "demo"
+    shutil.copytree(DEMO, copy, ignore=shutil.ignore_patterns("sources", ".work", "*.tar"))
+    return copy
+
+
+def test_the_shipped_demo_matches_its_manifest():
+    assert current_hashes(DEMO) == json.loads((DEMO / "manifest.json").read_text())["hashes"]
+
+
+def test_a_swapped_entity_vocabulary_is_refused_with_both_hashes(demo_copy):
+    recorded = json.loads((demo_copy / "manifest.json").read_text())["hashes"]["entity_vocab"]
+    vocab = demo_copy / "entity_vocab.jsonl"
+    vocab.write_text(vocab.read_text().replace('"count": ', '"count": 1', 1))
+    with pytest.raises(DatasetMismatchError) as refused:
+        KnowledgeDataModule(str(demo_copy), num_workers=0).setup("fit")
+    message = str(refused.value)
+    assert "entity_vocab.jsonl does not belong to the shards" in message
+    assert recorded[:16] in message and current_hashes(demo_copy)["entity_vocab"][:16] in message
+    assert "--data.allow_mismatch true" in message
+    with pytest.warns(UserWarning, match="allow_mismatch"):
+        KnowledgeDataModule(str(demo_copy), num_workers=0, allow_mismatch=True).setup("fit")
+
+
+def test_a_checkpoint_from_another_dataset_is_refused(demo_copy):
+    data = KnowledgeDataModule(str(demo_copy), num_workers=0)
+    state = data.state_dict()
+    assert state["dataset_hashes"] == current_hashes(demo_copy)
+    data.load_state_dict(state)  # its own: accepted
+    other = {**state, "dataset_hashes": {**state["dataset_hashes"], "tokenizer": "ab" * 32}}
+    with pytest.raises(DatasetMismatchError, match=r"trained with a tokenizer of sha256 abababababababab\.\.\., .* has "
+                       + state["dataset_hashes"]["tokenizer"][:16]):
+        data.load_state_dict(other)
