@@ -23,6 +23,7 @@ verbs:
   validate   evaluate a checkpoint on the validation shards
   test       evaluate a checkpoint on the validation shards (the test stage)
   export     a checkpoint -> a Hugging Face directory that transformers loads
+  probe      cloze probing of a checkpoint on held-out facts, per language (entity- and word-based prompts)
 
 `python -m lightning_kg VERB --help` lists a verb's options.
 """
@@ -110,6 +111,10 @@ def main(argv: list[str] | None = None) -> None:
         run_prepare(rest)
     elif verb == "export":
         run_export(rest)
+    elif verb == "probe":
+        from lightning_kg.probe.run import main as probe_main
+
+        probe_main(rest)
     else:
         print(f"unknown verb {verb!r}\n\n{USAGE}", file=sys.stderr)
         raise SystemExit(2)

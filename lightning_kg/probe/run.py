@@ -1,0 +1,137 @@
+"""``python -m lightning_kg probe``: what a checkpoint knows, per language, on facts it never trained on.
+
+Reads the checkpoint and the dataset it was trained on, asks every held-out fact as a cloze in each
+language that has a template, and writes a terminal table, ``probe.csv`` and ``probe.png`` into the
+run directory's ``probe/``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lightning_kg.data.entity_vocab import EntityVocab
+from lightning_kg.data.tokenizer import load_tokenizer
+from lightning_kg.export import load_checkpoint_model
+from lightning_kg.probe.metrics import alignment_accuracy, evaluate, summarise
+from lightning_kg.probe.queries import Fact, build_queries, read_facts
+from lightning_kg.probe.report import format_table, plot, write_csv
+from lightning_kg.probe.scoring import entity_scorer, label_embeddings, word_scorer
+from lightning_kg.probe.templates import load_templates
+
+
+@dataclass
+class ProbeConfig:
+    """Inputs, outputs and knobs of ``python -m lightning_kg probe``."""
+
+    ckpt_path: str
+    """Checkpoint of a lightning_kg run: a Lightning ``.ckpt`` or a DeepSpeed checkpoint directory (what ``export`` reads)."""
+    data_dir: str | None = None
+    """Prepared dataset (fact shards, entity vocabulary, tokenizer); None: the one the checkpoint was trained on."""
+    templates: str = "conf/probe/templates.yaml"
+    """YAML file of cloze templates, relation -> language -> "[X] ... [Y]"."""
+    facts: str = "facts-heldout"
+    """Manifest split whose facts are asked: ``facts-heldout`` (subjects never trained on), or
+    ``facts-val`` / ``facts-train`` to see what the model memorised."""
+    out: str | None = None
+    """Directory for probe.csv and probe.png; None: ``probe/`` in the checkpoint's run directory
+    (``probe-<split>/`` for a split other than facts-heldout)."""
+    batch_size: int = 64
+    """Prompts per forward pass."""
+    alignment_entities: int = 10_000
+    """Entities in the alignment test: the most frequent ones (the vocabulary is sorted by mention count)."""
+
+
+@dataclass
+class ProbeResult:
+    rows: list[dict]
+    """Rows of ``lightning_kg.probe.metrics.COLUMNS``."""
+    skipped: Counter
+    """(language, relation, reason) -> facts not asked."""
+    title: str
+    objectives: list[str]
+    """The objectives the checkpoint was trained with (weight > 0)."""
+
+
+def default_out(ckpt_path: str, facts: str) -> Path:
+    """``<run>/probe`` for ``<run>/checkpoints/x.ckpt`` (or beside the checkpoint when it is elsewhere)."""
+    ckpt = Path(ckpt_path)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return run_dir / ("probe" if facts == "facts-heldout" else f"probe-{facts}")
+
+
+def _fact_urls(data_dir: Path, manifest: dict, split: str) -> list[str]:
+    return [str(data_dir / shard["name"]) for shard in manifest["shards"].get(split, []) if shard["samples"]]
+
+
+def _label_vectors(model, tokenizer, vocab: EntityVocab, probed: list[Fact], config: ProbeConfig) -> dict:
+    """Language -> (entities, their label vectors) for the alignment test, in the languages probed.
+    A label spelt alike in several languages ("Europa") is encoded once: the encoder sees no language tag."""
+    entities = range(3, min(len(vocab), 3 + config.alignment_entities))
+    by_language = {lang: [e for e in entities if vocab.titles[e].get(lang)] for lang in sorted({fact.lang for fact in probed})}
+    # Shortest first, so each batch pads little.
+    unique = sorted({vocab.titles[e][lang] for lang, members in by_language.items() for e in members}, key=lambda t: (len(t), t))
+    vectors = label_embeddings(model, tokenizer, unique, config.batch_size)
+    row = {label: i for i, label in enumerate(unique)}
+    return {lang: (members, vectors[[row[vocab.titles[e][lang]] for e in members]]) for lang, members in by_language.items()}
+
+
+def probe(config: ProbeConfig) -> ProbeResult:
+    """Load, ask, score and summarise; writes nothing (see :func:`main`)."""
+    templates = load_templates(config.templates)
+    module, checkpoint = load_checkpoint_model(config.ckpt_path)
+    model = module.model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
+    data_dir = Path(config.data_dir or checkpoint.get("datamodule_hyper_parameters", {}).get("data_dir") or "")
+    if not (data_dir / "manifest.json").is_file():
+        raise FileNotFoundError(f"data_dir: {data_dir / 'manifest.json'} not found; pass --data_dir with the dataset "
+                                f"{config.ckpt_path} was trained on")
+    manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
+    splits = sorted(split for split in manifest.get("shards", {}) if split.startswith("facts-"))
+    if config.facts not in splits:
+        raise ValueError(f"facts: {config.facts!r} is not a fact split of {data_dir / 'manifest.json'} (it has {splits})")
+    vocab = EntityVocab.load(data_dir / "entity_vocab.jsonl")
+    tokenizer = load_tokenizer(data_dir / "tokenizer")
+    if (len(vocab), len(tokenizer)) != (model.config.entity_vocab_size, model.config.vocab_size):
+        raise ValueError(f"{data_dir} has {len(vocab)} entities and {len(tokenizer)} word pieces, the checkpoint "
+                         f"{model.config.entity_vocab_size} and {model.config.vocab_size}: not the dataset it was trained on")
+
+    probed = read_facts(_fact_urls(data_dir, manifest, config.facts))
+    known = [fact for split in splits if split != config.facts for fact in read_facts(_fact_urls(data_dir, manifest, split))]
+    query_set = build_queries(probed, known, templates, vocab.titles)
+    scorers = {}
+    if model.entity_head is not None:
+        scorers["entity"] = entity_scorer(model, tokenizer, config.batch_size)
+    if model.mlm_head is not None:
+        scorers["word"] = word_scorer(model, tokenizer, config.batch_size)
+    results = evaluate(query_set.queries, scorers)
+
+    rows = summarise(results, query_set.skipped, alignment_accuracy(_label_vectors(model, tokenizer, vocab, probed, config)))
+    objectives = [name for name in model.weights if model.active(name)]
+    title = (f"probe {config.ckpt_path}: {len(probed)} facts of {data_dir / config.facts}, {len(query_set.queries)} asked; "
+             f"objectives {', '.join(objectives)}")
+    return ProbeResult(rows, query_set.skipped, title, objectives)
+
+
+def main(args: list[str]) -> None:
+    from jsonargparse import ArgumentParser, set_parsing_settings
+
+    # The field docstrings above are the flags' help (jsonargparse reads them only when asked).
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    parser = ArgumentParser(prog="python -m lightning_kg probe", parser_mode="omegaconf",
+                            description="Cloze probing (entity- and word-based prompts) of a checkpoint on held-out facts.")
+    parser.add_argument("--config", action="config", help="YAML config file(s); later ones win")
+    parser.add_class_arguments(ProbeConfig)
+    parsed = parser.parse_args(args)
+    parsed.pop("config", None)
+    config = ProbeConfig(**parsed.as_dict())
+    result = probe(config)
+    out = Path(config.out) if config.out else default_out(config.ckpt_path, config.facts)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(result.rows, out / "probe.csv")
+    plot(result.rows, out / "probe.png", f"{'/'.join(Path(config.ckpt_path).parts[-3:])}, {config.facts}; {' + '.join(result.objectives)}")
+    print(format_table(result.rows, result.skipped, result.title))
+    print(f"\nwrote {out / 'probe.csv'} and {out / 'probe.png'}")

@@ -1,0 +1,147 @@
+"""Cloze probing: metrics on cases whose answer is known, skipping that is reported, prompts on the
+demo tokenizer, and the ``probe`` verb end to end on the shipped demo shards with an untrained tiny model."""
+
+import csv
+import json
+from pathlib import Path
+
+import lightning
+import numpy as np
+import pytest
+import torch
+
+from lightning_kg.cli import main
+from lightning_kg.data.entity_vocab import EntityVocab
+from lightning_kg.data.tokenizer import load_tokenizer
+from lightning_kg.probe.metrics import COLUMNS, alignment_accuracy, answer_rank, evaluate, summarise
+from lightning_kg.probe.queries import NO_TEMPLATE, ONE_CANDIDATE, Fact, build_queries, read_facts
+from lightning_kg.probe.report import format_table
+from lightning_kg.probe.scoring import entity_prompt, word_prompt
+from lightning_kg.probe.templates import fill, load_templates
+from lightning_kg.train.module import KnowledgePretraining
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "shards" / "demo"
+TEMPLATES = ROOT / "conf" / "probe" / "templates.yaml"
+
+
+def demo_facts(split: str) -> list[Fact]:
+    manifest = json.loads((DEMO / "manifest.json").read_text())
+    return read_facts(str(DEMO / shard["name"]) for shard in manifest["shards"][split] if shard["samples"])
+
+
+@pytest.fixture(scope="module")
+def demo_queries():
+    """The demo's training facts as cloze queries (486 asked, 6 relations, 14 languages)."""
+    probed = demo_facts("facts-train")
+    known = demo_facts("facts-heldout") + demo_facts("facts-val")
+    titles = EntityVocab.load(DEMO / "entity_vocab.jsonl").titles
+    return build_queries(probed, known, load_templates(TEMPLATES), titles)
+
+
+def knowing(queries):
+    """A scorer made to rank the right entity first."""
+    return [np.where(np.arange(len(q.candidates)) == q.answer, 1.0, 0.0) for q in queries]
+
+
+def test_a_scorer_that_knows_the_answer_gets_p1_of_one_everywhere(demo_queries):
+    rows = summarise(evaluate(demo_queries.queries, {"entity": knowing, "word": knowing}), demo_queries.skipped, {})
+    assert {row["key"] for row in rows if row["scope"] == "language"} == {"bg", "de", "en", "es", "fr", "it", "ja", "nl",
+                                                                           "pl", "pt", "ru", "sv", "tr", "zh"}
+    for row in rows:
+        if row["queries"]:
+            for kind in ("entity", "word"):
+                assert row[f"{kind}_p1"] == row[f"{kind}_p10"] == row[f"{kind}_mrr"] == 1.0, row
+                assert row[f"{kind}_consistency"] == 1.0
+
+
+def test_a_random_scorer_scores_near_chance(demo_queries):
+    rng = np.random.default_rng(0)
+    results = evaluate(demo_queries.queries, {"word": lambda queries: [rng.random(len(q.candidates)) for q in queries]})
+    mean = next(row for row in summarise(results, demo_queries.skipped, {}) if row["scope"] == "all")
+    assert mean["queries"] == len(demo_queries.queries) > 400
+    assert abs(mean["word_p1"] - mean["chance_p1"]) < 0.06, mean
+    assert mean["entity_p1"] is None  # not scored: reported as not available, not as 0
+
+
+def test_ties_count_against_the_model():
+    assert answer_rank(np.array([0.5, 0.5, 0.5]), 1) == 2
+    assert answer_rank(np.array([0.1, 0.9, 0.5]), 1) == 0
+    assert answer_rank(np.array([0.1, 0.4, 0.5]), 1) == 1
+
+
+def test_facts_without_template_or_with_one_candidate_are_skipped_and_counted(demo_queries):
+    probed = demo_facts("facts-heldout")
+    titles = EntityVocab.load(DEMO / "entity_vocab.jsonl").titles
+    only_english = {"P361": {"en": "[X] is part of [Y]."}, "P282": {"en": "[X] is written in the [Y] script."}}
+    query_set = build_queries(probed, demo_facts("facts-train"), only_english, titles)
+    assert [q.fact.lang for q in query_set.queries] == ["en", "en"]  # P361 in English; P282 has one object (Latin)
+    assert query_set.skipped[("de", "P361", NO_TEMPLATE)] == 2
+    assert query_set.skipped[("en", "P282", ONE_CANDIDATE)] == 9
+    assert sum(query_set.skipped.values()) + len(query_set.queries) == len(probed)
+    rows = summarise(evaluate(query_set.queries, {"word": knowing}), query_set.skipped, {})
+    german = next(row for row in rows if row["key"] == "de")
+    assert german["queries"] == 0 and german["skipped"] == 11 and german["word_p1"] is None
+    table = format_table(rows, query_set.skipped, "test")
+    assert "P361: no template (26 facts: bg 2, de 2," in table
+    assert "P282: no template (117 facts" in table and "P282: a single candidate (9 facts: en 9)" in table
+
+
+def test_template_file_errors_name_relation_and_language(tmp_path):
+    bad = tmp_path / "templates.yaml"
+    bad.write_text('P17:\n  en: "[X] is a city."\n')
+    with pytest.raises(ValueError, match=r"P17\.en"):
+        load_templates(bad)
+    assert fill("[Y] ist [X].", "Ostafrika", "Afrika").text == "Afrika ist Ostafrika."
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_prompts_put_the_label_and_the_mask_where_the_template_says(lang):
+    tokenizer = load_tokenizer(DEMO / "tokenizer")
+    template = load_templates(TEMPLATES)["P361"][lang]
+    subject, obj = {"en": ("Eastern Africa", "Africa"), "ja": ("東アフリカ", "アフリカ")}[lang]
+    ids, subject_positions, slot = word_prompt(tokenizer, template, subject, obj)
+    assert obj in tokenizer.decode([ids[i] for i in slot])
+    assert subject in tokenizer.decode([ids[i] for i in subject_positions])
+    ids, subject_positions, mask = entity_prompt(tokenizer, template, subject)
+    assert ids.count(tokenizer.mask_token_id) == 1 and ids[mask] == tokenizer.mask_token_id
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    assert pieces[mask - 1] != "▁" and pieces[mask + 1] != "▁", pieces
+
+
+def test_alignment_finds_an_entity_whose_labels_match_and_misses_one_that_does_not():
+    vectors = torch.nn.functional.normalize(torch.eye(4)[:3], dim=-1)
+    swapped = vectors[[0, 2, 1]]
+    accuracy = alignment_accuracy({"en": ([5, 6, 7], vectors), "de": ([5, 6, 7], swapped), "fr": ([5, 6], vectors[:2])})
+    assert accuracy["en", "de"] == pytest.approx(1 / 3)
+    assert accuracy["en", "fr"] == 1.0  # entity 7 has no French label: not asked
+    assert accuracy["fr", "en"] == 1.0
+
+
+def write_checkpoint(path: Path, **weights) -> Path:
+    """An untrained tiny model for the demo data, saved as a training run saves it."""
+    torch.manual_seed(0)
+    entities = len(EntityVocab.load(DEMO / "entity_vocab.jsonl"))
+    module = KnowledgePretraining(vocab_size=len(load_tokenizer(DEMO / "tokenizer")), entity_vocab_size=entities, **weights)
+    path.parent.mkdir(parents=True)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": lightning.__version__, "datamodule_hyper_parameters": {"data_dir": str(DEMO)}}, path)
+    return path
+
+
+@pytest.mark.parametrize("weights", [{}, {"mep_vocab_weight": 0.0, "mep_contrastive_weight": 0.0, "oe_weight": 0.0}],
+                         ids=["all-objectives", "mlm-only"])
+def test_the_probe_verb_writes_table_csv_and_chart_into_the_run_directory(tmp_path, capsys, weights):
+    ckpt = write_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt", **weights)
+    main(["probe", "--ckpt_path", str(ckpt), "--templates", str(TEMPLATES), "--alignment_entities", "40"])
+    out = tmp_path / "run" / "probe"
+    rows = list(csv.DictReader(open(out / "probe.csv", encoding="utf-8")))
+    assert tuple(rows[0]) == COLUMNS
+    assert [r["key"] for r in rows if r["scope"] != "language"] == ["P282", "P361", "mean"]
+    mean = rows[-1]
+    assert int(mean["queries"]) == 28 and int(mean["skipped"]) == 126  # P361 in 14 languages; P282 has one candidate
+    assert 0.0 <= float(mean["word_p1"]) <= 1.0 and 0.0 <= float(mean["alignment_acc1"]) <= 1.0
+    assert (mean["entity_p1"] == "") == ("mep_vocab_weight" in weights)  # no mep_vocab head: not available
+    assert (out / "probe.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    assert "P282: a single candidate" in printed and "probe.csv" in printed
