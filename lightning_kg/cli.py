@@ -60,9 +60,11 @@ def _configure_logging() -> None:
 
 
 def run_prepare(args: list[str]) -> None:
-    from jsonargparse import ArgumentParser
+    from jsonargparse import ArgumentParser, set_parsing_settings
 
     from lightning_kg.data.prepare import PrepareConfig, peak_memory_mib, prepare
+
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)  # PrepareConfig's field docstrings become the help
 
     parser = ArgumentParser(prog="python -m lightning_kg prepare", parser_mode="omegaconf",
                             description="Wikipedia + Wikidata dumps to an entity vocabulary, a tokenizer and WebDataset shards.")

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]
@@ -39,12 +39,16 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     """
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.normalizer = normalizers.NFKC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    tokenizer.decoder = decoders.Metaspace()
+    # "first", as XLM-R: only the text's start gets "▁", not each stretch after a special token.
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
+    tokenizer.decoder = decoders.Metaspace(prepend_scheme="first")
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    # <mask> comes right after the learnt pieces, as in XLM-R; the entity markers after it.
-    tokenizer.add_special_tokens(["<mask>", *ENTITY_MARKERS])
+    # <mask> comes right after the learnt pieces, as in XLM-R, and like XLM-R's it takes the space
+    # before it ("of <mask>" -> "▁of", "<mask>"), so a fill-mask prompt holds no stray "▁"; the
+    # entity markers after it.
+    mask = AddedToken("<mask>", lstrip=True, special=True)
+    tokenizer.add_special_tokens([mask, *ENTITY_MARKERS])
     bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>",
@@ -59,7 +63,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
         cls_token="<s>",
         unk_token="<unk>",
         pad_token="<pad>",
-        mask_token="<mask>",
+        mask_token=mask,
         additional_special_tokens=ENTITY_MARKERS,
         model_max_length=512,
     )

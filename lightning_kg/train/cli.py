@@ -67,7 +67,6 @@ class KnowledgeCLI(LightningCLI):
                 "max_steps": 500,
                 "val_check_interval": 250,
                 "check_val_every_n_epoch": None,
-                "limit_val_batches": 8,
                 "log_every_n_steps": 10,
                 "precision": "32-true",
                 "num_sanity_val_steps": 0,
