@@ -112,6 +112,12 @@ class KnowledgeCLI(LightningCLI):
             super()._run_subcommand(subcommand)
         except SIGTERMException:
             pass
+        if subcommand == "test" and self.trainer.ckpt_path and Path(self.trainer.ckpt_path).exists():
+            # `test` also probes what the checkpoint knows (lightning_kg.probe), into the run directory.
+            from lightning_kg.probe.run import main as probe
+
+            probe(["--ckpt_path", str(self.trainer.ckpt_path), "--data_dir", str(self.datamodule.data_dir),
+                   "--out", str(self._run_dir / "probe")])
         if self.trainer.received_sigterm:
             saved = next((c.saved for c in self.trainer.callbacks if isinstance(c, SaveOnSigterm) and c.saved), None)
             print(f"stopped by SIGTERM at step {self.trainer.global_step}; "

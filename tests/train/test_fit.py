@@ -67,6 +67,8 @@ def test_validate_and_test_from_a_checkpoint(demo_run, tmp_path, capsys):
               "--trainer.limit_test_batches", "2"])
         printed = capsys.readouterr().out
         assert f"{verb}/mlm_acc" in printed or f"{'val' if verb == 'validate' else 'test'}/mlm_acc" in printed
+    # `test` probes the checkpoint on the held-out facts as well (the probe verb's own tests check the figures).
+    assert "P@1" in printed and (tmp_path / "test" / "probe" / "probe.csv").is_file()
 
 
 def test_export_from_a_checkpoint_loads_in_transformers(demo_run, tmp_path):
