@@ -11,21 +11,24 @@ Design choices, each for a reason:
 - The stream is cut into ``lanes``, one per loader worker, and global batch ``g`` comes from lane
   ``g % lanes``, as the DataLoader takes batches from its workers in turn. Each batch's masks are
   drawn from a generator seeded by (seed, rank, g). The checkpoint stores how many batches the
-  trainer consumed; a resumed run replays each lane's raw samples to that point without decoding
+  trainer consumed; a resumed run replays each lane's raw samples to that point without masking
   them, so no sample is repeated or skipped.
+- Bad shards and samples (``checks.py``) stop validation at once. Training skips them by default,
+  counting and warning, and fills each batch from the next good samples; the replay of a resumed
+  run decodes its samples too, so that it skips the same ones and counts the same share of bad ones.
 - Validation is finite and deterministic: each rank reads a disjoint slice of the val shards in
   order, and masks are seeded by the batch's position.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import os
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import numpy as np
@@ -33,82 +36,11 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from lightning_kg.data.entity_vocab import MASK_ID
+from lightning_kg.data.checks import BadDataTally, SampleLimits, decode_sample, shard_samples
 from lightning_kg.data.identity import check_checkpoint, check_files
 from lightning_kg.data.knowledge import KnowledgeTable
 from lightning_kg.data.masking import Collator
 from lightning_kg.data.tokenizer import load_tokenizer
-
-
-@dataclass(frozen=True)
-class SampleLimits:
-    """What a valid sample must respect, read from the dataset directory."""
-
-    vocab_size: int
-    entity_vocab_size: int
-    bos_token_id: int
-    eos_token_id: int
-    max_seq_length: int | None = None
-
-
-class BadSampleError(ValueError):
-    """A shard sample that breaks docs/FORMATS.md; the message names the shard, the key and the rule."""
-
-
-def decode_sample(raw: dict, kind: str, limits: SampleLimits) -> dict:
-    """Raw tar members of a ``"text"`` or ``"fact"`` sample -> checked arrays (the only place
-    samples are checked, so a skip policy can wrap it).
-
-    Returns ``{"input_ids": (S,) int32, "mentions": (N, 3) int64, "lang"}`` for text,
-    ``{"query_ids": (Lq,) int64, "object": int, "lang"}`` for facts; raises :class:`BadSampleError`.
-    """
-    def bad(message: str) -> BadSampleError:
-        return BadSampleError(f"{raw.get('__url__', '?')}: sample {raw.get('__key__', '?')}: {message}")
-
-    if "json" not in raw:
-        raise bad(f"no 'json' member (members: {sorted(k for k in raw if not k.startswith('__'))})")
-    try:
-        meta = json.loads(raw["json"])
-    except ValueError as error:
-        raise bad(f"json member is not JSON ({error})") from None
-    if not isinstance(meta, dict):
-        raise bad("json member is not an object")
-    if kind == "fact":
-        query = meta.get("query_ids")
-        if not isinstance(query, list) or not query or not all(isinstance(t, int) and 0 <= t < limits.vocab_size for t in query):
-            raise bad(f"json \"query_ids\" must be a non-empty list of token ids below {limits.vocab_size}")
-        for field in ("subject", "object"):
-            value = meta.get(field)
-            if not isinstance(value, int) or not 3 <= value < limits.entity_vocab_size:
-                raise bad(f"json \"{field}\" is {value!r}, expected an entity index in 3..{limits.entity_vocab_size - 1}")
-        return {"query_ids": np.asarray(query, dtype=np.int64), "object": meta["object"], "lang": meta.get("lang")}
-
-    if "input_ids.npy" not in raw:
-        raise bad("no 'input_ids.npy' member (expected input_ids.npy and json)")
-    try:
-        ids = np.load(io.BytesIO(raw["input_ids.npy"]), allow_pickle=False)
-    except ValueError as error:
-        raise bad(f"input_ids.npy is not a .npy array ({error})") from None
-    longest = limits.max_seq_length or np.iinfo(np.int64).max
-    if ids.dtype != np.int32 or ids.ndim != 1 or not 2 <= len(ids) <= longest:
-        raise bad(f"input_ids is {ids.dtype} {ids.shape}, expected int32 (S,) with 2 <= S <= {limits.max_seq_length}")
-    if ids[0] != limits.bos_token_id or ids[-1] != limits.eos_token_id:
-        raise bad(f"input_ids must start with <s> ({limits.bos_token_id}) and end with </s> ({limits.eos_token_id})")
-    if ids.min() < 0 or ids.max() >= limits.vocab_size:
-        raise bad(f"token id {int(ids.max())} outside the tokenizer's {limits.vocab_size} ids")
-    mentions = meta.get("mentions")
-    if not isinstance(mentions, list) or not all(isinstance(m, list) and len(m) == 3 for m in mentions):
-        raise bad("json \"mentions\" must be a list of [token_start, token_end_exclusive, entity_index]")
-    mentions = np.asarray(mentions, dtype=np.int64).reshape(-1, 3)
-    if len(mentions):
-        starts, ends, entities = mentions.T
-        if (starts < 1).any() or (ends > len(ids) - 1).any() or (starts >= ends).any():
-            raise bad(f"a mention span lies outside the tokens 1..{len(ids) - 1}")
-        if (entities < 1).any() or (entities == MASK_ID).any() or (entities >= limits.entity_vocab_size).any():
-            wrong = int(entities[(entities < 1) | (entities == MASK_ID) | (entities >= limits.entity_vocab_size)][0])
-            raise bad(f"entity index {wrong} in mentions, expected [UNK] (1) or 3..{limits.entity_vocab_size - 1} "
-                      "(do the shards belong to this entity_vocab.jsonl?)")
-    return {"input_ids": ids, "mentions": mentions, "lang": meta.get("lang")}
 
 
 def _derived_seed(*parts: int) -> int:
@@ -123,13 +55,16 @@ class TrainStream(IterableDataset):
     """
 
     def __init__(self, text_urls: list[str], fact_urls: list[str], collator: Collator, limits: SampleLimits,
-                 batch_size: int, fact_batch_size: int, shuffle_buffer: int, seed: int, rank: int, lanes: int):
+                 batch_size: int, fact_batch_size: int, shuffle_buffer: int, seed: int, rank: int, lanes: int,
+                 shard_sizes: dict[str, int], skip_bad: bool, max_bad_fraction: float):
         self.text_urls, self.fact_urls, self.collator, self.limits = text_urls, fact_urls, collator, limits
         self.batch_size, self.fact_batch_size, self.shuffle_buffer = batch_size, fact_batch_size, shuffle_buffer
         self.seed, self.rank, self.lanes, self.start = seed, rank, lanes, 0
+        self.shard_sizes, self.skip_bad, self.max_bad_fraction = shard_sizes, skip_bad, max_bad_fraction
 
     def _raw_samples(self, urls: list[str], seed: int) -> Iterator[dict]:
-        stages = [wds.ResampledShards(urls, seed=seed, deterministic=True, worker_seed=lambda: 0), wds.tarfile_to_samples()]
+        stages = [wds.ResampledShards(urls, seed=seed, deterministic=True, worker_seed=lambda: 0),
+                  lambda shards: shard_samples(shards, self.shard_sizes, self.skip_bad)]
         if self.shuffle_buffer > 1:
             stages.append(wds.shuffle(self.shuffle_buffer, initial=min(100, self.shuffle_buffer), seed=seed))
         return iter(wds.DataPipeline(*stages))
@@ -143,14 +78,18 @@ class TrainStream(IterableDataset):
         lane = first % self.lanes
         texts = self._raw_samples(self.text_urls, _derived_seed(self.seed, self.rank, lane, 0))
         facts = self._raw_samples(self.fact_urls, _derived_seed(self.seed, self.rank, lane, 1)) if self.fact_urls else None
+        tally = BadDataTally(self.skip_bad, self.max_bad_fraction, self.limits)
         number = lane  # global number of the lane's next batch
         while True:
-            text_raw = [next(texts) for _ in range(self.batch_size)]
-            fact_raw = [next(facts) for _ in range(self.fact_batch_size)] if facts else []
-            if number >= first:  # batches before it were consumed before a resume: read, never decoded
-                rng = np.random.default_rng([self.seed, self.rank, number])
-                yield self.collator([decode_sample(r, "text", self.limits) for r in text_raw],
-                                    [decode_sample(r, "fact", self.limits) for r in fact_raw], rng)
+            replay = number < first  # consumed before a resume: read (and checked, to skip alike), never masked
+            texts_in = tally.take(texts, "text", self.batch_size, replay=replay)
+            facts_in = tally.take(facts, "fact", self.fact_batch_size, replay=replay) if facts else []
+            bad_samples = tally.pop_batch_count()
+            if not replay:
+                batch = self.collator(texts_in, facts_in, np.random.default_rng([self.seed, self.rank, number]))
+                # Last, so that Lightning's batch-size guess still reads input_ids.
+                batch["bad_samples"] = torch.tensor(bad_samples, dtype=torch.int64)
+                yield batch
             number += self.lanes
 
 
@@ -165,12 +104,13 @@ def _rank_shards(urls: list[str], rank: int, world_size: int) -> list[str]:
     return urls
 
 
-def _rank_slice(urls: list[str], rank: int, world_size: int, kind: str, limits: SampleLimits) -> Iterator[dict]:
+def _rank_slice(urls: list[str], rank: int, world_size: int, kind: str, limits: SampleLimits,
+                shard_sizes: dict[str, int]) -> Iterator[dict]:
     """This rank's decoded samples of ``urls``, in order: whole shards ``rank::world_size`` when every
-    rank gets one, else every ``world_size``-th sample of all shards."""
+    rank gets one, else every ``world_size``-th sample of all shards. The first bad shard or sample raises."""
     by_shard = len(urls) >= world_size
-    pipeline = wds.DataPipeline(wds.SimpleShardList(urls[rank::world_size] if by_shard else urls), wds.tarfile_to_samples())
-    for number, raw in enumerate(pipeline):
+    shards = [{"url": url} for url in (urls[rank::world_size] if by_shard else urls)]
+    for number, raw in enumerate(shard_samples(shards, shard_sizes, skip=False)):
         if by_shard or number % world_size == rank:
             yield decode_sample(raw, kind, limits)
 
@@ -180,15 +120,16 @@ class EvalStream(IterableDataset):
     from this rank's slice of the fact shards are cycled so that every batch has some."""
 
     def __init__(self, text_urls: list[str], fact_urls: list[str], collator: Collator, limits: SampleLimits,
-                 batch_size: int, fact_batch_size: int, seed: int, rank: int, world_size: int, max_batches: int | None):
+                 batch_size: int, fact_batch_size: int, seed: int, rank: int, world_size: int, max_batches: int | None,
+                 shard_sizes: dict[str, int]):
         self.text_urls, self.fact_urls, self.collator, self.limits = text_urls, fact_urls, collator, limits
         self.batch_size, self.fact_batch_size, self.seed = batch_size, fact_batch_size, seed
-        self.rank, self.world_size, self.max_batches = rank, world_size, max_batches
+        self.rank, self.world_size, self.max_batches, self.shard_sizes = rank, world_size, max_batches, shard_sizes
 
     def _facts(self) -> Iterator[dict]:
         while self.fact_urls:
             empty = True
-            for fact in _rank_slice(self.fact_urls, self.rank, self.world_size, "fact", self.limits):
+            for fact in _rank_slice(self.fact_urls, self.rank, self.world_size, "fact", self.limits, self.shard_sizes):
                 empty = False
                 yield fact
             if empty:
@@ -198,7 +139,7 @@ class EvalStream(IterableDataset):
         info = get_worker_info()
         if info is not None and info.num_workers > 1:
             raise RuntimeError("an evaluation stream runs in one loader worker at most")
-        texts = _rank_slice(self.text_urls, self.rank, self.world_size, "text", self.limits)
+        texts = _rank_slice(self.text_urls, self.rank, self.world_size, "text", self.limits, self.shard_sizes)
         facts = self._facts()
         number = 0
         while self.max_batches is None or number < self.max_batches:
@@ -273,6 +214,8 @@ class KnowledgeDataModule(L.LightningDataModule):
         seed: int = 0,
         val_batches: int | None = None,
         allow_mismatch: bool = False,
+        bad_samples: Literal["fail", "skip"] = "skip",
+        max_bad_fraction: float = 0.01,
     ):
         """
         Args:
@@ -301,6 +244,13 @@ class KnowledgeDataModule(L.LightningDataModule):
             allow_mismatch: Go on (with a warning) when the tokenizer, entity vocabulary or knowledge
                 table do not hash as manifest.json records, or a resumed checkpoint was trained on
                 another dataset; by default both stop the run at start-up.
+            bad_samples: What training does with a shard or sample that breaks docs/FORMATS.md (missing,
+                empty, truncated or not a tar; a member missing, of the wrong dtype or length, an entity
+                outside the vocabulary): ``fail``, or ``skip`` it with a warning naming the shard, the key
+                and the rule, counted in ``train/bad_samples``. Validation always fails.
+            max_bad_fraction: With ``skip``, training fails once more than this share of the samples a
+                loader worker read (counted as at least 100) were bad; an unreadable shard counts as the
+                samples the manifest lists for it.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -310,6 +260,10 @@ class KnowledgeDataModule(L.LightningDataModule):
                                     "`python -m lightning_kg prepare`, or run from the repository root for shards/demo.")
         if knowledge_language not in ("any", "same"):
             raise ValueError(f"data.knowledge_language is {knowledge_language!r}, expected 'any' or 'same'")
+        if bad_samples not in ("fail", "skip"):
+            raise ValueError(f"data.bad_samples is {bad_samples!r}, expected 'fail' or 'skip'")
+        if not 0 <= max_bad_fraction < 1:  # 1 would let a stream of nothing but bad shards run forever
+            raise ValueError(f"data.max_bad_fraction is {max_bad_fraction}, expected a share in [0, 1)")
         self._restored_position = 0
         self._restored_lanes: int | None = None
 
@@ -365,6 +319,14 @@ class KnowledgeDataModule(L.LightningDataModule):
             return expand_urls(override, self.data_dir)
         return [str(self.data_dir / shard["name"]) for shard in self.manifest.get("shards", {}).get(split, []) if shard["samples"]]
 
+    def _shard_sizes(self, urls: list[str]) -> dict[str, int]:
+        """The manifest's sample count of each of ``urls`` that is a shard of this dataset, by URL
+        (a ``pipe:`` or remote URL has none), to tell a truncated shard from a short one."""
+        listed = {os.path.abspath(self.data_dir / shard["name"]): shard["samples"]
+                  for shards in self.manifest.get("shards", {}).values() for shard in shards}
+        return {url: listed[os.path.abspath(url)] for url in urls
+                if not url.startswith("pipe:") and "://" not in url and os.path.abspath(url) in listed}
+
     def _rank_and_world(self) -> tuple[int, int]:
         if self.trainer is not None:
             return self.trainer.global_rank, self.trainer.world_size
@@ -392,14 +354,16 @@ class KnowledgeDataModule(L.LightningDataModule):
         fact_urls = self._urls(h.train_fact_shards, "facts-train")
         text_urls, fact_urls = _rank_shards(text_urls, rank, world_size), _rank_shards(fact_urls, rank, world_size)
         stream = TrainStream(text_urls, fact_urls, self.collator(), self.limits,
-                             h.batch_size, h.fact_batch_size, h.shuffle_buffer, h.seed, rank, lanes)
+                             h.batch_size, h.fact_batch_size, h.shuffle_buffer, h.seed, rank, lanes,
+                             self._shard_sizes(text_urls + fact_urls), h.bad_samples == "skip", h.max_bad_fraction)
         return _TrainLoader(stream, self.consumed_batches, **self._loader_options(h.num_workers))
 
     def _eval_loader(self, text_override: str | list[str] | None, fact_override: str | list[str] | None) -> DataLoader:
         h = self.hparams
         rank, world_size = self._rank_and_world()
-        stream = EvalStream(self._urls(text_override, "val"), self._urls(fact_override, "facts-val"), self.collator(),
-                            self.limits, h.batch_size, h.fact_batch_size, h.seed, rank, world_size, h.val_batches)
+        text_urls, fact_urls = self._urls(text_override, "val"), self._urls(fact_override, "facts-val")
+        stream = EvalStream(text_urls, fact_urls, self.collator(), self.limits, h.batch_size, h.fact_batch_size,
+                            h.seed, rank, world_size, h.val_batches, self._shard_sizes(text_urls + fact_urls))
         # One worker at most keeps the order fixed; it still decodes while the model runs.
         return DataLoader(stream, **self._loader_options(min(h.num_workers, 1)))
 

@@ -97,6 +97,7 @@ class KnowledgePretraining(L.LightningModule):
         self.metrics = nn.ModuleDict({f"{stage}_{name}": MeanMetric() for stage in ("val", "test") for name in names})
         self._last_step_time: float | None = None
         self._tokens_per_second: float | None = None
+        self._bad_samples: int | torch.Tensor = 0  # skipped by the loader since this process started
 
     def _initialise_from(self, path: str) -> None:
         source = Path(path)
@@ -140,6 +141,10 @@ class KnowledgePretraining(L.LightningModule):
                 self.log(f"train/{objective}", outputs[f"{objective}_loss"], prog_bar=True, batch_size=batch_size)
         for name, value in self._step_values(outputs).items():
             self.log(f"train/{name}", value.mean(), batch_size=value.numel())
+        if "bad_samples" in batch:  # bad data KnowledgeDataModule skipped since this loader worker's previous batch
+            # A running total, so that no skip is lost between the steps the logger writes; summed over ranks.
+            self._bad_samples = self._bad_samples + batch["bad_samples"]
+            self.log("train/bad_samples", self._bad_samples.float(), reduce_fx="sum", sync_dist=True, batch_size=batch_size)
         self._log_speed(batch)
         return outputs["loss"]
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import lightning_kg.data.datamodule as datamodule_module
-from lightning_kg.data.datamodule import KnowledgeDataModule, SampleLimits, decode_sample, expand_urls
+from lightning_kg.data.checks import SampleLimits, decode_sample
+from lightning_kg.data.datamodule import KnowledgeDataModule, expand_urls
 from lightning_kg.data.knowledge import KnowledgeTable
 from tests.data.shard_factory import MASK, PAD, fact_sample, make_dataset, npy, text_sample, write_shard
 
@@ -76,7 +77,7 @@ def test_a_resumed_stream_continues_exactly(dataset, workers):
     first = KnowledgeDataModule(str(dataset), **options)
     head = batches(first, 3)
     state = first.state_dict() | {"consumed_batches": 3}  # what a trainer that used 3 batches reports
-    assert state == {"consumed_batches": 3, "lanes": max(1, workers), "seed": 0}
+    assert state == {"consumed_batches": 3, "lanes": max(1, workers), "seed": 0, "dataset_hashes": {}}
     resumed = KnowledgeDataModule(str(dataset), **options)
     resumed.load_state_dict(state)
     assert_same(straight, head + batches(resumed, 3))
@@ -214,7 +215,7 @@ def test_a_bad_sample_in_a_shard_stops_the_loader_with_its_name(dataset, tmp_pat
     samples[1]["json"] = json.dumps({"lang": "en", "mentions": [[1, 2, 77]]}).encode()
     write_shard(tmp_path / "bad-000000.tar", samples)
     write_shard(tmp_path / "facts-000000.tar", [fact_sample(rng, 40)])
-    dm = KnowledgeDataModule(str(dataset), num_workers=0, batch_size=3, shuffle_buffer=0,
+    dm = KnowledgeDataModule(str(dataset), num_workers=0, batch_size=3, shuffle_buffer=0, bad_samples="fail",
                              train_shards=str(tmp_path / "bad-000000.tar"), train_fact_shards=str(tmp_path / "facts-000000.tar"))
     with pytest.raises(ValueError, match=rf"{tmp_path}/bad-000000.tar: sample 0000000000000001-0000: entity index 77"):
         batches(dm, 1)
