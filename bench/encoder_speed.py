@@ -11,22 +11,14 @@ ratio and appends a row to bench/results.csv.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
-import platform
 import statistics
-import sys
-import time
-from pathlib import Path
 
 import torch
-import transformers
 from transformers import LukeConfig, LukeModel
 
+from common import record, timed
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.encoder import KnowledgeEncoder
-
-RESULTS = Path(__file__).with_name("results.csv")
 
 
 def batch(size: int, seq: int, entities: int, vocab: int, entity_vocab: int, device: str) -> dict[str, torch.Tensor]:
@@ -37,19 +29,6 @@ def batch(size: int, seq: int, entities: int, vocab: int, entity_vocab: int, dev
         "input_ids": ids, "attention_mask": torch.ones_like(ids),
         "entity_ids": torch.randint(3, entity_vocab, (size, entities), generator=generator),
         "entity_position_ids": positions, "entity_attention_mask": torch.ones(size, entities, dtype=torch.long)}.items()}
-
-
-def timed(step, repeats: int, device: str) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -90,24 +69,15 @@ def main() -> None:
     ours_step(), theirs_step()  # warm-up
     ours_times, theirs_times = [], []
     for _ in range(args.repeats):
-        ours_times += timed(ours_step, 1, args.device)
-        theirs_times += timed(theirs_step, 1, args.device)
+        ours_times.append(timed(ours_step, args.device))
+        theirs_times.append(timed(theirs_step, args.device))
     ours_median, theirs_median = statistics.median(ours_times), statistics.median(theirs_times)
     tokens = args.batch * (args.seq + args.entities)
     print(f"{args.size} encoder, batch {args.batch} x ({args.seq} words + {args.entities} entities), {args.dtype} on {args.device}")
     print(f"  lightning_kg        {ours_median * 1000:9.1f} ms  ({tokens / ours_median:,.0f} tokens/s)")
     print(f"  transformers LUKE   {theirs_median * 1000:9.1f} ms  ({tokens / theirs_median:,.0f} tokens/s)")
     print(f"  speed-up            {theirs_median / ours_median:9.2f}x")
-    machine = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
-    new = not RESULTS.exists()
-    with open(RESULTS, "a", newline="") as out:
-        writer = csv.writer(out)
-        if new:
-            writer.writerow(["date", "machine", "command", "versions", "figure", "ours", "baseline", "ratio"])
-        writer.writerow([datetime.date.today().isoformat(), machine, " ".join(["python", *sys.argv]),
-                         f"torch {torch.__version__}, transformers {transformers.__version__}",
-                         "encoder fwd+bwd ms (median)", f"{ours_median * 1000:.1f}", f"{theirs_median * 1000:.1f}",
-                         f"{theirs_median / ours_median:.2f}"])
+    record(args.device, "encoder fwd+bwd ms (median)", ours_median * 1000, theirs_median * 1000, theirs_median / ours_median)
 
 
 if __name__ == "__main__":
