@@ -17,7 +17,7 @@ case that needs more than the machine has stops with "out of memory" (on CPU an 
 limit makes it fail cleanly instead of calling the OOM killer). Loss and gradients of the two are
 compared in one process at the smallest vocabulary.
 
-    python bench/mep_memory.py --quick      # 512 masked entities
+    python bench/mep_memory.py --quick      # 256 masked entities (a GPU micro-batch's worth)
     python bench/mep_memory.py              # 2,048 masked entities (full logits of 1M need ~24 GB)
 """
 
@@ -116,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--masked", type=int, default=2048, help="masked entities per batch")
     parser.add_argument("--vocab", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--quick", action="store_true", help="512 masked entities")
+    parser.add_argument("--quick", action="store_true", help="256 masked entities")
     parser.add_argument("--case", nargs=3, metavar=("METHOD", "VOCAB", "MASKED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -124,7 +124,7 @@ def main() -> None:
         print(json.dumps(case(args.case[0], int(args.case[1]), int(args.case[2]), device)))
         return
     if args.quick:
-        args.masked = 512
+        args.masked = 256
 
     print(f"mep_vocab loss, forward + backward, {args.masked:,} masked entities, hidden {HIDDEN}, "
           f"entity_emb_size {ENTITY_EMB}, fp32 on {device}")
