@@ -51,13 +51,19 @@ def read_facts(urls: Iterable[str]) -> list[Fact]:
     """Every fact sample of the shards ``urls``, in order; a bad sample's error names its shard and key."""
     facts = []
     for raw in wds.DataPipeline(wds.SimpleShardList(list(urls)), wds.tarfile_to_samples()):
+        where = f"{raw.get('__url__', '?')}: sample {raw.get('__key__', '?')}"
         try:
             meta = json.loads(raw["json"])
-            facts.append(Fact(int(meta["subject"]), str(meta["relation"]), int(meta["object"]), str(meta["lang"]),
-                              str(meta["subject_label"]), str(meta["object_label"])))
+            fact = Fact(int(meta["subject"]), str(meta["relation"]), int(meta["object"]), str(meta["lang"]),
+                        str(meta["subject_label"]), str(meta["object_label"]))
         except (KeyError, ValueError, TypeError) as error:
-            raise ValueError(f"{raw.get('__url__', '?')}: sample {raw.get('__key__', '?')}: not a fact sample "
-                             f"(expected json with subject, relation, object, lang and labels; {error!r})") from None
+            raise ValueError(f"{where}: not a fact sample (expected json with subject, relation, object, lang "
+                             f"and labels; {error!r})") from None
+        # A blank label has no token to mask or to put the subject's entity on.
+        for field in ("subject_label", "object_label"):
+            if not getattr(fact, field).strip():
+                raise ValueError(f"{where}: {field} is {getattr(fact, field)!r}; a fact sample's labels are non-empty text")
+        facts.append(fact)
     return facts
 
 
@@ -86,7 +92,7 @@ def build_queries(probed: list[Fact], known: list[Fact], templates: dict[str, di
         candidates, candidate_labels = [], []
         for entity in sorted(objects[fact.relation]):
             label = labels.get((entity, fact.lang)) or (titles[entity].get(fact.lang) if entity < len(titles) else None)
-            if label:
+            if label and label.strip():
                 candidates.append(entity)
                 candidate_labels.append(label)
         if len(candidates) < 2:

@@ -12,7 +12,8 @@ from lightning_kg.probe.metrics import COLUMNS
 TABLE = (("", "key", 6), ("facts", "queries", 5), ("skip", "skipped", 4), ("cands", "candidates", 5), ("chance", "chance_p1", 6),
          ("E P@1", "entity_p1", 6), ("E P@10", "entity_p10", 6), ("E MRR", "entity_mrr", 6),
          ("W P@1", "word_p1", 6), ("W P@10", "word_p10", 6), ("W MRR", "word_mrr", 6),
-         ("E cons", "entity_consistency", 6), ("W cons", "word_consistency", 6), ("align@1", "alignment_acc1", 7))
+         ("E cons", "entity_consistency", 6), ("W cons", "word_consistency", 6), ("align@1", "alignment_acc1", 7),
+         ("diff@1", "alignment_acc1_distinct", 6), ("same", "alignment_same_label", 5))
 
 
 def _cell(value, width: int) -> str:
@@ -38,7 +39,9 @@ def format_table(rows: list[dict], skipped: Counter, title: str) -> str:
         lines.append(" ".join(str(row["key"]).ljust(width) if column == "key" else _cell(row[column], width)
                               for _, column, width in TABLE))
     lines.append("E: entity-based prompt (mep_vocab head), W: word-based prompt (mlm head, mean token log-probability); "
-                 "cons: same top-1 entity as the fact in another language; align@1: entity label retrieval across languages")
+                 "cons: same top-1 entity as the fact in another language;\n"
+                 "align@1: entity retrieval by label across languages, diff@1: the same over entities whose two labels "
+                 "differ, same: share of entities whose two labels are one string (found by spelling alone)")
     if skipped:
         lines.append("skipped (facts not probed):")
         by_reason: dict[tuple[str, str], list[tuple[str, int]]] = {}
@@ -60,31 +63,48 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
-    """Per-language bars, entity-based and word-based side by side: P@1 (chance marked) and MRR."""
+    """:func:`chart` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    figure = chart(rows, title)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def chart(rows: list[dict], title: str):
+    """Per-language bars: P@1 (chance marked) and MRR, entity-based and word-based side by side; entity
+    alignment acc@1 over all entities and over those whose two labels differ (share of same-string
+    labels marked). Returns the matplotlib Figure, three axes in that order."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on clusters and CI
     import matplotlib.pyplot as plt
     import numpy as np
 
-    shown = [r for r in rows if r["scope"] in ("language", "all") and r["queries"]]
+    shown = [r for r in rows if r["scope"] in ("language", "all") and (r["queries"] or r["alignment_acc1"] is not None)]
     keys = [r["key"] for r in shown]
     x = np.arange(len(shown))
-    figure, axes = plt.subplots(2, 1, figsize=(max(6.0, 0.6 * len(shown) + 2), 6.5), sharex=True)
-    for axis, metric in zip(axes, ("p1", "mrr")):
-        for offset, kind, color in ((-0.2, "entity", "tab:blue"), (0.2, "word", "tab:orange")):
-            values = [r[f"{kind}_{metric}"] for r in shown]
+    figure, axes = plt.subplots(3, 1, figsize=(max(6.0, 0.6 * len(shown) + 2), 9.0), sharex=True)
+    panels = (("P@1", (("entity_p1", "entity-based", "tab:blue"), ("word_p1", "word-based", "tab:orange"))),
+              ("MRR", (("entity_mrr", "entity-based", "tab:blue"), ("word_mrr", "word-based", "tab:orange"))),
+              ("alignment acc@1", (("alignment_acc1", "all entities", "tab:green"),
+                                   ("alignment_acc1_distinct", "labels that differ", "tab:olive"))))
+    markers = {0: ("chance_p1", "chance"), 2: ("alignment_same_label", "share of same-string labels")}
+    for number, (axis, (name, bars)) in enumerate(zip(axes, panels)):
+        for offset, (column, label, color) in zip((-0.2, 0.2), bars):
+            values = [r[column] for r in shown]
             available = any(v is not None for v in values)
             axis.bar(x + offset, [v or 0.0 for v in values], width=0.4, color=color,
-                     label=f"{kind}-based" + ("" if available else " (n/a: no head)"))
-        if metric == "p1":
-            axis.scatter(x, [r["chance_p1"] for r in shown], marker="_", s=300, color="black", label="chance", zorder=3)
-        axis.set_ylabel({"p1": "P@1", "mrr": "MRR"}[metric])
+                     label=label + ("" if available else " (n/a)"))
+        if number in markers:
+            column, label = markers[number]
+            axis.scatter(x, [np.nan if r[column] is None else r[column] for r in shown], marker="_", s=300,
+                         color="black", label=label, zorder=3)
+        axis.set_ylabel(name)
         axis.set_ylim(0, 1.05)
         axis.grid(axis="y", alpha=0.3)
+        axis.legend(loc="upper right", fontsize=8)
     axes[0].set_title(title)
-    axes[0].legend(loc="upper right", fontsize=8)
-    axes[1].set_xticks(x, keys)
+    axes[2].set_xticks(x, keys)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return figure

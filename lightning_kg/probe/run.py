@@ -13,15 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from lightning_kg.data.entity_vocab import EntityVocab
 from lightning_kg.data.tokenizer import load_tokenizer
 from lightning_kg.export import load_checkpoint_model
-from lightning_kg.probe.metrics import alignment_accuracy, evaluate, summarise
+from lightning_kg.probe.metrics import LabelVectors, alignment_accuracy, evaluate, summarise
 from lightning_kg.probe.queries import Fact, build_queries, read_facts
 from lightning_kg.probe.report import format_table, plot, write_csv
 from lightning_kg.probe.scoring import entity_scorer, label_embeddings, word_scorer
 from lightning_kg.probe.templates import load_templates
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+"""The checkout holding this package: ``conf/`` and ``shards/demo`` live there."""
+TEMPLATES = Path("conf/probe/templates.yaml")
 
 
 @dataclass
@@ -32,8 +37,9 @@ class ProbeConfig:
     """Checkpoint of a lightning_kg run: a Lightning ``.ckpt`` or a DeepSpeed checkpoint directory (what ``export`` reads)."""
     data_dir: str | None = None
     """Prepared dataset (fact shards, entity vocabulary, tokenizer); None: the one the checkpoint was trained on."""
-    templates: str = "conf/probe/templates.yaml"
-    """YAML file of cloze templates, relation -> language -> "[X] ... [Y]"."""
+    templates: str | None = None
+    """YAML file of cloze templates, relation -> language -> "[X] ... [Y]"; None: the repository's
+    ``conf/probe/templates.yaml``, whatever the working directory."""
     facts: str = "facts-heldout"
     """Manifest split whose facts are asked: ``facts-heldout`` (subjects never trained on), or
     ``facts-val`` / ``facts-train`` to see what the model memorised."""
@@ -64,31 +70,73 @@ def default_out(ckpt_path: str, facts: str) -> Path:
     return run_dir / ("probe" if facts == "facts-heldout" else f"probe-{facts}")
 
 
+def _found(relative: Path, *bases: Path) -> Path | None:
+    """``relative`` under the first of ``bases`` that has it."""
+    return next((base / relative for base in bases if (base / relative).exists()), None)
+
+
+def templates_file(templates: str | None) -> Path:
+    """``--templates`` as given (relative to the working directory); by default the repository's
+    ``conf/probe/templates.yaml``, else the working directory's (the Docker image installs the package
+    into site-packages and keeps ``conf/`` in its working directory, /app)."""
+    if templates is not None:
+        return Path(templates)
+    found = _found(TEMPLATES, REPOSITORY, Path.cwd())
+    if found is None:
+        raise FileNotFoundError(f"templates: {TEMPLATES} is neither in the repository ({REPOSITORY}) nor in the "
+                                f"working directory ({Path.cwd()}); pass --templates FILE.yaml")
+    return found
+
+
+def dataset_dir(config: ProbeConfig, checkpoint: dict) -> Path:
+    """``--data_dir``, else the checkpoint's ``data_dir``. A relative one from the checkpoint was relative
+    to where training ran: the working directory, else the repository (``shards/demo``, the demo's)."""
+    if config.data_dir:
+        data_dir = Path(config.data_dir)
+    else:
+        saved = checkpoint.get("datamodule_hyper_parameters", {}).get("data_dir")
+        if not saved:
+            raise ValueError(f"{config.ckpt_path} does not say which dataset it was trained on; pass --data_dir")
+        data_dir = Path(saved)
+        if not data_dir.is_absolute():
+            found = _found(data_dir / "manifest.json", Path.cwd(), REPOSITORY)
+            if found is None:
+                raise FileNotFoundError(f"data_dir: {data_dir / 'manifest.json'} (from {config.ckpt_path}) is neither under "
+                                        f"the working directory nor under {REPOSITORY}; pass --data_dir")
+            return found.parent
+    if not (data_dir / "manifest.json").is_file():
+        raise FileNotFoundError(f"data_dir: {data_dir / 'manifest.json'} not found; pass --data_dir with the dataset "
+                                f"{config.ckpt_path} was trained on")
+    return data_dir
+
+
 def _fact_urls(data_dir: Path, manifest: dict, split: str) -> list[str]:
     return [str(data_dir / shard["name"]) for shard in manifest["shards"].get(split, []) if shard["samples"]]
 
 
-def _label_vectors(model, tokenizer, vocab: EntityVocab, probed: list[Fact], config: ProbeConfig) -> dict:
-    """Language -> (entities, their label vectors) for the alignment test, in the languages probed.
+def _label_vectors(model, tokenizer, vocab: EntityVocab, probed: list[Fact], config: ProbeConfig) -> dict[str, LabelVectors]:
+    """Language -> its labels of the alignment test's entities and their vectors, in the languages probed.
     A label spelt alike in several languages ("Europa") is encoded once: the encoder sees no language tag."""
     entities = range(3, min(len(vocab), 3 + config.alignment_entities))
-    by_language = {lang: [e for e in entities if vocab.titles[e].get(lang)] for lang in sorted({fact.lang for fact in probed})}
+    by_language = {lang: [e for e in entities if (vocab.titles[e].get(lang) or "").strip()]
+                   for lang in sorted({fact.lang for fact in probed})}
     # Shortest first, so each batch pads little.
     unique = sorted({vocab.titles[e][lang] for lang, members in by_language.items() for e in members}, key=lambda t: (len(t), t))
     vectors = label_embeddings(model, tokenizer, unique, config.batch_size)
     row = {label: i for i, label in enumerate(unique)}
-    return {lang: (members, vectors[[row[vocab.titles[e][lang]] for e in members]]) for lang, members in by_language.items()}
+    out = {}
+    for lang, members in by_language.items():
+        labels = [vocab.titles[e][lang] for e in members]
+        out[lang] = LabelVectors(members, labels, vectors[[row[label] for label in labels]])
+    return out
 
 
 def probe(config: ProbeConfig) -> ProbeResult:
-    """Load, ask, score and summarise; writes nothing (see :func:`main`)."""
-    templates = load_templates(config.templates)
+    """Load, ask, score and summarise; writes nothing (see :func:`probe_and_write`)."""
+    templates = load_templates(templates_file(config.templates))
     module, checkpoint = load_checkpoint_model(config.ckpt_path)
     model = module.model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
-    data_dir = Path(config.data_dir or checkpoint.get("datamodule_hyper_parameters", {}).get("data_dir") or "")
-    if not (data_dir / "manifest.json").is_file():
-        raise FileNotFoundError(f"data_dir: {data_dir / 'manifest.json'} not found; pass --data_dir with the dataset "
-                                f"{config.ckpt_path} was trained on")
+    data_dir = dataset_dir(config, checkpoint)
     manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
     splits = sorted(split for split in manifest.get("shards", {}) if split.startswith("facts-"))
     if config.facts not in splits:
@@ -116,6 +164,23 @@ def probe(config: ProbeConfig) -> ProbeResult:
     return ProbeResult(rows, query_set.skipped, title, objectives)
 
 
+def probe_and_write(config: ProbeConfig) -> Path | None:
+    """:func:`probe`, then the table on stdout and ``probe.csv`` and ``probe.png`` in ``config.out`` (None:
+    :func:`default_out`); returns that directory. What the ``test`` stage calls after testing: in a
+    multi-process run only global rank 0 probes, the others return None at once, so several processes
+    never write the same files (nor wait on each other: probing needs no collective)."""
+    if rank_zero_only.rank != 0:
+        return None
+    result = probe(config)
+    out = Path(config.out) if config.out else default_out(config.ckpt_path, config.facts)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(result.rows, out / "probe.csv")
+    plot(result.rows, out / "probe.png", f"{'/'.join(Path(config.ckpt_path).parts[-3:])}, {config.facts}; {' + '.join(result.objectives)}")
+    print(format_table(result.rows, result.skipped, result.title))
+    print(f"\nwrote {out / 'probe.csv'} and {out / 'probe.png'}")
+    return out
+
+
 def main(args: list[str]) -> None:
     from jsonargparse import ArgumentParser, set_parsing_settings
 
@@ -127,11 +192,4 @@ def main(args: list[str]) -> None:
     parser.add_class_arguments(ProbeConfig)
     parsed = parser.parse_args(args)
     parsed.pop("config", None)
-    config = ProbeConfig(**parsed.as_dict())
-    result = probe(config)
-    out = Path(config.out) if config.out else default_out(config.ckpt_path, config.facts)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(result.rows, out / "probe.csv")
-    plot(result.rows, out / "probe.png", f"{'/'.join(Path(config.ckpt_path).parts[-3:])}, {config.facts}; {' + '.join(result.objectives)}")
-    print(format_table(result.rows, result.skipped, result.title))
-    print(f"\nwrote {out / 'probe.csv'} and {out / 'probe.png'}")
+    probe_and_write(ProbeConfig(**parsed.as_dict()))

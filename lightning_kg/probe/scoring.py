@@ -5,17 +5,21 @@ token on those words, as every linked mention was read in pre-training (LUKE's i
 only in how the object is asked for:
 - entity-based (mLUKE): one word ``<mask>`` at ``[Y]`` and an entity ``[MASK]`` token on it; the
   ``mep_vocab`` head scores the candidates' entity embeddings;
-- word-based (mLAMA): ``[Y]`` becomes as many ``<mask>`` tokens as the candidate's label has in
-  that sentence, and the candidate scores the *mean* log-probability of its label's tokens under the
-  ``mlm`` head (mean rather than sum, so a long label is not penalised for its length).
+- word-based (mLAMA): ``[Y]`` becomes as many ``<mask>`` tokens as the candidate's label has, and
+  the candidate scores the *mean* log-probability of its label's tokens under the ``mlm`` head (mean
+  rather than sum, so a long label is not penalised for its length).
 
-A prompt is tokenised whole, as the training text was, and the slot is the tokens that overlap the
-label's characters (a label may share its last token with the full stop: "▁Africa.").
+The text before ``[Y]`` is tokenised with the label, as the training text was (in Japanese or
+Chinese a label's first piece depends on the character before it); the text after ``[Y]`` is the
+entity prompt's, the same for every candidate. Tokenising the whole filled sentence instead would
+let a label swallow the full stop ("▁Africa.") for some candidates and not for others, so
+candidates would be asked in different contexts and scored on different things.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import islice
 
 import numpy as np
 import torch
@@ -35,22 +39,11 @@ def _overlapping(offsets: Sequence[tuple[int, int]], span: tuple[int, int]) -> l
     return [i for i, (start, end) in enumerate(offsets) if end > start and start < span[1] and end > span[0]]
 
 
-def word_prompt(tokenizer, template: str, subject: str, obj: str) -> tuple[list[int], list[int], list[int]]:
-    """``<s> prompt </s>`` with ``obj`` at ``[Y]`` -> (token ids, subject token positions, object token positions)."""
-    prompt = fill(template, subject, obj)
-    encoded = tokenizer(prompt.text, return_offsets_mapping=True)
-    offsets = encoded["offset_mapping"]
-    slot = _overlapping(offsets, prompt.object_span)
-    if not slot:
-        raise ValueError(f"label {obj!r} has no token in the prompt {prompt.text!r}")
-    return list(encoded["input_ids"]), _overlapping(offsets, prompt.subject_span), slot
-
-
 def entity_prompt(tokenizer, template: str, subject: str) -> tuple[list[int], list[int], int]:
     """``<s> prompt </s>`` with one ``<mask>`` at ``[Y]`` -> (token ids, subject token positions, mask position).
 
-    A tokenizer whose ``<mask>`` does not swallow the space before it (the demo's) leaves a bare
-    word-boundary piece ("▁") beside it; it is dropped, since masking in training replaced whole
+    A tokenizer whose ``<mask>`` does not swallow the space before it (XLM-R's and ours do) leaves a
+    bare word-boundary piece ("▁") beside it; it is dropped, since masking in training replaced whole
     tokens ("▁Africa." -> "<mask>") and never left one.
     """
     prompt = fill(template, subject, tokenizer.mask_token)
@@ -62,6 +55,34 @@ def entity_prompt(tokenizer, template: str, subject: str) -> tuple[list[int], li
     keep = [i for i in range(len(ids)) if not (i in beside_mask and pieces[i].strip("▁ ") == "" and ids[i] not in tokenizer.all_special_ids)]
     ids, offsets = [ids[i] for i in keep], [offsets[i] for i in keep]
     return ids, _overlapping(offsets, prompt.subject_span), ids.index(mask_id)
+
+
+def word_prompts(tokenizer, template: str, subject: str, labels: Sequence[str]) -> list[tuple[list[int], list[int], list[int]]]:
+    """``<s> prompt </s>`` with each label at ``[Y]`` -> per label (token ids, subject token positions,
+    label token positions).
+
+    Tokens before the label's end come from tokenising the text up to it; the tokens after come
+    from :func:`entity_prompt`, so every label is asked in the same closing context.
+    """
+    context, entity_subject, mask = entity_prompt(tokenizer, template, subject)
+    tail = context[mask + 1 :]
+    prompts = [fill(template, subject, label) for label in labels]
+    encoded = tokenizer([p.text[: p.object_span[1]] for p in prompts], return_offsets_mapping=True,
+                        return_special_tokens_mask=True)
+    out = []
+    for label, prompt, ids, offsets, special in zip(labels, prompts, encoded["input_ids"], encoded["offset_mapping"],
+                                                    encoded["special_tokens_mask"]):
+        # Drop the closing special tokens: the entity prompt's tail brings them.
+        head = max((i for i, is_special in enumerate(special) if not is_special), default=-1) + 1
+        slot = _overlapping(offsets[:head], prompt.object_span)
+        if not slot:
+            raise ValueError(f"label {label!r} has no token in the prompt {prompt.text!r}")
+        if prompt.subject_span[0] < prompt.object_span[0]:
+            subject_positions = _overlapping(offsets[:head], prompt.subject_span)
+        else:  # the subject is in the tail
+            subject_positions = [p + head - (mask + 1) for p in entity_subject if p > mask]
+        out.append((list(ids[:head]) + tail, subject_positions, slot))
+    return out
 
 
 def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
@@ -127,24 +148,24 @@ def word_scorer(model: KnowledgePretrainingModel, tokenizer, batch_size: int = 6
         raise ValueError("the model has no mlm head (mlm_weight 0): word-based probing is not available")
     mask_id, pad_id = tokenizer.mask_token_id, tokenizer.pad_token_id
 
-    @torch.no_grad()
-    def score(queries: Sequence[ClozeQuery]) -> list[np.ndarray]:
-        # One row per (query, candidate): the candidate's label fixes the number of masks and its context.
-        rows, entities, targets = [], [], []
+    def rows(queries: Sequence[ClozeQuery]):
+        """One (masked ids, entities, targets) row per (query, candidate): the label fixes the number of masks."""
         for query in queries:
-            for label in query.candidate_labels:
-                ids, subject_positions, slot = word_prompt(tokenizer, query.template, query.fact.subject_label, label)
+            for ids, subject_positions, slot in word_prompts(tokenizer, query.template, query.fact.subject_label,
+                                                             query.candidate_labels):
                 target = [-100] * len(ids)
                 for position in slot:
                     target[position], ids[position] = ids[position], mask_id
-                rows.append(ids)
-                entities.append([(query.fact.subject, subject_positions)])
-                targets.append(target)
-        means = []
-        for start in range(0, len(rows), batch_size):
-            end = start + batch_size
-            hidden = _encode(model, pad_id, rows[start:end], entities[start:end]).word_hidden
-            target = _pad(targets[start:end], -100).to(hidden.device)
+                yield ids, [(query.fact.subject, subject_positions)], target
+
+    @torch.no_grad()
+    def score(queries: Sequence[ClozeQuery]) -> list[np.ndarray]:
+        # Rows are made batch by batch: queries x candidates of a large dataset would not fit in memory.
+        means, pending = [], rows(queries)
+        while batch := list(islice(pending, batch_size)):
+            ids, entities, targets = zip(*batch)
+            hidden = _encode(model, pad_id, list(ids), list(entities)).word_hidden
+            target = _pad(targets, -100).to(hidden.device)
             slot = target.ne(-100)
             log_probs = F.log_softmax(model.mlm_head(hidden[slot], model.encoder.embeddings.word.weight).float(), dim=-1)
             token_scores = log_probs.gather(1, target[slot][:, None]).squeeze(1)

@@ -20,8 +20,8 @@ def load_templates(path: str | os.PathLike) -> dict[str, dict[str, str]]:
     ``[Y]`` exactly once. Errors name the file, the relation and the language."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"templates file not found: {path} (run from the repository root for "
-                                "conf/probe/templates.yaml, or pass --templates FILE.yaml)")
+        raise FileNotFoundError(f"templates file not found: {path} (relative paths are to the working directory, "
+                                f"{Path.cwd()})")
     # resolve=False: a template is text, never an ${interpolation}.
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     if not isinstance(data, dict):

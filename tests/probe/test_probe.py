@@ -13,12 +13,14 @@ import torch
 from lightning_kg.cli import main
 from lightning_kg.data.entity_vocab import EntityVocab
 from lightning_kg.data.tokenizer import load_tokenizer
-from lightning_kg.probe.metrics import COLUMNS, alignment_accuracy, answer_rank, evaluate, summarise
+from lightning_kg.probe.metrics import COLUMNS, LabelVectors, alignment_accuracy, answer_rank, evaluate, summarise
 from lightning_kg.probe.queries import NO_TEMPLATE, ONE_CANDIDATE, Fact, build_queries, read_facts
 from lightning_kg.probe.report import format_table
-from lightning_kg.probe.scoring import entity_prompt, word_prompt
+from lightning_kg.probe.scoring import entity_prompt, word_prompts
 from lightning_kg.probe.templates import fill, load_templates
 from lightning_kg.train.module import KnowledgePretraining
+from tests.probe.fact_factory import TEMPLATES as FACT_TEMPLATES
+from tests.probe.fact_factory import make_fact_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "shards" / "demo"
@@ -100,7 +102,7 @@ def test_prompts_put_the_label_and_the_mask_where_the_template_says(lang):
     tokenizer = load_tokenizer(DEMO / "tokenizer")
     template = load_templates(TEMPLATES)["P361"][lang]
     subject, obj = {"en": ("Eastern Africa", "Africa"), "ja": ("東アフリカ", "アフリカ")}[lang]
-    ids, subject_positions, slot = word_prompt(tokenizer, template, subject, obj)
+    [(ids, subject_positions, slot)] = word_prompts(tokenizer, template, subject, [obj])
     assert obj in tokenizer.decode([ids[i] for i in slot])
     assert subject in tokenizer.decode([ids[i] for i in subject_positions])
     ids, subject_positions, mask = entity_prompt(tokenizer, template, subject)
@@ -109,23 +111,55 @@ def test_prompts_put_the_label_and_the_mask_where_the_template_says(lang):
     assert pieces[mask - 1] != "▁" and pieces[mask + 1] != "▁", pieces
 
 
+def test_every_candidate_is_asked_in_the_entity_prompts_context():
+    """Tokenising "Caribbean is part of Africa." whole gives "▁Africa." (the full stop inside the label's
+    token) but "▁Asia", "." for Asia: candidates would be scored in different contexts. The label's
+    tokens end where the label ends, and what follows is the entity prompt's, for every candidate."""
+    tokenizer = load_tokenizer(DEMO / "tokenizer")
+    template = load_templates(TEMPLATES)["P361"]["en"]
+    entity_ids, _, mask = entity_prompt(tokenizer, template, "Caribbean")
+    labels = ["Africa", "Asia", "Northern America"]
+    prompts = word_prompts(tokenizer, template, "Caribbean", labels)
+    for label, (ids, subject_positions, slot) in zip(labels, prompts):
+        pieces = tokenizer.convert_ids_to_tokens(ids)
+        assert tokenizer.decode([ids[i] for i in slot]).strip() == label
+        assert ids[slot[-1] + 1 :] == entity_ids[mask + 1 :] and pieces[slot[-1] + 1] == "."
+        assert ids[: slot[0]] == entity_ids[:mask]
+        assert tokenizer.decode([ids[i] for i in subject_positions]).strip() == "Caribbean"
+    assert tokenizer.convert_ids_to_tokens([prompts[0][0][i] for i in prompts[0][2]]) == ["▁Africa"]
+
+
+def test_a_subject_after_the_object_is_found_in_the_word_prompt(tmp_path):
+    """French template of the constructed facts: "w4 [Y] w5 [X] w6"; the subject's positions move with
+    the number of masks the label needs."""
+    tokenizer = load_tokenizer(make_fact_dataset(tmp_path) / "tokenizer")
+    template = FACT_TEMPLATES["P1"]["fr"]
+    for label in ("w54", "w55 w56", "w57 w58 w59"):
+        [(ids, subject_positions, slot)] = word_prompts(tokenizer, template, "w10 w30", [label])
+        assert tokenizer.decode([ids[i] for i in slot]) == label
+        assert tokenizer.decode([ids[i] for i in subject_positions]) == "w10 w30"
+        assert tokenizer.decode(ids) == f"<s> w4 {label} w5 w10 w30 w6 </s>"
+
+
 def test_alignment_finds_an_entity_whose_labels_match_and_misses_one_that_does_not():
     vectors = torch.nn.functional.normalize(torch.eye(4)[:3], dim=-1)
     swapped = vectors[[0, 2, 1]]
-    accuracy = alignment_accuracy({"en": ([5, 6, 7], vectors), "de": ([5, 6, 7], swapped), "fr": ([5, 6], vectors[:2])})
-    assert accuracy["en", "de"] == pytest.approx(1 / 3)
-    assert accuracy["en", "fr"] == 1.0  # entity 7 has no French label: not asked
-    assert accuracy["fr", "en"] == 1.0
+    accuracy = alignment_accuracy({"en": LabelVectors([5, 6, 7], ["a", "b", "c"], vectors),
+                                   "de": LabelVectors([5, 6, 7], ["a", "x", "y"], swapped),
+                                   "fr": LabelVectors([5, 6], ["p", "q"], vectors[:2])})
+    assert accuracy["en", "de"].acc1 == pytest.approx(1 / 3)
+    assert accuracy["en", "fr"].acc1 == 1.0  # entity 7 has no French label: not asked
+    assert accuracy["fr", "en"].acc1 == 1.0
 
 
-def write_checkpoint(path: Path, **weights) -> Path:
+def write_checkpoint(path: Path, data_dir: str = str(DEMO), **weights) -> Path:
     """An untrained tiny model for the demo data, saved as a training run saves it."""
     torch.manual_seed(0)
     entities = len(EntityVocab.load(DEMO / "entity_vocab.jsonl"))
     module = KnowledgePretraining(vocab_size=len(load_tokenizer(DEMO / "tokenizer")), entity_vocab_size=entities, **weights)
     path.parent.mkdir(parents=True)
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
-                "pytorch-lightning_version": lightning.__version__, "datamodule_hyper_parameters": {"data_dir": str(DEMO)}}, path)
+                "pytorch-lightning_version": lightning.__version__, "datamodule_hyper_parameters": {"data_dir": data_dir}}, path)
     return path
 
 

@@ -1,0 +1,61 @@
+"""Entity alignment split by whether the two labels are one string, ties, and NaN scores, on constructed cases."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_kg.probe.metrics import LabelVectors, alignment_accuracy, answer_rank, summarise, top_candidate
+
+
+def unit(*rows) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.tensor(rows, dtype=torch.float32), dim=-1)
+
+
+def spelling_world() -> dict[str, LabelVectors]:
+    """Four entities. 10 and 11 are spelt alike in English and German, so the encoder gives each one
+    vector in both languages and they find themselves; 12 and 13 are spelt differently: 12's labels
+    land together, 13's German label near Germany and its English one near Asia."""
+    english = LabelVectors([10, 11, 12, 13], ["Europa", "Asia", "Germany", "France"],
+                           unit([1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0.6, 0, 0.8]))
+    german = LabelVectors([10, 11, 12, 13], ["Europa", "Asia", "Deutschland", "Frankreich"],
+                          unit([1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0.9, 0.1]))
+    return {"en": english, "de": german}
+
+
+def test_alignment_over_labels_that_differ_leaves_out_what_spelling_finds():
+    alignment = alignment_accuracy(spelling_world())
+    english_to_german = alignment["en", "de"]
+    assert english_to_german.acc1 == 0.75  # 10 and 11 by spelling, 12 by meaning; France finds Asia
+    assert english_to_german.acc1_distinct == 0.5
+    assert english_to_german.same_label == 0.5
+    rows = summarise([], Counter(), alignment)
+    assert [row["key"] for row in rows] == ["de", "en", "mean"]  # a language with labels has a row, asked or not
+    english, mean = rows[1], rows[-1]
+    assert (english["alignment_acc1"], english["alignment_acc1_distinct"]) == (0.75, 0.5)
+    assert mean["alignment_same_label"] == 0.5
+
+
+def test_alignment_of_labels_that_are_all_the_same_string_has_no_distinct_figure():
+    vectors = unit([1, 0], [0, 1])
+    alignment = alignment_accuracy({"en": LabelVectors([5, 6], ["Europa", "Asia"], vectors),
+                                    "nl": LabelVectors([5, 6], ["Europa", "Asia"], vectors)})
+    assert alignment["en", "nl"].acc1 == 1.0 and alignment["en", "nl"].acc1_distinct is None
+    assert summarise([], Counter(), alignment)[0]["alignment_acc1_distinct"] is None
+
+
+def test_two_entities_with_one_label_tie_and_neither_is_found():
+    """Two places called "Springfield" are one vector: a retrieval that picks the first row would be
+    right for one of them by luck."""
+    vectors = unit([1, 0], [1, 0], [0, 1])
+    labels = ["Springfield", "Springfield", "Boston"]
+    alignment = alignment_accuracy({"en": LabelVectors([5, 6, 7], labels, vectors), "de": LabelVectors([5, 6, 7], labels, vectors)})
+    assert alignment["en", "de"].acc1 == pytest.approx(1 / 3)
+
+
+def test_a_tie_for_first_is_no_top_prediction_and_nan_ranks_last():
+    assert top_candidate(np.array([0.2, 0.9, 0.9]), [5, 6, 7]) is None
+    assert top_candidate(np.array([0.2, 0.9, np.nan]), [5, 6, 7]) == 6
+    assert answer_rank(np.array([0.2, np.nan, 0.1]), 1) == 2
+    assert answer_rank(np.array([np.nan, np.nan]), 0) == 1

@@ -1,0 +1,66 @@
+"""The ``probe`` verb's paths: templates and a checkpoint's relative dataset found from any working
+directory, output into the checkpoint's run directory, and only rank 0 probing in a multi-process run."""
+
+import csv
+from pathlib import Path
+
+import pytest
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+from lightning_kg.cli import main
+from lightning_kg.probe.run import REPOSITORY, ProbeConfig, dataset_dir, default_out, probe_and_write, templates_file
+from tests.probe.test_probe import write_checkpoint
+
+
+def test_probe_from_another_directory_finds_the_templates_and_the_demo_and_writes_into_the_run(tmp_path, monkeypatch, capsys):
+    """A demo fit saves ``data_dir: shards/demo``, relative to the repository it ran in."""
+    elsewhere = tmp_path / "elsewhere"
+    write_checkpoint(elsewhere / "run" / "checkpoints" / "last.ckpt", data_dir="shards/demo")
+    monkeypatch.chdir(elsewhere)
+    main(["probe", "--ckpt_path", "run/checkpoints/last.ckpt", "--alignment_entities", "40"])
+    rows = list(csv.DictReader(open(elsewhere / "run" / "probe" / "probe.csv", encoding="utf-8")))
+    mean = rows[-1]
+    assert mean["key"] == "mean" and int(mean["queries"]) == 28
+    assert 0.0 <= float(mean["alignment_acc1_distinct"]) <= float(mean["alignment_acc1"]) <= 1.0
+    assert (elsewhere / "run" / "probe" / "probe.png").is_file()
+    assert "wrote run/probe/probe.csv" in capsys.readouterr().out
+
+
+def test_the_default_templates_are_the_repositorys_whatever_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert templates_file(None) == REPOSITORY / "conf" / "probe" / "templates.yaml"
+    assert templates_file("mine.yaml") == Path("mine.yaml")  # a path the user gives is the user's, as given
+
+
+def test_a_relative_dataset_in_the_checkpoint_is_looked_for_here_then_in_the_repository(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = ProbeConfig(ckpt_path="run/last.ckpt")
+    assert dataset_dir(config, {"datamodule_hyper_parameters": {"data_dir": "shards/demo"}}) == REPOSITORY / "shards" / "demo"
+    (tmp_path / "shards" / "demo").mkdir(parents=True)
+    (tmp_path / "shards" / "demo" / "manifest.json").write_text("{}")
+    assert dataset_dir(config, {"datamodule_hyper_parameters": {"data_dir": "shards/demo"}}) == tmp_path / "shards" / "demo"
+    with pytest.raises(FileNotFoundError, match=r"shards/gone/manifest.json \(from run/last.ckpt\) is neither under the working directory nor under"):
+        dataset_dir(config, {"datamodule_hyper_parameters": {"data_dir": "shards/gone"}})
+    with pytest.raises(ValueError, match="run/last.ckpt does not say which dataset it was trained on; pass --data_dir"):
+        dataset_dir(config, {})
+
+
+@pytest.mark.parametrize(("ckpt_path", "facts", "expected"), [
+    ("runs/a/checkpoints/last.ckpt", "facts-heldout", "runs/a/probe"),
+    ("runs/a/checkpoints/best-step=100.ckpt/", "facts-heldout", "runs/a/probe"),  # a DeepSpeed checkpoint directory
+    ("runs/a/checkpoints/last.ckpt", "facts-train", "runs/a/probe-facts-train"),
+    ("/models/mine.ckpt", "facts-heldout", "/models/probe"),
+])
+def test_the_output_goes_into_the_checkpoints_run_directory(ckpt_path, facts, expected):
+    assert default_out(ckpt_path, facts) == Path(expected)
+
+
+def test_only_rank_zero_probes(tmp_path, monkeypatch):
+    """Ranks other than 0 return at once: not even the checkpoint is read (it does not exist here)."""
+    config = ProbeConfig(ckpt_path=str(tmp_path / "run" / "checkpoints" / "missing.ckpt"))
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    assert probe_and_write(config) is None
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        probe_and_write(config)
