@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
@@ -272,3 +273,13 @@ def test_properties_and_clear_errors(dataset, tmp_path):
         KnowledgeDataModule(str(tmp_path / "none"))
     with pytest.raises(ValueError, match="knowledge_language is 'de'"):
         KnowledgeDataModule(str(dataset), knowledge_language="de")
+
+
+def test_the_demo_data_dir_is_found_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no shards/ here: the repository's, beside the package
+    dm = KnowledgeDataModule("shards/demo", num_workers=0)
+    demo = Path(__file__).resolve().parents[2] / "shards" / "demo"
+    assert dm.data_dir == demo and dm.hparams.data_dir == str(demo)  # as found, for export and probe later
+    (tmp_path / "shards" / "demo").mkdir(parents=True)  # one of its own in the working directory wins
+    with pytest.raises(FileNotFoundError, match=r"data.data_dir: shards/demo/manifest.json not found"):
+        KnowledgeDataModule("shards/demo")
