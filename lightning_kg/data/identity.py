@@ -48,13 +48,13 @@ def check_files(data_dir: Path, manifest: dict, allow: bool = False) -> None:
     recorded = manifest.get("hashes", {})
     now = current_hashes(data_dir)
     _refuse_or_warn([f"{Path(data_dir) / PARTS[part]} does not belong to the shards of {data_dir}: manifest.json "
-                     f"records sha256 {recorded[part][:16]}..., the files hash to {now[part][:16]}..."
+                     f"records sha256 {recorded[part]}, the files hash to {now[part]}"
                      for part in PARTS if part in recorded and recorded[part] != now[part]], allow)
 
 
 def check_checkpoint(saved: dict, manifest: dict, data_dir: Path, allow: bool = False) -> None:
     """A checkpoint's dataset hashes (``saved``) must match the dataset it continues on."""
     recorded = manifest.get("hashes", {})
-    _refuse_or_warn([f"the checkpoint was trained with a {part} of sha256 {saved[part][:16]}..., {data_dir} has "
-                     f"{recorded[part][:16]}..." for part in PARTS if part in saved and part in recorded
+    _refuse_or_warn([f"the checkpoint was trained with a {part} of sha256 {saved[part]}, {data_dir} has "
+                     f"{recorded[part]}" for part in PARTS if part in saved and part in recorded
                      and saved[part] != recorded[part]], allow)

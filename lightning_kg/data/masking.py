@@ -119,13 +119,18 @@ class Collator:
     A text sample is ``{"input_ids": (S,) int, "mentions": (N, 3) int [start, end, entity], "lang": str}``,
     a fact sample ``{"query_ids": (Lq,) int, "object": int, "lang": str}``. Picklable (plain fields and
     a :class:`KnowledgeTable` that re-opens its files), so loader workers collate.
+
+    Only what the active objectives read is built: ``entity_masking`` (``mep_vocab`` or
+    ``mep_contrastive``) masks entity slots; ``mention_knowledge`` (``mep_contrastive``) forces the
+    masked mentions' words to ``<mask>`` and pairs them with knowledge texts (the ``mep_*`` keys);
+    ``facts`` (``oe``) builds the ``oe_*`` keys. ``knowledge`` may be None when neither of the last two is on.
     """
 
     pad_token_id: int
     mask_token_id: int
     vocab_size: int
     special_token_ids: tuple[int, ...]
-    knowledge: KnowledgeTable
+    knowledge: KnowledgeTable | None
     mlm_probability: float = 0.15
     entity_mask_probability: float = 0.15
     whole_mention_masking: bool = True
@@ -134,10 +139,15 @@ class Collator:
     max_mention_length: int = 16
     knowledge_max_length: int = 32
     pad_to_multiple_of: int = 8
+    entity_masking: bool = True
+    mention_knowledge: bool = True
+    facts: bool = True
 
     def __post_init__(self):
         if self.knowledge_language not in ("any", "same"):
             raise ValueError(f"knowledge_language is {self.knowledge_language!r}, expected 'any' or 'same'")
+        if (self.mention_knowledge or self.facts) and self.knowledge is None:
+            raise ValueError("mep_contrastive and oe need the knowledge table: pass knowledge")
 
     def _knowledge_text(self, entity: int, lang: str | None, rng: np.random.Generator) -> np.ndarray | None:
         wanted = lang if self.knowledge_language == "same" else None
@@ -153,9 +163,10 @@ class Collator:
             ids, mentions = sample["input_ids"], np.asarray(sample["mentions"], dtype=np.int64).reshape(-1, 3)
             spans = [(int(start), int(end)) for start, end, _ in mentions]
             slots = mentions[: self.max_entities]
-            slot_inputs, slot_labels = mask_entities(slots[:, 2], rng, self.entity_mask_probability)
+            slot_inputs, slot_labels = (mask_entities(slots[:, 2], rng, self.entity_mask_probability) if self.entity_masking
+                                        else (slots[:, 2].copy(), np.full(len(slots), IGNORE, dtype=np.int64)))
             forced = []
-            for slot in np.flatnonzero(slot_labels != IGNORE):
+            for slot in np.flatnonzero(slot_labels != IGNORE) if self.mention_knowledge else ():
                 entity = int(slot_labels[slot])
                 text = self._knowledge_text(entity, sample.get("lang"), rng)
                 if text is not None:
@@ -172,7 +183,8 @@ class Collator:
             slot_spans.append([(start, min(end, start + self.max_mention_length)) for start, end in spans[: self.max_entities]])
 
         input_ids = _pad(rows, self.pad_token_id, self.pad_to_multiple_of)
-        max_slots = max([0, *(len(r) for r in entity_rows)])
+        entity_ids = _pad(entity_rows, PAD_ID, self.pad_to_multiple_of)
+        max_slots = entity_ids.shape[1]
         max_span = max([1, *(end - start for spans in slot_spans for start, end in spans)])
         positions = torch.full((len(texts), max_slots, max_span), -1, dtype=torch.long)
         for row, spans in enumerate(slot_spans):
@@ -182,14 +194,21 @@ class Collator:
             "input_ids": input_ids,
             "attention_mask": _attention(rows, input_ids.shape[1]),
             "mlm_labels": _pad(labels, IGNORE, self.pad_to_multiple_of),
-            "entity_ids": _pad(entity_rows, PAD_ID),
+            "entity_ids": entity_ids,
             "entity_position_ids": positions,
-            "entity_attention_mask": _pad([np.ones(len(r), dtype=np.int64) for r in entity_rows], 0),
-            "entity_labels": _pad(entity_labels, IGNORE),
-            "mep_mention_positions": torch.tensor(mep_positions, dtype=torch.long).reshape(-1, 2),
-            "mep_entities": torch.tensor(mep_entities, dtype=torch.long),
+            "entity_attention_mask": _pad([np.ones(len(r), dtype=np.int64) for r in entity_rows], 0, self.pad_to_multiple_of),
+            "entity_labels": _pad(entity_labels, IGNORE, self.pad_to_multiple_of),
         }
-        batch.update(self._texts("mep_knowledge", mep_knowledge))
+        if self.mention_knowledge:
+            batch["mep_mention_positions"] = torch.tensor(mep_positions, dtype=torch.long).reshape(-1, 2)
+            batch["mep_entities"] = torch.tensor(mep_entities, dtype=torch.long)
+            batch.update(self._texts("mep_knowledge", mep_knowledge))
+        if self.facts:
+            batch.update(self._facts(facts, rng))
+        return batch
+
+    def _facts(self, facts: Sequence[dict], rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """The ``oe_*`` keys: each fact's query and its object's knowledge text (facts whose object has none are left out)."""
         queries, objects, object_ids = [], [], []
         for fact in facts:
             text = self._knowledge_text(int(fact["object"]), fact.get("lang"), rng)
@@ -197,10 +216,8 @@ class Collator:
                 queries.append(fact["query_ids"][: self.knowledge_max_length])
                 objects.append(text)
                 object_ids.append(int(fact["object"]))
-        batch.update(self._texts("oe_query", queries))
-        batch.update(self._texts("oe_object", objects))
-        batch["oe_objects"] = torch.tensor(object_ids, dtype=torch.long)
-        return batch
+        return {**self._texts("oe_query", queries), **self._texts("oe_object", objects),
+                "oe_objects": torch.tensor(object_ids, dtype=torch.long)}
 
     def _texts(self, name: str, texts: list[np.ndarray]) -> dict[str, torch.Tensor]:
         # At least one column, so an empty group is (0, 8) rather than (0, 0).

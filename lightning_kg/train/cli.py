@@ -1,32 +1,47 @@
 """Lightning's CLI, set up so that ``fit`` with no argument is the demo run.
 
 What the defaults give: the tiny model on ``shards/demo`` with all four objectives, a fixed number
-of steps, validation, checkpoints (last + best by validation loss), the resolved config, CSV and
-TensorBoard logs, all in a fresh run directory ``runs/<time>`` (``runs/slurm-<job id>`` under
-SLURM, so a requeued job finds its own checkpoints). ``--ckpt_path last`` without ``--run_dir``
-resumes the newest run that has a ``last.ckpt``.
+of steps, validation, checkpoints (``last.ckpt`` + the best by validation loss), the resolved config,
+CSV and TensorBoard logs, all in a fresh run directory ``runs/<time>`` (``runs/slurm-<job id>``
+under SLURM, so a requeued job finds its own checkpoints).
+
+Which checkpoint a run starts from, and where it writes:
+- ``--ckpt_path last``: the newest complete checkpoint (highest step that loads) of ``--run_dir``,
+  or of the run under ``runs/`` that saved one last; the run continues in that directory.
+- ``--ckpt_path FILE`` inside a run's ``checkpoints/``: that run's directory, unless ``--run_dir``.
+- under SLURM with no ``--ckpt_path``: the newest complete checkpoint of the job's run directory if
+  it has one (a requeued job, after a signal or a node failure), else a fresh start.
+- otherwise a fresh run, and a ``--run_dir`` that already holds files is refused rather than
+  overwritten. A resumed run appends to ``metrics.csv`` and writes its config beside the first
+  (``config-resume-<n>.yaml``).
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import time
 from pathlib import Path
 
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, RichProgressBar, ThroughputMonitor
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lightning_kg.data.datamodule import KnowledgeDataModule
-from lightning_kg.train.module import KnowledgePretraining, tokens_in_batch
-from lightning_kg.train.preemption import SaveOnSigterm
+from lightning_kg.data.datamodule import KnowledgeDataModule, find_path
+from lightning_kg.train.checkpoints import LAST, AtomicCheckpointIO, LastCheckpoint, newest_checkpoint, newest_run
+from lightning_kg.train.module import KnowledgePretraining, active_objectives, check_encoder_overrides, tokens_in_batch
+from lightning_kg.train.preemption import Preempted, Preemption, slurm_job_id
 
 RUNS = "runs"
 
 
 def new_run_dir(root: str = RUNS) -> Path:
     """A run directory that does not exist yet: by SLURM job id, else by start time."""
-    job = os.environ.get("SLURM_JOB_ID")
+    job = slurm_job_id()
     if job:
         return Path(root) / f"slurm-{job}"
     stem = time.strftime("%Y%m%d-%H%M%S")
@@ -36,9 +51,33 @@ def new_run_dir(root: str = RUNS) -> Path:
     return candidate
 
 
-def newest_resumable_run(root: str = RUNS) -> Path | None:
-    runs = [p.parent.parent for p in Path(root).glob("*/checkpoints/last.ckpt")]
-    return max(runs, key=lambda p: (p / "checkpoints" / "last.ckpt").stat().st_mtime) if runs else None
+def run_dir_of(checkpoint: Path) -> Path | None:
+    """The run directory a checkpoint belongs to (``<run>/checkpoints/x.ckpt``, ``<run>/hpc_ckpt_n.ckpt``)."""
+    if checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent
+    return checkpoint.parent if checkpoint.name.startswith("hpc_ckpt_") else None
+
+
+class _AppendingWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        # Lightning's deletes an existing metrics.csv; this one continues it, with the columns it has.
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as lines:
+                self.metrics_keys = sorted(next(csv.reader(lines), []))
+
+
+class AppendingCSVLogger(CSVLogger):
+    """Lightning's CSV logger, except that a resumed run appends to ``metrics.csv``: every step of
+    a run stays in one file however often it was resumed (steps replayed after a crash appear twice,
+    the later rows are the resumed run's)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 class StepProgressBar(RichProgressBar):
@@ -54,6 +93,12 @@ class StepProgressBar(RichProgressBar):
         return metrics
 
 
+def _launching_process() -> bool:
+    """Not a rank that Lightning's launcher or torchrun started beside the first: only the first
+    judges whether a run directory is free (the others may already see its files)."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("RANK", "0") == "0"
+
+
 class KnowledgeCLI(LightningCLI):
     def __init__(self, args: list[str] | None, run: bool = True):
         super().__init__(
@@ -61,8 +106,8 @@ class KnowledgeCLI(LightningCLI):
             KnowledgeDataModule,
             args=args,
             run=run,
-            parser_kwargs={"parser_mode": "omegaconf"},
-            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"parser_mode": "omegaconf", "prog": "python -m lightning_kg"},
+            save_config_kwargs={"overwrite": False},
             trainer_defaults={
                 "max_steps": 500,
                 "val_check_interval": 250,
@@ -75,68 +120,129 @@ class KnowledgeCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--checkpoint_every_n_steps", type=int | None, default=1000,
-                            help="Also write checkpoints/last.ckpt every N training steps (null: only after validation)")
+                            help="Also write checkpoints/last.ckpt every N training steps (null: only after validation and at the end)")
         parser.add_argument("--run_dir", type=str | None, default=None,
-                            help="Run directory for checkpoints, logs and the resolved config (default: a new runs/<time>)")
+                            help="Run directory for checkpoints, logs and the resolved config (default: a new runs/<time>; "
+                                 "an existing one only to resume it, with --ckpt_path)")
         # The demo's tiny model learns visibly in a few hundred steps with a higher rate and a small
         # queue (a large one fills slowly, so its loss climbs with the number of negatives at first).
         parser.set_defaults({"model.learning_rate": 2e-3, "model.queue_size": 64})
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.entity_vocab_size", "model.entity_vocab_size", apply_on="instantiate")
         parser.link_arguments("data.pad_token_id", "model.pad_token_id", apply_on="instantiate")
+        # The loader builds only what the model's active objectives read (no knowledge texts or facts for nothing).
+        parser.link_arguments(("model.mlm_weight", "model.mep_vocab_weight", "model.mep_contrastive_weight", "model.oe_weight"),
+                              "data.objectives", compute_fn=active_objectives, apply_on="parse")
 
     def _section(self, config):
         """The config of the running subcommand (all of it with ``run=False``, which has none)."""
         return config[self.subcommand] if self.subcommand else config
 
+    def _fail(self, message: str) -> None:
+        """Stop as a wrong argument does: usage and the message, exit status 2."""
+        self._parser(self.subcommand).error(message)
+
+    def _choose_run(self, config) -> tuple[Path, str | None]:
+        """The run directory and checkpoint path (see the module docstring), or a usage error."""
+        run_dir = Path(config.run_dir) if config.get("run_dir") else None
+        ckpt_path = config.get("ckpt_path")
+        fitting = self.subcommand in ("fit", None)
+        if ckpt_path == "last":
+            if run_dir is None:
+                run_dir = newest_run(Path(RUNS))
+                if run_dir is None:
+                    self._fail(f"--ckpt_path last: no run under {RUNS}/ has a complete checkpoint to resume; "
+                               "name a checkpoint, or the run with --run_dir")
+            newest = newest_checkpoint(run_dir)
+            if newest is None:
+                self._fail(f"--ckpt_path last: {run_dir} has no complete checkpoint (checkpoints/*.ckpt, hpc_ckpt_*.ckpt)")
+            return run_dir, str(newest)
+        if ckpt_path and fitting and run_dir is None:
+            run_dir = run_dir_of(Path(ckpt_path))  # continue the checkpoint's own run
+        if ckpt_path is None and fitting and slurm_job_id():
+            run_dir = run_dir or new_run_dir()
+            newest = newest_checkpoint(run_dir) if run_dir.is_dir() else None
+            if newest is not None:
+                print(f"SLURM job {slurm_job_id()}: resuming from {newest}", flush=True)
+            return run_dir, str(newest) if newest else None
+        if run_dir is not None and fitting and ckpt_path is None and _launching_process() and run_dir.is_dir() and any(run_dir.iterdir()):
+            self._fail(f"--run_dir {run_dir} already holds a run ({', '.join(sorted(p.name for p in run_dir.iterdir())[:5])}); "
+                       f"resume it with --ckpt_path last, or choose a new --run_dir")
+        return run_dir or new_run_dir(), ckpt_path
+
     def before_instantiate_classes(self) -> None:
         config = self._section(self.config)
-        run_dir = config.get("run_dir")
-        if run_dir is None and config.get("ckpt_path") == "last":
-            run_dir = newest_resumable_run()
-            if run_dir is None:
-                raise FileNotFoundError(f"--ckpt_path last: no run under {RUNS}/ has checkpoints/last.ckpt to resume")
-        run_dir = Path(run_dir) if run_dir else new_run_dir()
+        self._run_dir_given = bool(config.get("run_dir"))
+        try:
+            check_encoder_overrides(config.model.get("encoder"))
+        except ValueError as error:
+            self._fail(str(error))
+        run_dir, ckpt_path = self._choose_run(config)
+        if "ckpt_path" in config:
+            config.ckpt_path = ckpt_path
         config.run_dir = str(run_dir)
         trainer = config.trainer
         trainer.default_root_dir = str(run_dir)
         if trainer.get("logger") in (None, True):
             trainer.logger = [
-                {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(run_dir), "name": "", "version": ""}},
+                {"class_path": "lightning_kg.train.cli.AppendingCSVLogger", "init_args": {"save_dir": str(run_dir), "name": "", "version": ""}},
                 {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": str(run_dir), "name": "", "version": "tensorboard"}},
             ]
+        # The first config is config.yaml; a resume or an evaluation in the same directory adds its own.
+        name, n = "config.yaml", 1
+        while (run_dir / name).exists():
+            name, n = f"config-{'resume' if self.subcommand in ('fit', None) else self.subcommand}-{n}.yaml", n + 1
+        self.save_config_kwargs["config_filename"] = name
         self._run_dir = run_dir
 
     def _run_subcommand(self, subcommand: str) -> None:
         try:
             super()._run_subcommand(subcommand)
-        except SIGTERMException:
+        except (SIGTERMException, Preempted):
             pass
-        if subcommand == "test" and self.trainer.ckpt_path and Path(self.trainer.ckpt_path).exists():
-            # `test` also probes what the checkpoint knows (lightning_kg.probe), into the run directory.
-            from lightning_kg.probe.run import main as probe
+        if subcommand == "test" and self.trainer.ckpt_path and Path(self.trainer.ckpt_path).exists() and self.trainer.is_global_zero:
+            self._probe(Path(self.trainer.ckpt_path))
+        self._report_preemption()
 
-            probe(["--ckpt_path", str(self.trainer.ckpt_path), "--data_dir", str(self.datamodule.data_dir),
-                   "--out", str(self._run_dir / "probe")])
-        if self.trainer.received_sigterm:
-            saved = next((c.saved for c in self.trainer.callbacks if isinstance(c, SaveOnSigterm) and c.saved), None)
-            print(f"stopped by SIGTERM at step {self.trainer.global_step}; "
-                  + (f"checkpoint saved: {saved}; resume with --ckpt_path {saved}" if saved else "no checkpoint saved"),
-                  flush=True)
-            raise SystemExit(143) from None  # 128 + SIGTERM, as a shell reports a process stopped by it
+    def _probe(self, ckpt_path: Path) -> None:
+        """`test` also probes what the checkpoint knows (lightning_kg.probe): into ``--run_dir``'s
+        ``probe/`` when one was given, else into the checkpoint's run directory."""
+        from lightning_kg.probe.run import main as probe
+
+        arguments = ["--ckpt_path", str(ckpt_path), "--data_dir", str(self.datamodule.data_dir),
+                     "--templates", str(find_path("conf/probe/templates.yaml"))]
+        if self._run_dir_given:
+            arguments += ["--out", str(self._run_dir / "probe")]
+        probe(arguments)
+
+    def _report_preemption(self) -> None:
+        preemption = next((c for c in self.trainer.callbacks if isinstance(c, Preemption)), None)
+        if preemption is not None and preemption.saved is not None:
+            name = preemption.signal.name
+            if self.trainer.is_global_zero:
+                print(f"stopped by {name} at step {preemption.stopped_at}; checkpoint saved: {preemption.saved}; "
+                      f"resume with --ckpt_path {preemption.saved}", flush=True)
+                if preemption.requeued is not None:
+                    print(preemption.requeued[1], flush=True)
+            # 0 when the job comes back by itself (rank 0 requeued it), else 128 + the signal, as a
+            # shell reports a process a signal stopped.
+            requeued = preemption.signal == preemption.requeue_signal and (preemption.requeued or (True, ""))[0]
+            raise SystemExit(0 if requeued else 128 + preemption.signal)
+        if self.trainer.received_sigterm:  # before training started: Lightning's handler was still in place
+            print(f"stopped by SIGTERM at step {self.trainer.global_step}; no checkpoint saved", flush=True)
+            raise SystemExit(143) from None
 
     def instantiate_trainer(self, **kwargs):
+        checkpoints = self._run_dir / "checkpoints"
+        last = LastCheckpoint(checkpoints, self._section(self.config).get("checkpoint_every_n_steps"))
         callbacks = [
-            ModelCheckpoint(dirpath=self._run_dir / "checkpoints", monitor="val/loss", mode="min",
-                            save_last=True, save_top_k=1, filename="best-{step}"),
+            # save_last off: LastCheckpoint alone writes last.ckpt (two writers made last.ckpt and last-v1.ckpt).
+            ModelCheckpoint(dirpath=checkpoints, monitor="val/loss", mode="min", save_top_k=1, filename="best-{step}"),
+            last,
+            Preemption(last),
             ThroughputMonitor(batch_size_fn=lambda batch: batch["input_ids"].shape[0], length_fn=tokens_in_batch),
             LearningRateMonitor(logging_interval="step"),
-            SaveOnSigterm(self._run_dir / "checkpoints"),
         ]
-        every = self._section(self.config).get("checkpoint_every_n_steps")
-        if every:  # last.ckpt between validations too, so a crash loses at most that many steps
-            callbacks.append(ModelCheckpoint(dirpath=self._run_dir / "checkpoints", every_n_train_steps=every,
-                                             save_top_k=0, save_last=True))
         # Ours come on top of the config's (kwargs would replace them, not add to them).
         chosen = list(self._section(self.config_init)["trainer"].get("callbacks") or [])
         if self.subcommand in ("fit", None):  # None: run=False, a trainer to fit by hand
@@ -145,4 +251,7 @@ class KnowledgeCLI(LightningCLI):
                 isinstance(c, ProgressBar) for c in chosen):
             chosen.append(StepProgressBar())
         kwargs["callbacks"] = chosen
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not one the config chose
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import random
 import time
+import typing
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -22,12 +24,55 @@ from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 
 OBJECTIVES = ("mlm", "mep_vocab", "mep_contrastive", "oe")
+NOT_DECAYED = (nn.Embedding, nn.LayerNorm, nn.BatchNorm1d)  # modules whose weights AdamW leaves undecayed
 
 
 def rank_metrics(name: str, ranks: torch.Tensor) -> dict[str, torch.Tensor]:
     """Accuracy@1, @10 and mean reciprocal rank from 0-based ranks of the right answer."""
     ranks = ranks.float()
     return {f"{name}_acc1": (ranks < 1).float(), f"{name}_acc10": (ranks < 10).float(), f"{name}_mrr": 1.0 / (ranks + 1.0)}
+
+
+class Perplexity(MeanMetric):
+    """exp of the mean MLM loss, each batch's loss weighted by the tokens it predicted: the
+    perplexity of all masked tokens together, whatever the batches' sizes."""
+
+    def compute(self) -> torch.Tensor:
+        return torch.exp(super().compute())
+
+
+def active_objectives(mlm_weight: float, mep_vocab_weight: float, mep_contrastive_weight: float, oe_weight: float) -> list[str]:
+    """The objectives with a weight above 0, in :data:`OBJECTIVES` order (the CLI passes them to the
+    data module, which then builds nothing that only an inactive objective reads)."""
+    return [name for name, weight in zip(OBJECTIVES, (mlm_weight, mep_vocab_weight, mep_contrastive_weight, oe_weight)) if weight > 0]
+
+
+# EncoderConfig fields the data sets (model.vocab_size and friends), so model.encoder must not.
+_LINKED_ENCODER_FIELDS = ("vocab_size", "entity_vocab_size", "pad_token_id")
+
+
+def check_encoder_overrides(overrides) -> dict:
+    """``model.encoder`` as a dict of ``EncoderConfig`` fields, each of the field's type; a
+    ``ValueError`` naming ``model.encoder.<key>`` otherwise (a misspelt key would be a bare
+    TypeError, a wrong type a failure deep inside torch)."""
+    if overrides is None:
+        return {}
+    overrides = overrides.as_dict() if hasattr(overrides, "as_dict") else overrides
+    if not isinstance(overrides, dict):
+        raise ValueError(f"model.encoder is {overrides!r}, expected a mapping of encoder settings, e.g. {{activation_checkpointing: true}}")
+    types = typing.get_type_hints(EncoderConfig)
+    for key, value in overrides.items():
+        if key in _LINKED_ENCODER_FIELDS:
+            raise ValueError(f"model.encoder.{key}: set from the dataset (--data.data_dir), not here")
+        if key not in types:
+            settable = sorted(set(types) - set(_LINKED_ENCODER_FIELDS))
+            raise ValueError(f"model.encoder.{key}: no such encoder setting; expected one of {', '.join(settable)}")
+        expected = types[key]
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        fits = {bool: isinstance(value, bool), int: numeric and isinstance(value, int), float: numeric}.get(expected, isinstance(value, expected))
+        if not fits:
+            raise ValueError(f"model.encoder.{key} is {value!r} ({type(value).__name__}), expected {expected.__name__}")
+    return overrides
 
 
 class KnowledgePretraining(L.LightningModule):
@@ -60,7 +105,8 @@ class KnowledgePretraining(L.LightningModule):
             vocab_size: Word vocabulary size; linked from the data's tokenizer.
             entity_vocab_size: Entity vocabulary size; linked from the data's entity vocabulary.
             pad_token_id: Word padding id; linked from the data's tokenizer.
-            encoder: Overrides of the preset's ``EncoderConfig`` fields, e.g. ``{activation_checkpointing: true}``.
+            encoder: Overrides of the preset's ``EncoderConfig`` fields (lightning_kg/model/config.py), e.g.
+                ``{activation_checkpointing: true}``; an unknown key or a wrong type stops naming ``model.encoder.<key>``.
             mlm_weight: Weight of masked language modelling (0 turns it off).
             mep_vocab_weight: Weight of mLUKE's masked entity prediction over the entity vocabulary.
             mep_contrastive_weight: Weight of XLM-K's contrastive masked entity prediction.
@@ -83,7 +129,7 @@ class KnowledgePretraining(L.LightningModule):
         if vocab_size <= 0 or entity_vocab_size <= 0:
             raise ValueError("model.vocab_size and model.entity_vocab_size must be set (the CLI links them from --data)")
         config = EncoderConfig.preset(size, vocab_size=vocab_size, entity_vocab_size=entity_vocab_size,
-                                      pad_token_id=pad_token_id, **(encoder or {}))
+                                      pad_token_id=pad_token_id, **check_encoder_overrides(encoder))
         self.model = KnowledgePretrainingModel(
             config, mlm_weight=mlm_weight, mep_vocab_weight=mep_vocab_weight,
             mep_contrastive_weight=mep_contrastive_weight, oe_weight=oe_weight,
@@ -92,9 +138,10 @@ class KnowledgePretraining(L.LightningModule):
         if init_from:
             self._initialise_from(init_from)
         # Created up front: Lightning finds a logged Metric by its attribute, so none may appear mid-run.
-        names = (["mlm_acc"] if mlm_weight else []) + [f"{objective}_{kind}" for objective in OBJECTIVES[1:]
-                                                       if self.model.active(objective) for kind in ("acc1", "acc10", "mrr")]
-        self.metrics = nn.ModuleDict({f"{stage}_{name}": MeanMetric() for stage in ("val", "test") for name in names})
+        names = (["mlm_acc", "mlm_ppl"] if mlm_weight else []) + [f"{objective}_{kind}" for objective in OBJECTIVES[1:]
+                                                                  if self.model.active(objective) for kind in ("acc1", "acc10", "mrr")]
+        self.metrics = nn.ModuleDict({f"{stage}_{name}": Perplexity() if name == "mlm_ppl" else MeanMetric()
+                                      for stage in ("train", "val", "test") for name in names})
         self._last_step_time: float | None = None
         self._tokens_per_second: float | None = None
         self._bad_samples: int | torch.Tensor = 0  # skipped by the loader since this process started
@@ -122,31 +169,56 @@ class KnowledgePretraining(L.LightningModule):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.model(batch)
 
-    def _step_values(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-example values for the metrics, keyed by metric name."""
+    def _update_metrics(self, stage: str, outputs: dict[str, torch.Tensor]) -> None:
+        """Feed one batch's outputs to the stage's metrics: per-example values for accuracies and
+        MRR, the MLM loss weighted by its masked tokens for perplexity."""
         values = {}
-        if "mlm_correct" in outputs:
+        if "mlm_correct" in outputs and outputs["mlm_correct"].numel():
             values["mlm_acc"] = outputs["mlm_correct"].float()
+            self.metrics[f"{stage}_mlm_ppl"].update(outputs["mlm_loss"].detach().float(), weight=outputs["mlm_correct"].numel())
         for objective in ("mep_vocab", "mep_contrastive", "oe"):
             if f"{objective}_rank" in outputs:
                 values.update(rank_metrics(objective, outputs[f"{objective}_rank"]))
-        return {k: v for k, v in values.items() if v.numel()}
+        for name, value in values.items():
+            if value.numel():
+                self.metrics[f"{stage}_{name}"].update(value)
+
+    def _log_losses(self, stage: str, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], **options) -> None:
+        """The total loss and each objective's, averaged over the epoch by rows, the MLM loss by
+        masked tokens (so that ``mlm_ppl`` is its exp)."""
+        rows = batch["input_ids"].shape[0]
+        self.log(f"{stage}/loss", outputs["loss"], batch_size=rows, **options)
+        for objective in OBJECTIVES:
+            if f"{objective}_loss" in outputs:
+                weight = max(1, outputs["mlm_correct"].numel()) if objective == "mlm" else rows
+                self.log(f"{stage}/{objective}", outputs[f"{objective}_loss"], batch_size=weight, **options)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         outputs = self(batch)
         batch_size = batch["input_ids"].shape[0]
-        self.log("train/loss", outputs["loss"], prog_bar=True, batch_size=batch_size)
-        for objective in OBJECTIVES:
-            if f"{objective}_loss" in outputs:
-                self.log(f"train/{objective}", outputs[f"{objective}_loss"], prog_bar=True, batch_size=batch_size)
-        for name, value in self._step_values(outputs).items():
-            self.log(f"train/{name}", value.mean(), batch_size=value.numel())
+        self._log_losses("train", outputs, batch, prog_bar=True)
+        self._update_metrics("train", outputs)
         if "bad_samples" in batch:  # bad data KnowledgeDataModule skipped since this loader worker's previous batch
             # A running total, so that no skip is lost between the steps the logger writes; summed over ranks.
             self._bad_samples = self._bad_samples + batch["bad_samples"]
             self.log("train/bad_samples", self._bad_samples.float(), reduce_fx="sum", sync_dist=True, batch_size=batch_size)
         self._log_speed(batch)
         return outputs["loss"]
+
+    def on_train_batch_end(self, outputs, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        # Train metrics cover the steps since the last log line (all ranks), then start afresh: at
+        # the steps Lightning writes logs, once per optimiser step (not per accumulated micro-batch).
+        if (batch_idx + 1) % self.trainer.accumulate_grad_batches or not self.trainer._logger_connector.should_update_logs:
+            return
+        for key, metric in self.metrics.items():
+            stage, name = key.split("_", 1)
+            if stage == "train":
+                with warnings.catch_warnings():  # a rank that saw none still takes part in the sync
+                    warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
+                    value = metric.compute()
+                metric.reset()
+                if torch.isfinite(value):  # NaN: no rank saw one (e.g. no fact in these batches)
+                    self.log(f"train/{name}", value)
 
     def _log_speed(self, batch: dict[str, torch.Tensor]) -> None:
         """Tokens/s over the last step, smoothed, on the progress bar (the logs get
@@ -160,34 +232,17 @@ class KnowledgePretraining(L.LightningModule):
 
     def _evaluation_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         outputs = self(batch)
-        batch_size = batch["input_ids"].shape[0]
-        self.log(f"{stage}/loss", outputs["loss"], batch_size=batch_size, sync_dist=True)
-        for objective in OBJECTIVES:
-            if f"{objective}_loss" in outputs:
-                self.log(f"{stage}/{objective}", outputs[f"{objective}_loss"], batch_size=batch_size, sync_dist=True)
-        for name, value in self._step_values(outputs).items():
-            metric = self.metrics[f"{stage}_{name}"]
-            metric.update(value)
-            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True)
+        self._log_losses(stage, outputs, batch, sync_dist=True)
+        self._update_metrics(stage, outputs)
+        for key, metric in self.metrics.items():
+            if key.startswith(f"{stage}_"):
+                self.log(f"{stage}/{key.removeprefix(stage + '_')}", metric, on_step=False, on_epoch=True)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluation_step("val", batch)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluation_step("test", batch)
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_perplexity("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_perplexity("test")
-
-    def _log_perplexity(self, stage: str) -> None:
-        loss = self.trainer.callback_metrics.get(f"{stage}/mlm")
-        if loss is not None:
-            # The loss was averaged over ranks already, so every rank holds the same value; syncing a
-            # scalar costs nothing and keeps Lightning's multi-rank check quiet.
-            self.log(f"{stage}/mlm_ppl", torch.exp(loss.detach().float().clamp(max=30)), sync_dist=True)
 
     # ------------------------------------------------------------------ exact resume
 
@@ -226,12 +281,15 @@ class KnowledgePretraining(L.LightningModule):
             trainable = {id(p) for p in self.model.entity_parameters()}
             for parameter in self.model.parameters():
                 parameter.requires_grad_(id(parameter) in trainable)
-        decay, no_decay = [], []
-        for name, parameter in self.model.named_parameters():
-            if not parameter.requires_grad:
-                continue
-            # Biases, norms and embedding tables are not decayed (RoBERTa, LUKE).
-            (no_decay if parameter.ndim < 2 or "embeddings" in name or "norm" in name.lower() else decay).append(parameter)
+        decay, no_decay, seen = [], [], set()
+        for module in self.model.modules():
+            for parameter in module.parameters(recurse=False):
+                if parameter.requires_grad and id(parameter) not in seen:  # a shared one goes in one group only
+                    seen.add(id(parameter))
+                    # Biases, norms and embedding tables are not decayed (RoBERTa, LUKE); by module type, so
+                    # that a Linear inside an embedding block (the entity projection) is.
+                    plain = parameter.ndim < 2 or isinstance(module, NOT_DECAYED)
+                    (no_decay if plain else decay).append(parameter)
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=self.hparams.learning_rate, betas=tuple(self.hparams.betas), eps=self.hparams.eps,

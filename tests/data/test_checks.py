@@ -111,10 +111,19 @@ def test_a_bad_shard_stops_validation_naming_the_url_and_the_expectation(dataset
 
 
 def test_a_failing_pipe_command_names_its_url_and_exit_status(dataset, tmp_path):
+    # The command dies before writing: its status, not "the shard is empty", whatever the timing.
     url = f"pipe:cat {tmp_path}/nowhere.tar 2>/dev/null"
     dm = KnowledgeDataModule(str(dataset), num_workers=0, val_shards=url)
     with pytest.raises(BadShardError, match=f"^{re.escape(url)}: cannot read the shard: the command exited with status 1"):
         list(dm.val_dataloader())
+    # The command writes a whole tar, then fails (a download that reports an error at the end).
+    url = f"pipe:cat {dataset}/val-000000.tar; exit 3"
+    dm = KnowledgeDataModule(str(dataset), num_workers=0, val_shards=url)
+    with pytest.raises(BadShardError, match=f"^{re.escape(url)}: cannot read the shard: the command exited with status 3"):
+        list(dm.val_dataloader())
+    # The same tar from a command that succeeds reads whole.
+    dm = KnowledgeDataModule(str(dataset), num_workers=0, batch_size=4, val_shards=f"pipe:cat {dataset}/val-000000.tar")
+    assert sum(len(batch["input_ids"]) for batch in dm.val_dataloader()) == 24
 
 
 SAMPLE_FAULTS = {

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
@@ -151,19 +152,41 @@ def sample_keys(monkeypatch, run):
     return keys
 
 
-@pytest.mark.parametrize("world_size", [2, 4])  # 3 val shards: split by shard, then by sample
-def test_ranks_see_disjoint_validation_samples(dataset, monkeypatch, world_size):
-    def seen(rank, world):
-        def run():
-            monkeypatch.setenv("RANK", str(rank))
-            monkeypatch.setenv("WORLD_SIZE", str(world))
-            list(KnowledgeDataModule(str(dataset), num_workers=0, batch_size=5).val_dataloader())
-        return sample_keys(monkeypatch, run)
+def rank_batches(monkeypatch, rank, world, **options):
+    """The validation batches of ``rank`` in a ``world``-rank run, and the sample keys they decoded."""
+    batches_seen = []
 
-    alone = seen(0, 1)
-    ranks = [seen(rank, world_size) for rank in range(world_size)]
-    assert len(alone) == 72 and all(ranks)
-    assert sorted(key for keys in ranks for key in keys) == sorted(alone)
+    def run():
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", str(world))
+        batches_seen.extend(KnowledgeDataModule(**{"num_workers": 0, "batch_size": 5} | options).val_dataloader())
+    keys = sample_keys(monkeypatch, run)
+    return batches_seen, keys
+
+
+# 3 val shards of 24 samples: 2 ranks split them by shard (48 + 24 samples), 4 by sample (18 each).
+@pytest.mark.parametrize(("world_size", "batches"), [(2, 5), (4, 4)])
+def test_ranks_see_disjoint_validation_samples_and_run_the_same_number_of_batches(dataset, monkeypatch, world_size, batches):
+    _, alone = rank_batches(monkeypatch, 0, 1, data_dir=str(dataset))
+    ranks = [rank_batches(monkeypatch, rank, world_size, data_dir=str(dataset)) for rank in range(world_size)]
+    counts = [len(batches) for batches, _ in ranks]
+    # Unequal counts hang DDP/ZeRO-3 in their collectives: every rank takes the fewest, ceil(24 / 5) or ceil(18 / 5).
+    assert counts == [batches] * world_size
+    keys = [key for _, rank_keys in ranks for key in rank_keys]
+    assert len(alone) == 72 and len(set(keys)) == len(keys) and set(keys) <= set(alone)
+    if world_size == 4:  # even slices: nothing is left out
+        assert sorted(keys) == sorted(alone)
+
+
+def test_val_shards_without_counts_need_val_batches_on_several_ranks(dataset, monkeypatch):
+    # pipe: URLs carry no count: rank 0 holds 2 shards (10 batches), rank 1 one (5): with val_batches 7,
+    # both give 7, rank 1 reading its shard again.
+    urls = f"pipe:cat {dataset}/val-00000{{0..2}}.tar"
+    counts = [len(rank_batches(monkeypatch, rank, 2, data_dir=str(dataset), val_shards=urls, val_batches=7)[0]) for rank in (0, 1)]
+    assert counts == [7, 7]
+    with pytest.raises(ValueError, match="has no sample count in manifest.json, so the ranks cannot agree on a number of "
+                                         "batches; set --data.val_batches N"):
+        rank_batches(monkeypatch, 0, 2, data_dir=str(dataset), val_shards=urls)
 
 
 def test_validation_is_the_same_each_time_and_capped_by_val_batches(dataset):
@@ -250,3 +273,13 @@ def test_properties_and_clear_errors(dataset, tmp_path):
         KnowledgeDataModule(str(tmp_path / "none"))
     with pytest.raises(ValueError, match="knowledge_language is 'de'"):
         KnowledgeDataModule(str(dataset), knowledge_language="de")
+
+
+def test_the_demo_data_dir_is_found_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no shards/ here: the repository's, beside the package
+    dm = KnowledgeDataModule("shards/demo", num_workers=0)
+    demo = Path(__file__).resolve().parents[2] / "shards" / "demo"
+    assert dm.data_dir == demo and dm.hparams.data_dir == str(demo)  # as found, for export and probe later
+    (tmp_path / "shards" / "demo").mkdir(parents=True)  # one of its own in the working directory wins
+    with pytest.raises(FileNotFoundError, match=r"data.data_dir: shards/demo/manifest.json not found"):
+        KnowledgeDataModule("shards/demo")

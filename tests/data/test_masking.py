@@ -103,10 +103,11 @@ def test_batch_layout_follows_the_format():
     assert batch["input_ids"].shape == (2, 16) and batch["input_ids"][1, 5:].eq(1).all()
     assert batch["attention_mask"].sum(1).tolist() == [11, 5]
     assert batch["mlm_labels"][:, 11:].eq(IGNORE).all() and batch["mlm_labels"][1, 5:].eq(IGNORE).all()
-    assert batch["entity_ids"].tolist() == [[2, 2], [0, 0]]  # probability 1: both masked
-    assert batch["entity_labels"].tolist() == [[5, 4], [IGNORE, IGNORE]]
-    assert batch["entity_position_ids"].tolist() == [[[1, 2], [4, -1]], [[-1, -1], [-1, -1]]]
-    assert batch["entity_attention_mask"].tolist() == [[1, 1], [0, 0]]
+    # The entity axis is padded to a multiple of 8 as the word axis is.
+    assert batch["entity_ids"].tolist() == [[2, 2] + [0] * 6, [0] * 8]  # probability 1: both masked
+    assert batch["entity_labels"].tolist() == [[5, 4] + [IGNORE] * 6, [IGNORE] * 8]
+    assert batch["entity_position_ids"].tolist() == [[[1, 2], [4, -1]] + [[-1, -1]] * 6, [[-1, -1]] * 8]
+    assert batch["entity_attention_mask"].tolist() == [[1, 1] + [0] * 6, [0] * 8]
     # Entity 4 has no knowledge text: only entity 5's mention is a contrastive pair, and its tokens are masked.
     assert batch["mep_mention_positions"].tolist() == [[0, 1]] and batch["mep_entities"].tolist() == [5]
     assert batch["input_ids"][0, 1:3].tolist() == [MASK, MASK] and batch["mlm_labels"][0, 1:3].tolist() == [10, 11]
@@ -125,7 +126,8 @@ def test_caps_on_entities_mention_length_and_knowledge_length():
     mentions = [(1, 21, 5), *((22 + i, 23 + i, 6) for i in range(5))]
     batch = collator(knowledge=LongKnowledge(), max_entities=3, max_mention_length=4, knowledge_max_length=12)(
         [text(40, mentions)], [{"query_ids": np.arange(20), "object": 7, "lang": "en"}], np.random.default_rng(0))
-    assert batch["entity_ids"].shape == (1, 3) and batch["entity_position_ids"][0, 0].tolist() == [1, 2, 3, 4]
+    assert batch["entity_attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0, 0, 0]]  # 3 slots, padded to 8
+    assert batch["entity_position_ids"][0, 0].tolist() == [1, 2, 3, 4]
     assert batch["mep_knowledge_ids"].shape == (3, 16) and batch["mep_knowledge_mask"].sum(1).tolist() == [12] * 3
     assert batch["oe_query_mask"].sum().item() == 12 and batch["oe_object_mask"].sum().item() == 12
     # The whole 20-token mention is masked for mep_contrastive, not only the 4 positions kept.
@@ -139,6 +141,26 @@ def test_no_facts_and_no_mentions_still_give_well_formed_tensors():
     assert batch["oe_objects"].shape == (0,) and batch["mep_entities"].shape == (0,)
     assert batch["mep_mention_positions"].shape == (0, 2)
     assert batch["entity_ids"].shape == (1, 0) and batch["entity_position_ids"].shape == (1, 0, 1)
+
+
+def test_inactive_objectives_build_nothing():
+    texts = [text(11, [(1, 3, 5), (4, 5, 6)])]
+    facts = [{"query_ids": np.array([0, 20, 21, 2]), "object": 6, "lang": "en"}]
+    words = ["input_ids", "attention_mask", "mlm_labels"]
+    entities = ["entity_ids", "entity_position_ids", "entity_attention_mask", "entity_labels"]
+    # MLM only: no knowledge table at all, no entity masks, no mep_* or oe_* tensors.
+    mlm = collator(knowledge=None, entity_masking=False, mention_knowledge=False, facts=False)(texts, facts, np.random.default_rng(0))
+    assert sorted(mlm) == sorted(words + entities)
+    assert mlm["entity_ids"][0, :2].tolist() == [5, 6] and (mlm["entity_labels"] == IGNORE).all()
+    # mep_vocab without mep_contrastive: both entities masked, but their words are not forced to <mask>.
+    seeds = range(20)
+    vocab_only = [collator(mention_knowledge=False, facts=False)(texts, [], np.random.default_rng(seed)) for seed in seeds]
+    assert all(sorted(b) == sorted(words + entities) and b["entity_ids"][0, :2].tolist() == [2, 2] for b in vocab_only)
+    assert any(b["input_ids"][0, 1:3].tolist() != [MASK, MASK] for b in vocab_only)
+    with_contrastive = [collator(facts=False)(texts, [], np.random.default_rng(seed)) for seed in seeds]
+    assert all(b["input_ids"][0, 1:3].tolist() == [MASK, MASK] for b in with_contrastive)
+    with pytest.raises(ValueError, match="need the knowledge table"):
+        collator(knowledge=None)
 
 
 def test_knowledge_language_same_asks_for_the_samples_language():
@@ -166,7 +188,7 @@ def test_collate_on_random_input_keeps_its_invariants(rows, seed):
         spans = [(s, min(s + w, length - 1), e) for s, w, e in mentions if s < min(s + w, length - 1)]
         texts.append(text(length, spans))
     batch = collator(entity_mask_probability=0.5)(texts, [], np.random.default_rng(seed))
-    assert batch["input_ids"].shape[1] % 8 == 0
+    assert batch["input_ids"].shape[1] % 8 == 0 and batch["entity_ids"].shape[1] % 8 == 0
     labels, ids = batch["mlm_labels"], batch["input_ids"]
     assert ((labels == IGNORE) | (labels >= 4)).all()  # never a special token
     assert (ids[batch["attention_mask"] == 0] == 1).all()

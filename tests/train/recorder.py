@@ -1,9 +1,13 @@
-"""A callback that writes what each rank trained on, for the multi-process tests (they run the real
-CLI in subprocesses, so the only way out is a file per rank)."""
+"""Callbacks for the tests that run the real CLI in subprocesses (added with --config): one writes
+what each rank trained on (the only way out is a file per rank), others inject faults at a chosen
+moment (a signal, a checkpoint write that hangs)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal as signals
+import time
 from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
@@ -31,3 +35,48 @@ class BatchRecorder(Callback):
         ids = batch["mlm_labels"].where(batch["mlm_labels"].ne(IGNORE), batch["input_ids"])
         rows = [row[mask.bool()].tolist() for row, mask in zip(ids, batch["attention_mask"])]
         self._write(trainer, {"step": trainer.global_step, "rows": rows})
+
+
+class SignalAt(Callback):
+    """Sends ``signal`` to its own process once: after optimiser step ``step``, or as validation batch
+    ``validation_batch`` of a fit starts. Deterministic, where a signal from the test would race."""
+
+    def __init__(self, signal: str, step: int | None = None, validation_batch: int | None = None):
+        self.signal, self.step, self.validation_batch, self.sent = getattr(signals, signal), step, validation_batch, False
+
+    def _send(self) -> None:
+        if not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signal)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            self._send()
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking and batch_idx == self.validation_batch:
+            self._send()
+
+
+class _SlowToPickle:
+    """Pickling it marks a file and then takes ``seconds``: a checkpoint write caught in the middle."""
+
+    def __init__(self, marker: Path, seconds: float):
+        self.marker, self.seconds = marker, seconds
+
+    def __reduce__(self):
+        self.marker.touch()
+        time.sleep(self.seconds)
+        return dict, ()
+
+
+class SlowSave(Callback):
+    """Makes the checkpoint written at optimiser step ``step`` take minutes, touching ``marker`` once
+    the write has begun, so a test can kill the process in the middle of it."""
+
+    def __init__(self, step: int, marker: str):
+        self.step, self.marker = step, Path(marker)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if trainer.global_step == self.step:
+            checkpoint["slow"] = _SlowToPickle(self.marker, 600)

@@ -47,7 +47,8 @@ def test_the_demo_fit_lowers_all_four_losses(demo_run):
 
 
 def test_the_run_directory_holds_checkpoints_config_and_logs(demo_run):
-    assert (demo_run / "checkpoints" / "last.ckpt").exists()
+    assert [p.name for p in (demo_run / "checkpoints").glob("last*")] == ["last.ckpt"]
+    assert torch.load(demo_run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 500
     assert len(list((demo_run / "checkpoints").glob("best-step=*.ckpt"))) == 1
     config = (demo_run / "config.yaml").read_text()
     assert "mep_contrastive_weight: 1.0" in config and f"data_dir: {DEMO}" in config
@@ -58,9 +59,13 @@ def test_the_run_directory_holds_checkpoints_config_and_logs(demo_run):
         k for k, v in validation[-1].items() if v}
     throughput = [r for r in metrics(demo_run) if r.get("train/device/items_per_sec")]
     assert float(throughput[-1]["train/device/items_per_sec"]) > 0
+    # Train metrics through torchmetrics, over each logging window: accuracy, perplexity, MEP and OE ranks.
+    train = [r for r in metrics(demo_run) if r.get("train/mlm_ppl")]
+    assert len(train) == 50 and {"train/mlm_acc", "train/mep_vocab_acc10", "train/oe_mrr"} <= {k for k, v in train[-1].items() if v}
+    assert float(train[-1]["train/mlm_ppl"]) < float(train[0]["train/mlm_ppl"])
 
 
-def test_validate_and_test_from_a_checkpoint(demo_run, tmp_path, capsys):
+def test_validate_and_test_from_a_checkpoint(demo_run, tmp_path, capsys, monkeypatch):
     ckpt = str(demo_run / "checkpoints" / "last.ckpt")
     for verb in ("validate", "test"):
         main([verb, *SMALL, "--ckpt_path", ckpt, "--run_dir", str(tmp_path / verb), "--trainer.limit_val_batches", "2",
@@ -69,6 +74,10 @@ def test_validate_and_test_from_a_checkpoint(demo_run, tmp_path, capsys):
         assert f"{verb}/mlm_acc" in printed or f"{'val' if verb == 'validate' else 'test'}/mlm_acc" in printed
     # `test` probes the checkpoint on the held-out facts as well (the probe verb's own tests check the figures).
     assert "P@1" in printed and (tmp_path / "test" / "probe" / "probe.csv").is_file()
+    # With no --run_dir, the probe goes into the checkpoint's own run directory, from any working directory.
+    monkeypatch.chdir(tmp_path)
+    main(["test", *SMALL, "--ckpt_path", ckpt, "--trainer.limit_test_batches", "2"])
+    assert (demo_run / "probe" / "probe.csv").is_file()
 
 
 def test_export_from_a_checkpoint_loads_in_transformers(demo_run, tmp_path):
@@ -126,8 +135,50 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path, workers):
 def test_help_lists_every_verb(capsys):
     main(["--help"])
     printed = capsys.readouterr().out
-    for verb in ("prepare", "fit", "validate", "test", "export"):
+    for verb in ("prepare", "fit", "validate", "test", "export", "probe"):
         assert f"\n  {verb} " in printed
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    assert capsys.readouterr().out.startswith("usage: python -m lightning_kg [options] fit ")
+
+
+def test_configs_compose_later_wins_and_yaml_interpolates(tmp_path, capsys):
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first.write_text("model:\n  weight_decay: 0.02\n  learning_rate: 1.0e-3\ntrainer:\n  max_steps: 100\n")
+    second.write_text("model:\n  learning_rate: 3.0e-4\n  warmup_steps: 7\ntrainer:\n  max_steps: 300\n"
+                      "  val_check_interval: ${trainer.max_steps}\n  log_every_n_steps: ${model.warmup_steps}\n")
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(first), "--config", str(second), "--model.learning_rate", "5.0e-5", "--print_config"])
+    printed = capsys.readouterr().out
+    # The first file's key the second leaves alone stays; the second wins on shared keys; a dotted
+    # override after both wins over them; ${...} is resolved as its file is read.
+    assert "weight_decay: 0.02\n" in printed and "max_steps: 300\n" in printed and "learning_rate: 5.0e-05\n" in printed
+    assert "val_check_interval: 300\n" in printed and "log_every_n_steps: 7\n" in printed
+
+
+def test_one_last_checkpoint_resume_by_literal_last_keeps_every_metric(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # `--ckpt_path last` with no --run_dir looks in ./runs
+    run_dir = Path("runs") / "first"
+    base = [*SMALL, "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "1", "--checkpoint_every_n_steps", "2"]
+    main(["fit", *base, "--run_dir", str(run_dir), "--trainer.max_steps", "7"])
+    # Periodic saves (2, 4, 6), validation saves (3, 6) and the end (7) all write the one last.ckpt.
+    saved = run_dir / "checkpoints"
+    assert [p.name for p in saved.glob("last*")] == ["last.ckpt"]
+    assert torch.load(saved / "last.ckpt", weights_only=True)["global_step"] == 7
+    first_config = (run_dir / "config.yaml").read_text()
+    # The same directory again without --ckpt_path: refused, nothing overwritten.
+    with pytest.raises(SystemExit) as refused:
+        main(["fit", *base, "--run_dir", str(run_dir), "--trainer.max_steps", "7"])
+    assert refused.value.code == 2 and f"--run_dir {run_dir} already holds a run" in capsys.readouterr().err
+    # Resume by the literal `last`: the newest run under runs/, its newest checkpoint.
+    main(["fit", *base, "--ckpt_path", "last", "--trainer.max_steps", "10"])
+    assert torch.load(saved / "last.ckpt", weights_only=True)["global_step"] == 10
+    assert [p.name for p in saved.glob("last*")] == ["last.ckpt"]
+    steps = [int(row["step"]) for row in metrics(run_dir) if row.get("train/loss")]
+    assert steps == [4, 9]  # logged every 5 optimizer steps (step 4 by the first run, 9 by the resumed one)
+    assert [row["step"] for row in metrics(run_dir) if row.get("val/loss")] == ["2", "5", "8"]
+    assert (run_dir / "config.yaml").read_text() == first_config
+    assert "max_steps: 10" in (run_dir / "config-resume-1.yaml").read_text()
 
 
 def test_print_config_shows_every_knob(capsys):

@@ -1,10 +1,13 @@
-"""Preemption and crashes on real training runs in subprocesses: SIGTERM saves and exits, SIGKILL at a
-random step loses nothing but the steps since the last checkpoint, and either way the resumed run
-ends with exactly the parameters of a run never stopped."""
+"""Preemption and crashes on real training runs in subprocesses: SIGTERM (between steps or during
+validation) saves and exits, SLURM's requeue signal saves, requeues and the requeued job resumes by
+itself, SIGKILL at a random step or in the middle of a checkpoint write loses nothing but the steps
+since the last checkpoint, and every time the resumed run ends with exactly the parameters of a run
+never stopped."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -19,26 +22,42 @@ from tests.train.test_fit import SMALL
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 12
+# Task 0 of a one-task job, as srun sets it; a requeued job keeps its id.
+SLURM = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "lightning_kg", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",
+         "SLURM_JOB_NUM_NODES": "1", "SLURM_NODELIST": "gpu017", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
 
 
-def command(run_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "lightning_kg", "fit", *SMALL, "--run_dir", str(run_dir), "--trainer.max_steps", str(STEPS),
+def command(run_dir: Path | None, *extra: str) -> list[str]:
+    where = ["--run_dir", str(run_dir)] if run_dir else []
+    return [sys.executable, "-m", "lightning_kg", "fit", *SMALL, *where, "--trainer.max_steps", str(STEPS),
             "--trainer.val_check_interval", "6", "--trainer.limit_val_batches", "1", "--checkpoint_every_n_steps", "1", *extra]
 
 
-def run(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(command(run_dir, *extra), cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:]
+def environment(extra: dict | None = None) -> dict:
+    # The repository on the path, so that tests.train.recorder loads from any working directory.
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(extra or {})}
+
+
+def run(run_dir: Path | None, *extra: str, cwd: Path = ROOT, env: dict | None = None, returncode: int = 0) -> subprocess.CompletedProcess:
+    done = subprocess.run(command(run_dir, *extra), cwd=cwd, capture_output=True, text=True, timeout=300, env=environment(env))
+    assert done.returncode == returncode, done.stdout[-2000:] + done.stderr[-4000:]
     return done
+
+
+def callbacks(tmp_path: Path, name: str, *specs: tuple[str, dict]) -> str:
+    """A config file adding callbacks of tests.train.recorder, as (class name, init args)."""
+    config = tmp_path / f"{name}.yaml"
+    config.write_text("trainer:\n  callbacks:\n" + "".join(
+        f"    - class_path: tests.train.recorder.{cls}\n      init_args: {json.dumps(args)}\n" for cls, args in specs))
+    return str(config)
 
 
 def start_and_wait_for_step(tmp_path: Path, run_dir: Path, step: int) -> subprocess.Popen:
     """Start a run that reports each step to a file; return once it is at ``step``."""
     steps = tmp_path / f"{run_dir.name}-steps"
-    config = tmp_path / f"{run_dir.name}.yaml"
-    config.write_text(f"trainer:\n  callbacks:\n    - class_path: tests.train.recorder.BatchRecorder\n      init_args: {{out: {steps}}}\n")
-    process = subprocess.Popen(command(run_dir, "--config", str(config)), cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    config = callbacks(tmp_path, run_dir.name, ("BatchRecorder", {"out": str(steps)}))
+    process = subprocess.Popen(command(run_dir, "--config", config), cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=environment())
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         lines = (steps / "rank0.jsonl").read_text().splitlines() if (steps / "rank0.jsonl").exists() else []
@@ -49,8 +68,12 @@ def start_and_wait_for_step(tmp_path: Path, run_dir: Path, step: int) -> subproc
     raise AssertionError(f"the run never reached step {step}: {process.communicate()[1][-3000:]}")
 
 
+def load(checkpoint: Path) -> dict:
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)
+
+
 def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
-    return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    return load(checkpoint)["state_dict"]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +95,7 @@ def test_sigkill_at_a_random_step_then_resume_ends_as_a_run_never_stopped(straig
     process = start_and_wait_for_step(tmp_path, run_dir, step)
     process.send_signal(signal.SIGKILL)  # no handler runs: whatever was being written is cut off
     process.communicate()
-    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    saved = load(run_dir / "checkpoints" / "last.ckpt")
     assert step - 1 <= saved["global_step"] < STEPS
     run(run_dir, "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"))
     assert_same(straight, weights(run_dir / "checkpoints" / "last.ckpt"))
@@ -88,7 +111,57 @@ def test_sigterm_twice_saves_once_exits_143_and_resumes_exactly(straight, tmp_pa
     assert process.returncode == 143, err[-3000:]
     assert "stopped by SIGTERM at step" in out and "checkpoint saved" in out
     step = int(out.split("stopped by SIGTERM at step ")[1].split(";")[0])
-    assert torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == step
+    assert load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == step
     assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
     run(run_dir, "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"))
     assert_same(straight, weights(run_dir / "checkpoints" / "last.ckpt"))
+
+
+def test_sigkill_while_a_checkpoint_is_written_leaves_the_previous_one_whole(straight, tmp_path):
+    run_dir, marker = tmp_path / "cut", tmp_path / "writing"
+    process = subprocess.Popen(command(run_dir, "--config", callbacks(tmp_path, "slow", ("SlowSave", {"step": 5, "marker": str(marker)}))),
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    assert marker.exists(), process.communicate()[1][-3000:]
+    # The write goes to a temporary name beside last.ckpt, which still holds step 4.
+    assert (run_dir / "checkpoints" / "last.ckpt.tmp").exists()
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 4
+    done = run(run_dir, "--ckpt_path", "last")
+    assert f"Restoring states from the checkpoint path at {run_dir / 'checkpoints' / 'last.ckpt'}" in done.stdout + done.stderr
+    assert_same(straight, weights(run_dir / "checkpoints" / "last.ckpt"))
+
+
+def test_sigterm_during_validation_saves_and_the_resumed_run_ends_the_same(straight, tmp_path):
+    # Lightning's own handler makes its evaluation loop raise before any callback could save.
+    run_dir = tmp_path / "in-validation"
+    config = callbacks(tmp_path, "term", ("SignalAt", {"signal": "SIGTERM", "validation_batch": 1}))
+    done = run(run_dir, "--config", config, "--trainer.limit_val_batches", "3", returncode=143)
+    assert "stopped by SIGTERM at step 6; checkpoint saved" in done.stdout
+    assert load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 6
+    run(run_dir, "--ckpt_path", "last")
+    assert_same(straight, weights(run_dir / "checkpoints" / "last.ckpt"))
+
+
+def test_slurm_requeue_signal_saves_requeues_and_the_requeued_job_resumes_by_itself(straight, tmp_path):
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.calls"}\n')
+    (stub / "scontrol").chmod(0o755)
+    slurm = {**SLURM, "PATH": f"{stub}{os.pathsep}{os.environ['PATH']}"}
+    config = ["--config", str(ROOT / "conf" / "trainer" / "slurm.yaml"), "--trainer.devices", "1", "--trainer.num_nodes", "1"]
+    signalled = callbacks(tmp_path, "usr1", ("SignalAt", {"signal": "SIGUSR1", "step": 4}))
+    # In a fresh directory, as sbatch runs it: the run directory is runs/slurm-<job id> there.
+    done = run(None, *config, "--config", signalled, cwd=tmp_path, env=slurm)  # exit status 0: the job comes back
+    assert "stopped by SIGUSR1 at step 4" in done.stdout and "requeued SLURM job 4242" in done.stdout
+    assert (tmp_path / "scontrol.calls").read_text() == "requeue 4242\n"  # from rank 0, once, after the save
+    run_dir = tmp_path / "runs" / "slurm-4242"
+    assert load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 4
+    # The requeued job: same id, same arguments, no --ckpt_path.
+    done = run(None, *config, cwd=tmp_path, env={**slurm, "SLURM_RESTART_COUNT": "1"})
+    assert f"SLURM job 4242: resuming from {Path('runs') / 'slurm-4242' / 'checkpoints' / 'last.ckpt'}" in done.stdout
+    assert_same(straight, weights(run_dir / "checkpoints" / "last.ckpt"))
+    assert (tmp_path / "scontrol.calls").read_text() == "requeue 4242\n"

@@ -56,6 +56,7 @@ def test_deepspeed_trains_saves_resumes_and_exports(stage, tmp_path):
     from transformers import LukeForMaskedLM
 
     from lightning_kg.export import export, load_checkpoint_model
+    from lightning_kg.train.checkpoints import checkpoint_step
 
     run = tmp_path / "run"
     common = ["--config", f"conf/strategy/cpu-zero{stage}.yaml", "--run_dir", str(run), "--trainer.val_check_interval", "3"]
@@ -73,6 +74,8 @@ def test_deepspeed_trains_saves_resumes_and_exports(stage, tmp_path):
 
     fit(*common, "--config", recorder_config(tmp_path, "resumed"), "--trainer.max_steps", "5", "--ckpt_path", str(checkpoint))
     assert [r["step"] for r in records(tmp_path / "resumed", 0)[1:]] == [3, 4]
+    # Each save went to last.ckpt.tmp/ and was swapped in whole: only the newest directory is left.
+    assert checkpoint_step(checkpoint) == 5 and sorted(p.name for p in checkpoint.parent.glob("last*")) == ["last.ckpt"]
 
     # A sharded checkpoint exports directly: DeepSpeed's converter makes one fp32 state dict first.
     out = export(str(checkpoint), str(tmp_path / "hf"))

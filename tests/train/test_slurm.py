@@ -1,16 +1,20 @@
-"""The SLURM launch path without SLURM: its variables set by hand, then what Lightning derives."""
+"""The SLURM launch path without SLURM: its variables set by hand, then what Lightning derives; the
+sbatch script and the config agree on the requeue signal."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from lightning_kg.cli import _register_resolvers
 from lightning_kg.train.cli import KnowledgeCLI
+from lightning_kg.train.preemption import Preemption, requeue_slurm_job, slurm_job_id
 from tests.train.test_fit import DEMO
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +44,33 @@ def test_lightning_derives_ranks_address_and_requeue_from_slurm(monkeypatch, tmp
     assert (trainer.world_size, trainer.global_rank, trainer.node_rank, trainer.local_rank) == (4, 3, 1, 1)
     assert environment.main_address == "gpu017"
     assert environment.main_port == 15000 + 4242  # from the job id, so every task agrees without talking
-    assert environment.auto_requeue and environment.requeue_signal == signal.SIGUSR1
-    # The run directory is named by the job id, which a requeued job keeps: it finds its checkpoints.
+    # Lightning's own requeue (a save and scontrol inside the signal handler) is off; ours handles the signal.
+    assert not environment.auto_requeue and environment.requeue_signal == signal.SIGUSR1
+    assert any(isinstance(callback, Preemption) for callback in trainer.callbacks)
+    # The run directory is named by the job id, which a requeued job keeps: it finds its checkpoints
+    # (tests/train/test_preemption.py requeues and resumes a real run).
     assert Path(trainer.default_root_dir) == Path("runs") / "slurm-4242"
-    saved = Path(trainer.default_root_dir) / "hpc_ckpt_7.ckpt"
-    saved.parent.mkdir(parents=True)
-    saved.touch()
-    assert Path(trainer._checkpoint_connector._hpc_resume_path).resolve() == saved.resolve()
+
+
+def test_the_sbatch_signal_is_the_configs_requeue_signal():
+    sbatch = (ROOT / "slurm" / "fit.sbatch").read_text()
+    signals = re.findall(r"^#SBATCH --signal=(?:B:)?(\w+)@(\d+)$", sbatch, flags=re.MULTILINE)
+    config = yaml.safe_load((ROOT / "conf" / "trainer" / "slurm.yaml").read_text())
+    [plugin] = config["trainer"]["plugins"]
+    assert plugin["class_path"] == "lightning.pytorch.plugins.environments.SLURMEnvironment"
+    assert len(signals) == 1 and int(signals[0][1]) >= 60  # time for a step and a save before SIGKILL
+    assert signal.Signals[signals[0][0] if signals[0][0].startswith("SIG") else "SIG" + signals[0][0]] == signal.Signals[
+        plugin["init_args"]["requeue_signal"]]
+    assert plugin["init_args"]["auto_requeue"] is False
+    assert "mkdir -p runs" in sbatch and "#SBATCH --output=runs/" in sbatch
+
+
+def test_requeue_without_scontrol_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no scontrol here
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    done, message = requeue_slurm_job()
+    assert not done and "scontrol is not on PATH" in message and "job 4242 was not requeued" in message
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert slurm_job_id() == "77_3"

@@ -1,0 +1,153 @@
+"""The LightningModule's pieces: AdamW groups, the learning-rate schedule, typed encoder overrides,
+token-weighted perplexity, what an inactive objective costs, FLOPs and MFU."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+import re
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from lightning_kg.cli import main
+from lightning_kg.data.datamodule import KnowledgeDataModule
+from lightning_kg.train.module import KnowledgePretraining, lr_schedule, tokens_in_batch
+from tests.train.test_fit import DEMO, SMALL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return KnowledgeDataModule(DEMO, num_workers=0, batch_size=4, fact_batch_size=4)
+
+
+def module_for(data: KnowledgeDataModule, **options) -> KnowledgePretraining:
+    return KnowledgePretraining(vocab_size=data.vocab_size, entity_vocab_size=data.entity_vocab_size,
+                                pad_token_id=data.pad_token_id, queue_size=16, **options)
+
+
+def test_adamw_decays_weight_matrices_only(demo):
+    module = module_for(demo, weight_decay=0.05)
+    module.trainer = L.Trainer(max_steps=10, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    decay, no_decay = module.configure_optimizers()["optimizer"].param_groups
+    names = {id(p): name for name, p in module.model.named_parameters()}
+    decayed, kept = {names[id(p)] for p in decay["params"]}, {names[id(p)] for p in no_decay["params"]}
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert decayed | kept == set(names.values()) and not decayed & kept
+    # A Linear inside the entity embedding block (the 32 -> 64 projection) is a weight matrix like any other.
+    assert {"encoder.entity_embeddings.dense.weight", "encoder.layers.0.query.weight", "encoder.layers.1.ffn_out.weight"} <= decayed
+    # Embedding tables, norms (LayerNorm, the projection heads' BatchNorm) and every bias are not decayed.
+    assert {"encoder.embeddings.word.weight", "encoder.entity_embeddings.table.weight", "encoder.entity_embeddings.position.weight",
+            "encoder.embeddings.norm.weight", "encoder.layers.0.attention_norm.weight", "encoder.layers.0.query.bias"} <= kept
+    assert all(not name.endswith(".bias") for name in decayed)
+    assert all("norm" not in name for name in decayed)
+    batch_norms = {name for name in kept if ".1.weight" in name and "projection" in name}
+    assert batch_norms, "the projection heads' BatchNorm weights"
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    linear, cosine, constant = (lr_schedule(10, 110, kind) for kind in ("linear", "cosine", "constant"))
+    assert [linear(step) for step in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert [linear(step) for step in (10, 35, 60, 110, 200)] == pytest.approx([1.0, 0.75, 0.5, 0.0, 0.0])
+    assert [cosine(step) for step in (10, 35, 60, 110)] == pytest.approx([1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.0])
+    assert [constant(step) for step in (0, 60, 500)] == pytest.approx([0.1, 1.0, 1.0])
+    assert lr_schedule(0, None, "linear")(1000) == 1.0  # no max_steps: no decay
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("{hidden_sise: 32}", "model.encoder.hidden_sise: no such encoder setting; expected one of activation_checkpointing, "),
+    ("{activation_checkpointing: yes please}", r"model.encoder.activation_checkpointing is 'yes please' \(str\), expected bool"),
+    ("{num_layers: 2.5}", r"model.encoder.num_layers is 2.5 \(float\), expected int"),
+    ("{vocab_size: 10}", r"model.encoder.vocab_size: set from the dataset \(--data.data_dir\), not here"),
+])
+def test_encoder_overrides_are_checked_by_key_path(capsys, value, message):
+    with pytest.raises(SystemExit) as stopped:
+        main(["fit", "--data.data_dir", DEMO, "--model.encoder", value])
+    assert stopped.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_mlm_only_builds_no_knowledge_and_counts_the_tokens_it_encodes(demo, tmp_path):
+    from lightning_kg.cli import _register_resolvers
+    from lightning_kg.train.cli import KnowledgeCLI
+
+    _register_resolvers()
+    cli = KnowledgeCLI(["--config", str(ROOT / "conf" / "model" / "mlm-only.yaml"), *SMALL[:2], "--data.num_workers", "0",
+                        "--run_dir", str(tmp_path / "run")], run=False)
+    assert cli.datamodule.hparams.objectives == ["mlm"]
+    assert [name for name in ("mlm_head", "entity_head", "mention_projection", "query_projection") if hasattr(cli.model.model, name)
+            and getattr(cli.model.model, name) is not None] == ["mlm_head"]
+    cases = {"mlm only": (cli.model, cli.datamodule), "all four": (module_for(demo), demo)}
+    for case, (module, data) in cases.items():
+        batch = next(iter(data.train_dataloader()))
+        knowledge_keys = [key for key in batch if key.startswith(("mep_", "oe_"))]
+        assert (knowledge_keys == []) == (case == "mlm only"), (case, knowledge_keys)
+        if case == "mlm only":  # no entity masks either: no objective reads them
+            assert (batch["entity_labels"] == -100).all() and not (batch["entity_ids"] == 2).any()
+        encoded = []
+        hook = module.model.encoder.register_forward_pre_hook(lambda _, args: encoded.append(int(args[1].sum())))
+        module.train()(batch)
+        hook.remove()
+        # Every real token of text the encoder read (rows, knowledge texts, fact queries) is counted, and
+        # nothing it did not read; entity slots are inputs but no text.
+        assert tokens_in_batch(batch) == sum(encoded), (case, encoded)
+
+
+def test_mlm_perplexity_weights_each_batch_by_its_masked_tokens(demo, tmp_path):
+    module = module_for(demo).eval()
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=4,
+                        default_root_dir=tmp_path)
+    trainer.validate(module, demo, verbose=False)
+    losses, masked = [], []
+    with torch.no_grad():
+        for batch, _ in zip(demo.val_dataloader(), range(4)):
+            outputs = module.model(batch)
+            losses.append(float(outputs["mlm_loss"]))
+            masked.append(outputs["mlm_correct"].numel())
+    assert len(set(masked)) > 1  # batches of different sizes, or the weighting would not show
+    by_token = sum(loss * n for loss, n in zip(losses, masked)) / sum(masked)
+    assert float(trainer.callback_metrics["val/mlm"]) == pytest.approx(by_token, rel=1e-5)
+    assert float(trainer.callback_metrics["val/mlm_ppl"]) == pytest.approx(math.exp(by_token), rel=1e-5)
+    assert abs(by_token - sum(losses) / len(losses)) > 1e-4  # the per-batch mean differs
+
+
+class FlopsSpy(L.Callback):
+    """Records what the model counts for each training batch, and checks the module hands
+    ThroughputMonitor that batch's count."""
+
+    seen: list[int] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        FlopsSpy.seen.append(module.model.flops_per_batch(batch))
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        assert module.flops_per_batch == FlopsSpy.seen[-1]
+
+
+def test_flops_and_mfu_are_logged_where_the_device_peak_is_known(tmp_path, monkeypatch):
+    from lightning.pytorch.callbacks import ThroughputMonitor
+
+    import lightning_kg.train.cli as train_cli
+
+    peak = 1e12  # a CPU has no known peak: as if it had
+    monkeypatch.setattr("lightning.pytorch.callbacks.throughput_monitor.get_available_flops", lambda device, dtype: peak)
+    monkeypatch.setattr(train_cli, "ThroughputMonitor", functools.partial(ThroughputMonitor, window_size=4))  # not 100 steps
+    FlopsSpy.seen.clear()
+    config = tmp_path / "spy.yaml"
+    config.write_text("trainer:\n  callbacks:\n    - class_path: tests.train.test_module.FlopsSpy\n")
+    main(["fit", *SMALL, "--run_dir", str(tmp_path / "run"), "--trainer.max_steps", "12", "--trainer.limit_val_batches", "0",
+          "--trainer.log_every_n_steps", "1", "--config", str(config)])
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    mfu = [row for row in rows if row.get("train/device/mfu")]
+    assert len(FlopsSpy.seen) == 12 and all(flops > 0 for flops in FlopsSpy.seen)
+    assert len(mfu) >= 8
+    for row in mfu:
+        assert float(row["train/device/mfu"]) == pytest.approx(float(row["train/device/flops_per_sec"]) / peak, rel=1e-6)
+    # Train metrics come through torchmetrics too, perplexity included.
+    logged = [row for row in rows if row.get("train/mlm_ppl")]
+    assert len(logged) == 12 and all(float(row["train/mlm_ppl"]) > 1 and 0 <= float(row["train/mlm_acc"]) <= 1 for row in logged)
