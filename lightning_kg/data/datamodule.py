@@ -44,6 +44,7 @@ from lightning_kg.data.identity import check_checkpoint, check_files
 from lightning_kg.data.knowledge import KnowledgeTable
 from lightning_kg.data.masking import Collator
 from lightning_kg.data.tokenizer import load_tokenizer
+from lightning_kg.paths import find_path
 
 
 def _derived_seed(*parts: int) -> int:
@@ -180,19 +181,6 @@ class _TrainLoader(DataLoader):
         # Workers receive a pickled copy of the dataset when the iterator is made, so set it first.
         self.dataset.start = self.position()
         return super().__iter__()
-
-
-REPOSITORY = Path(__file__).resolve().parents[2]  # the checkout holding lightning_kg/, shards/ and conf/
-
-
-def find_path(path: str | Path) -> Path:
-    """``path`` as given, or, when it is relative and not found from the working directory, the same
-    path in the repository beside the package (``shards/demo``, ``conf/probe/templates.yaml``), so
-    the demo runs from any directory."""
-    path = Path(path)
-    if path.is_absolute() or path.exists() or not (REPOSITORY / path).exists():
-        return path
-    return REPOSITORY / path
 
 
 def expand_urls(spec: str | list[str], base: Path) -> list[str]:

@@ -18,15 +18,14 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning_kg.data.entity_vocab import EntityVocab
 from lightning_kg.data.tokenizer import load_tokenizer
 from lightning_kg.export import load_checkpoint_model
+from lightning_kg.paths import find_path
 from lightning_kg.probe.metrics import LabelVectors, alignment_accuracy, evaluate, summarise
 from lightning_kg.probe.queries import Fact, build_queries, read_facts
 from lightning_kg.probe.report import format_table, plot, write_csv
 from lightning_kg.probe.scoring import entity_scorer, label_embeddings, word_scorer
 from lightning_kg.probe.templates import load_templates
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-"""The checkout holding this package: ``conf/`` and ``shards/demo`` live there."""
-TEMPLATES = Path("conf/probe/templates.yaml")
+TEMPLATES = "conf/probe/templates.yaml"
 
 
 @dataclass
@@ -38,8 +37,8 @@ class ProbeConfig:
     data_dir: str | None = None
     """Prepared dataset (fact shards, entity vocabulary, tokenizer); None: the one the checkpoint was trained on."""
     templates: str | None = None
-    """YAML file of cloze templates, relation -> language -> "[X] ... [Y]"; None: the repository's
-    ``conf/probe/templates.yaml``, whatever the working directory."""
+    """YAML file of cloze templates, relation -> language -> "[X] ... [Y]"; None: ``conf/probe/templates.yaml``
+    of the working directory, else of the repository."""
     facts: str = "facts-heldout"
     """Manifest split whose facts are asked: ``facts-heldout`` (subjects never trained on), or
     ``facts-val`` / ``facts-train`` to see what the model memorised."""
@@ -70,22 +69,10 @@ def default_out(ckpt_path: str, facts: str) -> Path:
     return run_dir / ("probe" if facts == "facts-heldout" else f"probe-{facts}")
 
 
-def _found(relative: Path, *bases: Path) -> Path | None:
-    """``relative`` under the first of ``bases`` that has it."""
-    return next((base / relative for base in bases if (base / relative).exists()), None)
-
-
 def templates_file(templates: str | None) -> Path:
-    """``--templates`` as given (relative to the working directory); by default the repository's
-    ``conf/probe/templates.yaml``, else the working directory's (the Docker image installs the package
-    into site-packages and keeps ``conf/`` in its working directory, /app)."""
-    if templates is not None:
-        return Path(templates)
-    found = _found(TEMPLATES, REPOSITORY, Path.cwd())
-    if found is None:
-        raise FileNotFoundError(f"templates: {TEMPLATES} is neither in the repository ({REPOSITORY}) nor in the "
-                                f"working directory ({Path.cwd()}); pass --templates FILE.yaml")
-    return found
+    """``--templates`` as given; by default ``conf/probe/templates.yaml`` of the working directory,
+    else of the repository."""
+    return Path(templates) if templates is not None else find_path(TEMPLATES)
 
 
 def dataset_dir(config: ProbeConfig, checkpoint: dict) -> Path:
@@ -97,13 +84,7 @@ def dataset_dir(config: ProbeConfig, checkpoint: dict) -> Path:
         saved = checkpoint.get("datamodule_hyper_parameters", {}).get("data_dir")
         if not saved:
             raise ValueError(f"{config.ckpt_path} does not say which dataset it was trained on; pass --data_dir")
-        data_dir = Path(saved)
-        if not data_dir.is_absolute():
-            found = _found(data_dir / "manifest.json", Path.cwd(), REPOSITORY)
-            if found is None:
-                raise FileNotFoundError(f"data_dir: {data_dir / 'manifest.json'} (from {config.ckpt_path}) is neither under "
-                                        f"the working directory nor under {REPOSITORY}; pass --data_dir")
-            return found.parent
+        data_dir = find_path(saved)
     if not (data_dir / "manifest.json").is_file():
         raise FileNotFoundError(f"data_dir: {data_dir / 'manifest.json'} not found; pass --data_dir with the dataset "
                                 f"{config.ckpt_path} was trained on")

@@ -31,7 +31,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lightning_kg.data.datamodule import KnowledgeDataModule, find_path
+from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.train.checkpoints import LAST, AtomicCheckpointIO, LastCheckpoint, newest_checkpoint, newest_run
 from lightning_kg.train.module import KnowledgePretraining, active_objectives, check_encoder_overrides, tokens_in_batch
 from lightning_kg.train.preemption import Preempted, Preemption, slurm_job_id
@@ -207,13 +207,10 @@ class KnowledgeCLI(LightningCLI):
     def _probe(self, ckpt_path: Path) -> None:
         """`test` also probes what the checkpoint knows (lightning_kg.probe): into ``--run_dir``'s
         ``probe/`` when one was given, else into the checkpoint's run directory."""
-        from lightning_kg.probe.run import main as probe
+        from lightning_kg.probe.run import ProbeConfig, probe_and_write
 
-        arguments = ["--ckpt_path", str(ckpt_path), "--data_dir", str(self.datamodule.data_dir),
-                     "--templates", str(find_path("conf/probe/templates.yaml"))]
-        if self._run_dir_given:
-            arguments += ["--out", str(self._run_dir / "probe")]
-        probe(arguments)
+        out = str(self._run_dir / "probe") if self._run_dir_given else None
+        probe_and_write(ProbeConfig(ckpt_path=str(ckpt_path), data_dir=str(self.datamodule.data_dir), out=out))
 
     def _report_preemption(self) -> None:
         preemption = next((c for c in self.trainer.callbacks if isinstance(c, Preemption)), None)
