@@ -57,14 +57,19 @@ _TO_HF = [(_compile(ours), hf.lstrip("@"), hf.startswith("@")) for ours, hf in R
 
 
 def hf_to_ours(name: str) -> str | None:
-    """``luke.encoder.layer.3.output.dense.weight`` -> ``encoder.layers.3.ffn_out.weight``; None if unmapped."""
-    is_head = not name.startswith(BASE_PREFIXES)
+    """``luke.encoder.layer.3.output.dense.weight`` -> ``encoder.layers.3.ffn_out.weight``; None if unmapped.
+
+    Names come prefixed (``luke.``/``roberta.``: the base model inside a ``...ForMaskedLM``) or bare
+    (``LukeModel``/``XLMRobertaModel`` saved on their own). A prefixed name must be a base-model
+    tensor; a bare one may be either, as base and head names never overlap.
+    """
+    prefixed = name.startswith(BASE_PREFIXES)
     base = name
     for prefix in BASE_PREFIXES:
         base = base.removeprefix(prefix)
     for pattern, ours, head_rule in _FROM_HF:
         match = pattern.match(base)
-        if match and head_rule == is_head:
+        if match and not (prefixed and head_rule):
             return ours.replace("{n}", match.groupdict().get("n", "")) + base[match.end():]
     return None
 
@@ -148,6 +153,9 @@ def load_hf_weights(model: KnowledgePretrainingModel, path: str) -> LoadReport:
             raise ValueError(f"{source}: {name} has shape {tuple(tensor.shape)}, ours {ours} {tuple(state[ours].shape)}")
         updates[ours] = tensor
         report.loaded.append(name)
+    if not any(k.startswith(("encoder.embeddings.", "encoder.layers.")) for k in updates):
+        raise ValueError(f"{source}: no encoder tensor matched (first names in the checkpoint: {sorted(tensors)[:5]}); "
+                         "expected an XLM-R (XLMRobertaModel/ForMaskedLM) or LUKE/mLUKE (LukeModel/ForMaskedLM) checkpoint")
     if not any(k.startswith("encoder.entity_embeddings.") for k in updates):
         pad = model.config.pad_token_id
         word_position = updates.get("encoder.embeddings.position.weight")

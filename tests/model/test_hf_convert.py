@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from transformers import AutoModel, LukeConfig, LukeForMaskedLM, XLMRobertaConfig, XLMRobertaForMaskedLM
+from transformers import (AutoModel, LukeConfig, LukeForMaskedLM, LukeModel, XLMRobertaConfig, XLMRobertaForMaskedLM,
+                          XLMRobertaModel)
 
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.hf_convert import export_hf, hf_entity_vocab, load_hf_weights
@@ -79,6 +80,50 @@ def test_import_xlm_roberta_gives_the_same_word_states_and_mlm_logits(tmp_path):
     torch.testing.assert_close(words, reference.logits, atol=1e-5, rtol=1e-5)
     # New entity tensors start from the word side: the entity at word position p uses XLM-R's position p + 2.
     torch.testing.assert_close(model.encoder.entity_embeddings.position.weight[0], hf.roberta.embeddings.position_embeddings.weight[2])
+
+
+def test_import_bare_xlm_roberta_model_gives_the_same_word_states(tmp_path):
+    """XLMRobertaModel saved on its own has no ``roberta.`` prefix; its tensors must load all the same."""
+    torch.manual_seed(4)
+    hf = XLMRobertaModel(XLMRobertaConfig(vocab_size=100, **SIZES)).eval()
+    hf.save_pretrained(tmp_path)
+    model = our_model(False)
+    report = load_hf_weights(model, str(tmp_path))
+    assert not [k for k in report.missing if k.startswith("encoder.") and not k.startswith("encoder.entity_embeddings.")]
+    assert set(report.unused) == {"pooler.dense.weight", "pooler.dense.bias"}
+    batch = inputs()
+    with torch.no_grad():
+        reference = hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        ours = model.encoder(batch["input_ids"], batch["attention_mask"]).word_hidden
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_import_bare_luke_model_gives_the_same_word_and_entity_states(tmp_path, aware):
+    torch.manual_seed(5)
+    hf = LukeModel(LukeConfig(vocab_size=100, entity_vocab_size=50, entity_emb_size=32, use_entity_aware_attention=aware,
+                              **SIZES)).eval()
+    hf.save_pretrained(tmp_path)
+    model = our_model(aware)
+    report = load_hf_weights(model, str(tmp_path))
+    assert not [k for k in report.missing if k.startswith("encoder.")]
+    assert set(report.unused) == {"pooler.dense.weight", "pooler.dense.bias"}
+    batch = inputs()
+    with torch.no_grad():
+        reference = hf(**batch)
+        ours = model.encoder(batch["input_ids"], batch["attention_mask"], batch["entity_ids"], batch["entity_position_ids"],
+                             batch["entity_attention_mask"])
+    torch.testing.assert_close(ours.word_hidden, reference.last_hidden_state, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours.entity_hidden, reference.entity_last_hidden_state, atol=1e-5, rtol=1e-5)
+
+
+def test_a_checkpoint_with_no_encoder_tensor_is_an_error(tmp_path):
+    from safetensors.torch import save_file
+
+    (tmp_path / "config.json").write_text('{"hidden_size": 64}')
+    save_file({"bert.embeddings.word_embeddings.weight": torch.zeros(100, 64)}, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match=r"no encoder tensor matched \(first names in the checkpoint: \['bert\.embeddings"):
+        load_hf_weights(our_model(False), str(tmp_path))
 
 
 @pytest.mark.parametrize("aware", [False, True])
