@@ -155,7 +155,8 @@ def _map_entity_rows(tensors: dict[str, torch.Tensor], state: dict[str, torch.Te
     """Replace the checkpoint's entity table and prediction bias, in place in ``tensors``, by tensors
     of our vocabulary's size: matched rows from the checkpoint, the rest as initialised here."""
     vocab_file = source / "entity_vocab.json"
-    names = [n for n in tensors if hf_to_ours(n) in ("encoder.entity_embeddings.table.weight", "entity_head.bias")]
+    names = [n for n in tensors if hf_to_ours(n) in ("encoder.entity_embeddings.table.weight", "entity_head.bias")
+             and hf_to_ours(n) in state]  # no entity_head when mep_vocab is off
     if not names:
         return
     ours_size = state["encoder.entity_embeddings.table.weight"].shape[0]
