@@ -164,7 +164,7 @@ def _map_entity_rows(tensors: dict[str, torch.Tensor], state: dict[str, torch.Te
         theirs = tensors[names[0]].shape[0]
         if theirs != ours_size:
             missing = (f"{vocab_file} is missing" if not vocab_file.exists() else
-                       "the dataset's entity vocabulary was not given (model.data_dir)")
+                       "the dataset's entity vocabulary was not given (model.entity_vocab_path)")
             raise ValueError(f"{source}: an entity table of {theirs} rows, ours has {ours_size}, and {missing}: "
                              "rows can only be matched by name through both vocabularies")
         return

@@ -36,6 +36,11 @@ def new_run_dir(root: str = RUNS) -> Path:
     return candidate
 
 
+def entity_vocab_path(data_dir: str | Path) -> str:
+    """The prepared dataset's entity vocabulary, for ``model.init_from`` to map entity rows by name."""
+    return str(Path(data_dir) / "entity_vocab.jsonl")
+
+
 def newest_resumable_run(root: str = RUNS) -> Path | None:
     runs = [p.parent.parent for p in Path(root).glob("*/checkpoints/last.ckpt")]
     return max(runs, key=lambda p: (p / "checkpoints" / "last.ckpt").stat().st_mtime) if runs else None
@@ -88,7 +93,7 @@ class KnowledgeCLI(LightningCLI):
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.entity_vocab_size", "model.entity_vocab_size", apply_on="instantiate")
         parser.link_arguments("data.pad_token_id", "model.pad_token_id", apply_on="instantiate")
-        parser.link_arguments("data.data_dir", "model.data_dir", compute_fn=str, apply_on="instantiate")
+        parser.link_arguments("data.data_dir", "model.entity_vocab_path", compute_fn=entity_vocab_path, apply_on="instantiate")
 
     def _section(self, config):
         """The config of the running subcommand (all of it with ``run=False``, which has none)."""

@@ -48,7 +48,7 @@ class KnowledgePretraining(L.LightningModule):
         projection_size: int | None = None,
         mep_vocab_chunk_size: int = 8192,
         init_from: str | None = None,
-        data_dir: str | None = None,
+        entity_vocab_path: str | None = None,
         learning_rate: float = 5e-4,
         weight_decay: float = 0.01,
         betas: tuple[float, float] = (0.9, 0.98),
@@ -78,8 +78,8 @@ class KnowledgePretraining(L.LightningModule):
             init_from: Local Hugging Face directory (XLM-R, LUKE, mLUKE) or a lightning_kg checkpoint to
                 start from (weights only: a fresh optimiser, as mLUKE's second stage), or a DeepSpeed
                 checkpoint directory (consolidated first).
-            data_dir: The prepared dataset (linked from ``data.data_dir``): ``init_from`` maps a Hugging Face
-                checkpoint's entity rows to its ``entity_vocab.jsonl`` by name.
+            entity_vocab_path: The dataset's ``entity_vocab.jsonl`` (linked from ``data.data_dir``):
+                ``init_from`` maps a Hugging Face checkpoint's entity rows to it by name.
             learning_rate: Peak learning rate of AdamW.
             weight_decay: AdamW weight decay; never applied to biases, norms and embeddings.
             betas: AdamW betas (RoBERTa's 0.9, 0.98).
@@ -122,8 +122,8 @@ class KnowledgePretraining(L.LightningModule):
             from lightning_kg.data.entity_vocab import EntityVocab
             from lightning_kg.model.hf_convert import load_hf_weights
 
-            vocab_file = Path(self.hparams.data_dir or "") / "entity_vocab.jsonl"
-            entity_vocab = EntityVocab.load(vocab_file) if self.hparams.data_dir and vocab_file.exists() else None
+            vocab_file = self.hparams.entity_vocab_path
+            entity_vocab = EntityVocab.load(vocab_file) if vocab_file else None
             report = load_hf_weights(self.model, str(source), entity_vocab)
             print(f"init_from {source}:\n{report}")
         else:

@@ -187,4 +187,4 @@ def test_every_model_knob_is_a_command_line_flag(tmp_path):
     net = cli.model.model
     assert net.mention_projection.net[-1].num_features == 32 and net.mep_knowledge_queue.vectors.shape == (8, 32)
     assert (net.chunk_size, net.temperature, net.mep_layer) == (100, 0.1, 1)
-    assert cli.model.hparams.data_dir == demo  # linked from --data.data_dir, for init_from's entity rows
+    assert cli.model.hparams.entity_vocab_path == f"{demo}/entity_vocab.jsonl"  # linked, for init_from's entity rows
