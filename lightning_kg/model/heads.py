@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -115,81 +117,135 @@ def chunked_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
 
 
 class ProjectionHead(nn.Module):
-    """Linear, BatchNorm, ReLU, Linear: the 2-layer MLP head of SimCLR-style contrastive learning
-    that XLM-K puts on each side (mention, knowledge, query, object)."""
+    """XLM-K's projection head, as its released code builds it (``ProjectionHead`` with 2 layers):
+    Linear without bias, BatchNorm, ReLU, Linear without bias, BatchNorm without affine parameters,
+    BatchNorm epsilon 1e-12. There the middle and output widths are the hidden size; here the output
+    width is ``projection_size`` (the hidden size by default, as there)."""
 
     def __init__(self, hidden_size: int, projection_size: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.BatchNorm1d(hidden_size), nn.ReLU(),
-                                 nn.Linear(hidden_size, projection_size))
+        self.net = nn.Sequential(
+            nn.Linear(hidden_size, hidden_size, bias=False), nn.BatchNorm1d(hidden_size, eps=1e-12), nn.ReLU(),
+            nn.Linear(hidden_size, projection_size, bias=False), nn.BatchNorm1d(projection_size, eps=1e-12, affine=False),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, H) -> (N, projection_size); N >= 2 in training (BatchNorm)."""
         return self.net(x)
 
 
 class NegativeQueue(nn.Module):
-    """A FIFO memory bank of key vectors (and their entity ids) from earlier batches on every rank.
-    Keys enter detached and gathered from all ranks; there is no momentum encoder (XLM-K)."""
+    """A FIFO memory bank of L2-normalised vectors (and their entity ids) from earlier batches of
+    every rank, without gradient and without a momentum encoder (XLM-K).
+
+    As in XLM-K's code it starts full of random vectors (entity -1), which stay as easy negatives
+    until real ones replace them: the number of candidates, and so the loss's chance level
+    log(candidates), is the same from the first step to the last.
+    """
 
     def __init__(self, size: int, dim: int):
         super().__init__()
-        self.register_buffer("vectors", torch.zeros(size, dim))
-        self.register_buffer("entities", torch.full((size,), -1, dtype=torch.long))  # -1 = empty slot
+        self.register_buffer("vectors", F.normalize(torch.randn(size, dim), dim=-1))
+        self.register_buffer("entities", torch.full((size,), -1, dtype=torch.long))  # -1: a random start vector
         self.register_buffer("cursor", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
     def push(self, vectors: torch.Tensor, entities: torch.Tensor) -> None:
+        """(N, D) vectors (already gathered from all ranks) and (N,) entity ids replace the oldest."""
         size = self.vectors.shape[0]
-        if size == 0:
+        if size == 0 or len(vectors) == 0:
             return
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            vectors, entities = _gather_padded(vectors.detach()), _gather_padded(entities)
-            keep = entities.ne(-2)
-            vectors, entities = vectors[keep], entities[keep]
         vectors, entities = vectors.detach()[-size:], entities[-size:]
         slots = (self.cursor + torch.arange(len(vectors), device=vectors.device)) % size
-        self.vectors[slots] = vectors.to(self.vectors.dtype)
+        self.vectors[slots] = F.normalize(vectors.float(), dim=-1).to(self.vectors.dtype)
         self.entities[slots] = entities
         self.cursor.copy_((self.cursor + len(vectors)) % size)
 
 
-def _gather_padded(tensor: torch.Tensor) -> torch.Tensor:
-    """all_gather for tensors whose first dimension differs across ranks (padding rows: -2 / 0)."""
+def gather_from_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """(N_r, ...) on rank r -> (sum of N_r, ...) on every rank, rank order, no gradient. Every rank
+    must call it the same number of times, with zero rows if it has none (else the others wait)."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return tensor.detach()
     length = torch.tensor([tensor.shape[0]], device=tensor.device)
     lengths = [torch.zeros_like(length) for _ in range(dist.get_world_size())]
     dist.all_gather(lengths, length)
-    longest = int(max(l.item() for l in lengths))
-    padded = torch.full((longest, *tensor.shape[1:]), -2 if tensor.dtype == torch.long else 0,
-                        dtype=tensor.dtype, device=tensor.device)
-    padded[: tensor.shape[0]] = tensor
+    longest = max(1, int(max(l.item() for l in lengths)))  # at least one row: no empty collectives
+    padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+    padded[: tensor.shape[0]] = tensor.detach()
     gathered = [torch.empty_like(padded) for _ in lengths]
     dist.all_gather(gathered, padded)
     return torch.cat([g[: int(l.item())] for g, l in zip(gathered, lengths)])
 
 
-def info_nce(queries: torch.Tensor, keys: torch.Tensor, entities: torch.Tensor, queue: NegativeQueue,
-             temperature: float, push: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric InfoNCE between (K, P) queries and their (K, P) keys, L2-normalised.
+class ContrastiveOutput(NamedTuple):
+    loss: torch.Tensor  # () mean of the four InfoNCE terms
+    rank: torch.Tensor  # (K,) rank of each query's key among the other keys of the batch and the key queue
+    # (K',) per query with at least one in-batch negative: the share of the batch's other keys scored
+    # below its own key. Chance is 0.5 whatever the batch size and however full the queues are, so
+    # unlike the loss and the rank it is comparable from the first step to the last.
+    pair_accuracy: torch.Tensor
 
-    query -> key: negatives are the other keys of the batch and the queue; key -> query: the other
-    queries of the batch (the queue holds keys only). Negatives of the same entity as the positive
-    are masked out (a batch often holds two mentions of one entity). Returns (loss, (K,) rank of
-    the positive key among all candidates). With ``push`` (training), the keys then enter the queue.
+
+def _direction(queries: torch.Tensor, keys: torch.Tensor, same: torch.Tensor, queue: NegativeQueue,
+               entities: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(K,) InfoNCE losses of (K, D) unit ``queries`` against their ``keys``: candidates are every
+    key, the other queries and the queue, less those of the positive's entity."""
+    eye = torch.eye(len(queries), dtype=torch.bool, device=queries.device)
+    to_keys = (queries @ keys.t() / temperature).masked_fill(same, float("-inf"))
+    to_queries = (queries @ queries.t() / temperature).masked_fill(same | eye, float("-inf"))
+    # A copy: the queue is updated in place after this, and autograd keeps what it multiplied.
+    to_queue = (queries @ queue.vectors.float().t().clone() / temperature).masked_fill(
+        queue.entities[None, :].eq(entities[:, None]), float("-inf"))
+    logits = torch.cat([to_keys, to_queries, to_queue], dim=1)
+    return F.cross_entropy(logits, torch.arange(len(queries), device=queries.device), reduction="none")
+
+
+@torch.no_grad()
+def _retrieval(queries: torch.Tensor, keys: torch.Tensor, same: torch.Tensor, key_queue: NegativeQueue,
+               entities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query -> key retrieval: (K,) rank of each key among the other keys and the key queue, and
+    the pair accuracy of ``ContrastiveOutput``."""
+    scores = (queries @ keys.t()).masked_fill(same, float("-inf"))
+    positive = scores.diagonal()
+    batch_rank = (scores > positive[:, None]).sum(1)
+    negatives = len(keys) - 1 - same.sum(1)
+    pair_accuracy = 1.0 - batch_rank[negatives > 0] / negatives[negatives > 0]
+    queued = (queries @ key_queue.vectors.float().t()).masked_fill(key_queue.entities[None, :].eq(entities[:, None]),
+                                                                    float("-inf"))
+    return batch_rank + (queued > positive[:, None]).sum(1), pair_accuracy
+
+
+def info_nce(queries: torch.Tensor, keys: torch.Tensor, entities: torch.Tensor, query_queue: NegativeQueue,
+             key_queue: NegativeQueue, temperature: float, push: bool) -> ContrastiveOutput:
+    """XLM-K's bidirectional InfoNCE with one queue per side, for (K, P) ``queries`` (mentions, or
+    subject + relation) and their (K, P) ``keys`` (knowledge texts), K >= 1, (K,) entity ids.
+
+    As XLM-K's released code (``xlmk_loss.py``: a ``word2doc`` and a ``doc2word`` loss, each
+    ``bi_direction``) it averages four terms: query -> key and key -> query against the key queue,
+    and the same two against the query queue. In every term the candidates are all keys, the other
+    queries and one queue (vectors L2-normalised, divided by ``temperature``). Unlike XLM-K, a
+    candidate of the positive's entity (two mentions of one entity in a batch, or a queued copy) is
+    left out rather than counted as a negative. With ``push`` (training), both sides' vectors, from
+    all ranks, then enter their queues: every rank must call this the same number of times.
     """
     queries, keys = F.normalize(queries.float(), dim=-1), F.normalize(keys.float(), dim=-1)
     same = entities[:, None].eq(entities[None, :]) & ~torch.eye(len(entities), dtype=torch.bool, device=entities.device)
-    in_batch = (queries @ keys.t()) / temperature
-    in_batch = in_batch.masked_fill(same, float("-inf"))
-    # A copy: the queue is updated in place below, after autograd saved what it multiplied.
-    queued = (queries @ queue.vectors.t().float().clone()) / temperature
-    queued = queued.masked_fill(queue.entities[None, :].eq(-1) | queue.entities[None, :].eq(entities[:, None]), float("-inf"))
-    logits = torch.cat([in_batch, queued], dim=1)
-    targets = torch.arange(len(queries), device=queries.device)
-    reverse = ((keys @ queries.t()) / temperature).masked_fill(same, float("-inf"))
-    loss = 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(reverse, targets))
-    with torch.no_grad():
-        positive = logits[targets, targets]
-        rank = (logits > positive[:, None]).sum(1)
+    terms = [_direction(a, b, mask, queue, entities, temperature) for queue in (key_queue, query_queue)
+             for a, b, mask in ((queries, keys, same), (keys, queries, same.t()))]
+    loss = torch.cat(terms).mean()
+    rank, pair_accuracy = _retrieval(queries, keys, same, key_queue, entities)
     if push:
-        queue.push(keys, entities)
-    return loss, rank
+        push_to_queues(queries, keys, entities, query_queue, key_queue)
+    return ContrastiveOutput(loss, rank, pair_accuracy)
+
+
+def push_to_queues(queries: torch.Tensor, keys: torch.Tensor, entities: torch.Tensor, query_queue: NegativeQueue,
+                   key_queue: NegativeQueue) -> None:
+    """Gather (K, P) queries and keys and (K,) entities from every rank (K may be 0 on some) and
+    push them into their queues, so every rank's queues hold the same vectors."""
+    # One collective for all three; float64 holds entity ids exactly (float32 would stop at 2**24).
+    rows = gather_from_ranks(torch.cat([queries.detach(), keys.detach(), entities[:, None]], dim=1).double())
+    width = queries.shape[1]
+    query_queue.push(rows[:, :width], rows[:, -1].long())
+    key_queue.push(rows[:, width : 2 * width], rows[:, -1].long())

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from lightning_kg.data.entity_vocab import EntityVocab
 from lightning_kg.model.encoder import KnowledgeEncoder
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 
@@ -57,14 +58,19 @@ _TO_HF = [(_compile(ours), hf.lstrip("@"), hf.startswith("@")) for ours, hf in R
 
 
 def hf_to_ours(name: str) -> str | None:
-    """``luke.encoder.layer.3.output.dense.weight`` -> ``encoder.layers.3.ffn_out.weight``; None if unmapped."""
-    is_head = not name.startswith(BASE_PREFIXES)
+    """``luke.encoder.layer.3.output.dense.weight`` -> ``encoder.layers.3.ffn_out.weight``; None if unmapped.
+
+    Names come prefixed (``luke.``/``roberta.``: the base model inside a ``...ForMaskedLM``) or bare
+    (``LukeModel``/``XLMRobertaModel`` saved on their own). A prefixed name must be a base-model
+    tensor; a bare one may be either, as base and head names never overlap.
+    """
+    prefixed = name.startswith(BASE_PREFIXES)
     base = name
     for prefix in BASE_PREFIXES:
         base = base.removeprefix(prefix)
     for pattern, ours, head_rule in _FROM_HF:
         match = pattern.match(base)
-        if match and head_rule == is_head:
+        if match and not (prefixed and head_rule):
             return ours.replace("{n}", match.groupdict().get("n", "")) + base[match.end():]
     return None
 
@@ -122,19 +128,78 @@ def _check_sizes(config: dict, model: KnowledgePretrainingModel, source: Path) -
         raise ValueError(f"{source} does not fit this model size ({details}); choose --model.size to match it")
 
 
-def load_hf_weights(model: KnowledgePretrainingModel, path: str) -> LoadReport:
+SPECIAL_ENTITIES = ("[PAD]", "[UNK]", "[MASK]")
+
+
+def entity_row_map(checkpoint_vocab: dict[str, int], entity_vocab: EntityVocab) -> dict[int, int]:
+    """Our entity index -> the checkpoint's row, by name, through the checkpoint's ``entity_vocab.json``.
+
+    That file maps names to rows: mLUKE's (``MLukeTokenizer``) has ``[PAD]``, ``[UNK]``, ``[MASK]``,
+    ``[MASK2]`` and ``lang:Title`` for every language of an entity, all pointing at its row; LUKE's
+    (``LukeTokenizer``) has bare English titles; ours (``export``) has our keys (Wikidata ids) and
+    ``lang:Title``. An entity of ours matches by its key, then by ``lang:Title`` in each of its
+    languages, then by its English title alone; the first match wins. ``[MASK2]`` has no row here.
+    """
+    rows = {}
+    for index, (entity, titles) in enumerate(zip(entity_vocab.entities, entity_vocab.titles)):
+        names = [entity] if entity in SPECIAL_ENTITIES else [
+            entity, *(f"{lang}:{title}" for lang, title in titles.items()), *([titles["en"]] if "en" in titles else [])]
+        row = next((checkpoint_vocab[n] for n in names if n in checkpoint_vocab), None)
+        if row is not None:
+            rows[index] = row
+    return rows
+
+
+def _map_entity_rows(tensors: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: Path,
+                     entity_vocab: EntityVocab | None, report: LoadReport) -> None:
+    """Replace the checkpoint's entity table and prediction bias, in place in ``tensors``, by tensors
+    of our vocabulary's size: matched rows from the checkpoint, the rest as initialised here."""
+    vocab_file = source / "entity_vocab.json"
+    names = [n for n in tensors if hf_to_ours(n) in ("encoder.entity_embeddings.table.weight", "entity_head.bias")
+             and hf_to_ours(n) in state]  # no entity_head when mep_vocab is off
+    if not names:
+        return
+    ours_size = state["encoder.entity_embeddings.table.weight"].shape[0]
+    if not vocab_file.exists() or entity_vocab is None:
+        theirs = tensors[names[0]].shape[0]
+        if theirs != ours_size:
+            missing = (f"{vocab_file} is missing" if not vocab_file.exists() else
+                       "the dataset's entity vocabulary was not given (model.entity_vocab_path)")
+            raise ValueError(f"{source}: an entity table of {theirs} rows, ours has {ours_size}, and {missing}: "
+                             "rows can only be matched by name through both vocabularies")
+        return
+    rows = entity_row_map(json.loads(vocab_file.read_text(encoding="utf-8")), entity_vocab)
+    if len(entity_vocab) != ours_size:
+        raise ValueError(f"the entity vocabulary has {len(entity_vocab)} entries, the model's table {ours_size} rows")
+    ours_index, their_index = torch.tensor(list(rows), dtype=torch.long), torch.tensor(list(rows.values()), dtype=torch.long)
+    for name in names:
+        target = state[hf_to_ours(name)].clone()
+        target[ours_index] = tensors[name][their_index].to(target.dtype)
+        tensors[name] = target
+    report.notes.append(f"entity rows: {len(rows)} of our {ours_size} matched by name through {vocab_file.name} "
+                        f"({sum(1 for i in rows if i < len(SPECIAL_ENTITIES))} special); the other "
+                        f"{ours_size - len(rows)} keep their initialisation")
+
+
+def load_hf_weights(model: KnowledgePretrainingModel, path: str, entity_vocab: EntityVocab | None = None) -> LoadReport:
     """Copy every tensor of a local XLM-R (XLMRobertaModel / ForMaskedLM) or LUKE / mLUKE (LukeModel /
     ForMaskedLM) checkpoint into ``model``, by name.
 
-    Tensors new to an XLM-R start are initialised as mLUKE does: the entity position table from the
-    word position table (so a mention's entity starts where its words are), the entity token type
-    and LayerNorm from the word ones; the entity table keeps N(0, 0.02).
+    A checkpoint's entity table and prediction bias are matched row by row through its
+    ``entity_vocab.json`` and ``entity_vocab`` (the dataset's; see ``entity_row_map``); without the
+    two they must have our vocabulary's size and are taken as they are.
+
+    Tensors new to a word-only start (XLM-R) keep their initialisation, as LUKE's and mLUKE's released
+    pre-training code leaves them (``load_state_dict(strict=False)`` after BERT's init: N(0, 0.02),
+    LayerNorms 1 and 0). With entity-aware attention on, a checkpoint without the three entity
+    queries gets copies of each layer's word query, as LUKE does when it loads a checkpoint.
     """
     source = Path(path)
     config, tensors = read_hf_state_dict(source)
     _check_sizes(config, model, source)
     state = model.state_dict()
     report = LoadReport(str(source))
+    _map_entity_rows(tensors, state, source, entity_vocab, report)
     updates = {}
     for name, tensor in tensors.items():
         ours = hf_to_ours(name)
@@ -148,16 +213,18 @@ def load_hf_weights(model: KnowledgePretrainingModel, path: str) -> LoadReport:
             raise ValueError(f"{source}: {name} has shape {tuple(tensor.shape)}, ours {ours} {tuple(state[ours].shape)}")
         updates[ours] = tensor
         report.loaded.append(name)
-    if not any(k.startswith("encoder.entity_embeddings.") for k in updates):
-        pad = model.config.pad_token_id
-        word_position = updates.get("encoder.embeddings.position.weight")
-        if word_position is not None:
-            entity_position = state["encoder.entity_embeddings.position.weight"].clone()
-            entity_position[: word_position.shape[0] - pad - 1] = word_position[pad + 1 :]
-            updates["encoder.entity_embeddings.position.weight"] = entity_position
-        for part in ("token_type.weight", "norm.weight", "norm.bias"):
-            if f"encoder.embeddings.{part}" in updates:
-                updates[f"encoder.entity_embeddings.{part}"] = updates[f"encoder.embeddings.{part}"]
+    if not any(k.startswith(("encoder.embeddings.", "encoder.layers.")) for k in updates):
+        raise ValueError(f"{source}: no encoder tensor matched (first names in the checkpoint: {sorted(tensors)[:5]}); "
+                         "expected an XLM-R (XLMRobertaModel/ForMaskedLM) or LUKE/mLUKE (LukeModel/ForMaskedLM) checkpoint")
+    copied = 0
+    for name in state:
+        query = re.sub(r"\.(w2e|e2w|e2e)_query\.", ".query.", name)
+        if query != name and name not in updates and query in updates:
+            updates[name] = updates[query]
+            copied += 1
+    if copied:
+        report.notes.append(f"{copied} entity-aware query tensors (w2e/e2w/e2e) not in the checkpoint: copied from "
+                            "each layer's word query, as LUKE does")
     decoder = tensors.get("lm_head.decoder.weight")
     word = updates.get("encoder.embeddings.word.weight")
     if decoder is not None and word is not None and not torch.equal(decoder, word):
@@ -218,18 +285,29 @@ def hf_state_dict(model: KnowledgePretrainingModel) -> dict[str, torch.Tensor]:
 
 def hf_entity_vocab(entity_vocab: list[dict]) -> dict[str, int]:
     """Our entries -> the ``entity_vocab.json`` of transformers' (M)LukeTokenizer: each entity under
-    its key and under ``lang:Title`` for every language, all pointing at one index."""
+    its key and under ``lang:Title`` for every language, all pointing at one index. ``MLukeTokenizer``
+    also requires ``[MASK2]`` (a second mask for fine-tuning tasks); it points at ``[MASK]``'s row,
+    where mLUKE's converter starts it as a copy of that row."""
     mapping = {}
     for entry in entity_vocab:
         mapping.setdefault(entry["entity"], entry["id"])
         for lang, title in entry.get("titles", {}).items():
             mapping.setdefault(f"{lang}:{title}", entry["id"])
+    if "[MASK]" in mapping:
+        mapping.setdefault("[MASK2]", mapping["[MASK]"])
     return mapping
 
 
 def export_hf(model: KnowledgePretrainingModel, out_dir: str | Path, tokenizer_dir: str | None = None,
               entity_vocab: list[dict] | None = None) -> Path:
-    """Write a directory that ``LukeForMaskedLM.from_pretrained`` and ``AutoModel.from_pretrained`` load."""
+    """Write a directory that ``LukeForMaskedLM.from_pretrained`` and ``AutoModel.from_pretrained`` load.
+
+    With the tokenizer and the entity vocabulary, a Unigram ``tokenizer.json`` (XLM-R's, as a run
+    started from XLM-R or mLUKE uses) is marked ``MLukeTokenizer`` in ``tokenizer_config.json``, so
+    ``AutoTokenizer`` gives mLUKE's tokenizer, entities included. The BPE tokenizer ``prepare`` trains
+    is not one ``MLukeTokenizer`` can read; it stays a plain tokenizer (``AutoTokenizer``), and
+    entities are looked up in ``entity_vocab.json`` by hand.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     hf_config(model).save_pretrained(out)
@@ -241,4 +319,10 @@ def export_hf(model: KnowledgePretrainingModel, out_dir: str | Path, tokenizer_d
     if entity_vocab is not None:
         (out / "entity_vocab.json").write_text(json.dumps(hf_entity_vocab(entity_vocab), ensure_ascii=False, indent=0),
                                                encoding="utf-8")
+    tokenizer_file, tokenizer_config = out / "tokenizer.json", out / "tokenizer_config.json"
+    if entity_vocab is not None and tokenizer_file.exists() and tokenizer_config.exists():
+        if json.loads(tokenizer_file.read_text(encoding="utf-8"))["model"]["type"] == "Unigram":
+            settings = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+            settings["tokenizer_class"] = "MLukeTokenizer"
+            tokenizer_config.write_text(json.dumps(settings, ensure_ascii=False, indent=2), encoding="utf-8")
     return out

@@ -90,7 +90,10 @@ class KnowledgePretraining(L.LightningModule):
         mep_layer: int | None = None,
         temperature: float = 0.05,
         queue_size: int = 4096,
+        projection_size: int | None = None,
+        mep_vocab_chunk_size: int = 8192,
         init_from: str | None = None,
+        entity_vocab_path: str | None = None,
         learning_rate: float = 5e-4,
         weight_decay: float = 0.01,
         betas: tuple[float, float] = (0.9, 0.98),
@@ -111,11 +114,18 @@ class KnowledgePretraining(L.LightningModule):
             mep_vocab_weight: Weight of mLUKE's masked entity prediction over the entity vocabulary.
             mep_contrastive_weight: Weight of XLM-K's contrastive masked entity prediction.
             oe_weight: Weight of XLM-K's object entailment.
-            mep_layer: Encoder layer whose state represents a mention for ``mep_contrastive`` (None: last).
-            temperature: InfoNCE temperature of the contrastive objectives.
-            queue_size: Negatives kept in each contrastive objective's memory bank.
+            mep_layer: Encoder layer (1-based) read on both sides of ``mep_contrastive``: the mention's
+                first token and the knowledge text's first token (XLM-K's ``layer_of_cts_loss``; None: last).
+            temperature: InfoNCE temperature of the contrastive objectives (XLM-K publishes none; 0.05).
+            queue_size: Vectors in each of the two memory banks per contrastive objective (one per side).
+            projection_size: Output width of the contrastive projection heads (None: the hidden size, as XLM-K).
+            mep_vocab_chunk_size: Entities scored at once by ``mep_vocab``'s exact chunked softmax
+                (bounds its memory to (masked slots x chunk) logits).
             init_from: Local Hugging Face directory (XLM-R, LUKE, mLUKE) or a lightning_kg checkpoint to
-                start from (weights only: a fresh optimiser, as mLUKE's second stage).
+                start from (weights only: a fresh optimiser, as mLUKE's second stage), or a DeepSpeed
+                checkpoint directory (consolidated first).
+            entity_vocab_path: The dataset's ``entity_vocab.jsonl`` (linked from ``data.data_dir``):
+                ``init_from`` maps a Hugging Face checkpoint's entity rows to it by name.
             learning_rate: Peak learning rate of AdamW.
             weight_decay: AdamW weight decay; never applied to biases, norms and embeddings.
             betas: AdamW betas (RoBERTa's 0.9, 0.98).
@@ -133,13 +143,15 @@ class KnowledgePretraining(L.LightningModule):
         self.model = KnowledgePretrainingModel(
             config, mlm_weight=mlm_weight, mep_vocab_weight=mep_vocab_weight,
             mep_contrastive_weight=mep_contrastive_weight, oe_weight=oe_weight,
-            mep_layer=mep_layer, temperature=temperature, queue_size=queue_size,
+            mep_layer=mep_layer, temperature=temperature, queue_size=queue_size, projection_size=projection_size,
+            mep_vocab_chunk_size=mep_vocab_chunk_size,
         )
         if init_from:
             self._initialise_from(init_from)
         # Created up front: Lightning finds a logged Metric by its attribute, so none may appear mid-run.
         names = (["mlm_acc", "mlm_ppl"] if mlm_weight else []) + [f"{objective}_{kind}" for objective in OBJECTIVES[1:]
                                                                   if self.model.active(objective) for kind in ("acc1", "acc10", "mrr")]
+        names += [f"{objective}_pair_acc" for objective in ("mep_contrastive", "oe") if self.model.active(objective)]
         self.metrics = nn.ModuleDict({f"{stage}_{name}": Perplexity() if name == "mlm_ppl" else MeanMetric()
                                       for stage in ("train", "val", "test") for name in names})
         self._last_step_time: float | None = None
@@ -149,15 +161,22 @@ class KnowledgePretraining(L.LightningModule):
     def _initialise_from(self, path: str) -> None:
         source = Path(path)
         if not source.exists():
-            raise FileNotFoundError(f"model.init_from: {source} does not exist (a local Hugging Face directory or a .ckpt file)")
-        if source.is_dir():
+            raise FileNotFoundError(f"model.init_from: {source} does not exist (a local Hugging Face directory, a .ckpt "
+                                    "file or a DeepSpeed checkpoint directory)")
+        from lightning_kg.export import is_deepspeed_checkpoint, read_checkpoint
+
+        if source.is_dir() and not is_deepspeed_checkpoint(source):
+            from lightning_kg.data.entity_vocab import EntityVocab
             from lightning_kg.model.hf_convert import load_hf_weights
 
-            report = load_hf_weights(self.model, str(source))
+            vocab_file = self.hparams.entity_vocab_path
+            entity_vocab = EntityVocab.load(vocab_file) if vocab_file else None
+            report = load_hf_weights(self.model, str(source), entity_vocab)
             print(f"init_from {source}:\n{report}")
         else:
-            state = torch.load(source, map_location="cpu", weights_only=False)["state_dict"]
-            # Weights only: the negative queues start empty, as the optimiser starts fresh.
+            # A Lightning .ckpt or a DeepSpeed directory (mLUKE's stage 2 from stage 1), consolidated first.
+            state = read_checkpoint(source)["state_dict"]
+            # Weights only: the negative queues start afresh, as the optimiser does.
             weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.") and "_queue." not in k}
             missing, unexpected = self.model.load_state_dict(weights, strict=False)
             missing = [k for k in missing if "_queue." not in k]
@@ -179,6 +198,9 @@ class KnowledgePretraining(L.LightningModule):
         for objective in ("mep_vocab", "mep_contrastive", "oe"):
             if f"{objective}_rank" in outputs:
                 values.update(rank_metrics(objective, outputs[f"{objective}_rank"]))
+            # Chance is 0.5 at every step, unlike the loss and ranks, whose chance level moves with the batch.
+            if f"{objective}_pair_accuracy" in outputs:
+                values[f"{objective}_pair_acc"] = outputs[f"{objective}_pair_accuracy"]
         for name, value in values.items():
             if value.numel():
                 self.metrics[f"{stage}_{name}"].update(value)

@@ -1,5 +1,11 @@
+import time
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
@@ -30,10 +36,10 @@ def fixed_batch():
     }
 
 
-def model(**weights):
+def model(queue_size=0, **weights):
     torch.manual_seed(0)
     config = EncoderConfig.preset("tiny", VOCAB, ENTITIES, dropout=0.0, attention_dropout=0.0)
-    return KnowledgePretrainingModel(config, queue_size=0, **weights)
+    return KnowledgePretrainingModel(config, queue_size=queue_size, **weights)
 
 
 def test_every_loss_falls_on_a_fixed_batch():
@@ -60,6 +66,20 @@ def test_an_objective_with_weight_zero_has_no_head_and_no_output():
     torch.testing.assert_close(out["loss"], out["mlm_loss"] + out["mep_vocab_loss"])
     out["loss"].backward()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad and p is not net.encoder.embeddings.token_type.weight)
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_entity_parameters_are_the_tensors_new_to_a_word_only_start(aware):
+    torch.manual_seed(0)
+    net = KnowledgePretrainingModel(EncoderConfig.preset("tiny", VOCAB, ENTITIES, use_entity_aware_attention=aware))
+    names = {name for name, p in net.named_parameters() if any(p is q for q in net.entity_parameters())}
+    assert {n.split(".")[0] for n in names} == {"encoder", "entity_head", "mention_projection", "knowledge_projection",
+                                                "query_projection", "object_projection"}
+    encoder = {n for n in names if n.startswith("encoder.")}
+    queries = {f"encoder.layers.{i}.{q}.{kind}" for i in range(2) for q in ("w2e_query", "e2w_query", "e2e_query")
+               for kind in ("weight", "bias")}
+    assert encoder - queries == {n for n, _ in net.named_parameters() if n.startswith("encoder.entity_embeddings.")}
+    assert (encoder & queries) == (queries if aware else set())
 
 
 def test_weights_scale_the_sum_and_all_zero_is_refused():
@@ -89,3 +109,82 @@ def test_the_encoder_compiles():
     compiled = torch.compile(net.encoder, backend="eager", fullgraph=True)
     args = (batch["input_ids"], batch["attention_mask"], batch["entity_ids"], batch["entity_position_ids"], batch["entity_attention_mask"])
     torch.testing.assert_close(compiled(*args).word_hidden, net.encoder(*args).word_hidden)
+
+
+def keep_mention_pairs(batch: dict, count: int) -> dict:
+    """The batch with only its first ``count`` mep_contrastive pairs."""
+    kept = dict(batch)
+    for key in ("mep_mention_positions", "mep_entities", "mep_knowledge_ids", "mep_knowledge_mask"):
+        kept[key] = batch[key][:count]
+    return kept
+
+
+def _train_step_on_rank(rank: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=60))
+    net = model(queue_size=8)  # seeded: the same weights and random queue starts on both ranks
+    out = net.train()(keep_mention_pairs(fixed_batch(), 1 if rank == 0 else 3))
+    out["loss"].backward()
+    queues = {name: buffer for name, buffer in net.named_buffers() if "_queue." in name}
+    torch.save({"queues": queues, "losses": {k: v.item() for k, v in out.items() if k.endswith("_loss")}},
+               Path(out_dir) / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_a_rank_with_one_mention_pair_still_joins_the_queue_gather(tmp_path):
+    """Rank 0 has a single pair (too few for BatchNorm, so no loss there), rank 1 three: rank 0
+    must still take part in the all_gather that fills the queues, or rank 1 waits forever."""
+    torch.manual_seed(0)
+    context = mp.start_processes(_train_step_on_rank, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2,
+                                 join=False, start_method="spawn")
+    deadline = time.monotonic() + 240
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two ranks did not finish one training step: one waits in a collective the other skipped")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert ranks[0]["losses"]["mep_contrastive_loss"] == 0.0 and ranks[1]["losses"]["mep_contrastive_loss"] > 0.0
+    for name, buffer in ranks[0]["queues"].items():
+        torch.testing.assert_close(buffer, ranks[1]["queues"][name], msg=name)
+    # The mention queues hold rank 1's three pairs (rank 0 gave none); the 8-slot oe queues the last 8
+    # of the 12 facts gathered in rank order (6 from each rank).
+    batch = fixed_batch()
+    assert ranks[0]["queues"]["mep_knowledge_queue.entities"].tolist() == batch["mep_entities"][:3].tolist() + [-1] * 5
+    objects = batch["oe_objects"].tolist()
+    assert ranks[0]["queues"]["oe_object_queue.entities"].tolist() == objects[4:] + objects
+
+
+@pytest.mark.parametrize("mep_layer", [1, None])
+def test_mep_contrastive_reads_both_sides_from_mep_layer(mep_layer):
+    """The mention (its first token) and the knowledge text (its first token) both come from layer
+    ``mep_layer`` (XLM-K's layer_of_cts_loss), the last one when None."""
+    net, batch = model(mep_layer=mep_layer).eval(), fixed_batch()
+    seen = {}
+    for name in ("mention_projection", "knowledge_projection"):
+        getattr(net, name).register_forward_pre_hook(lambda module, args, name=name: seen.setdefault(name, args[0]))
+    with torch.no_grad():
+        net(batch)
+        layer = mep_layer or 2
+        text = net.encoder(batch["input_ids"], batch["attention_mask"], batch["entity_ids"], batch["entity_position_ids"],
+                           batch["entity_attention_mask"], return_layer=layer).layer_hidden
+        knowledge = net.encoder(batch["mep_knowledge_ids"], batch["mep_knowledge_mask"], return_layer=layer).layer_hidden
+    rows, positions = batch["mep_mention_positions"].unbind(-1)
+    torch.testing.assert_close(seen["mention_projection"], text[rows, positions])
+    torch.testing.assert_close(seen["knowledge_projection"], knowledge[:, 0])
+    if mep_layer == 1:  # and layer 1 is not the last layer's state
+        last = net.encoder(batch["mep_knowledge_ids"], batch["mep_knowledge_mask"]).word_hidden[:, 0]
+        assert not torch.allclose(seen["knowledge_projection"], last)
+
+
+def test_every_model_knob_is_a_command_line_flag(tmp_path):
+    from lightning_kg.train.cli import KnowledgeCLI
+
+    demo = str(Path(__file__).resolve().parents[2] / "shards" / "demo")
+    cli = KnowledgeCLI(["--data.data_dir", demo, "--run_dir", str(tmp_path), "--model.projection_size", "32",
+                        "--model.mep_vocab_chunk_size", "100", "--model.temperature", "0.1", "--model.queue_size", "8",
+                        "--model.mep_layer", "1"], run=False)
+    net = cli.model.model
+    assert net.mention_projection.net[-1].num_features == 32 and net.mep_knowledge_queue.vectors.shape == (8, 32)
+    assert (net.chunk_size, net.temperature, net.mep_layer) == (100, 0.1, 1)
+    assert cli.model.hparams.entity_vocab_path == f"{demo}/entity_vocab.jsonl"  # linked, for init_from's entity rows

@@ -13,6 +13,7 @@ from lightning_kg.cli import main
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.train.cli import new_run_dir
 from lightning_kg.train.module import KnowledgePretraining
+from tests.test_export import assert_export_matches, demo_batch
 
 DEMO = str(Path(__file__).resolve().parents[2] / "shards" / "demo")
 SMALL = ["--data.data_dir", DEMO, "--data.num_workers", "0", "--data.batch_size", "8", "--data.fact_batch_size", "8",
@@ -34,16 +35,18 @@ def demo_run(tmp_path_factory):
 def test_the_demo_fit_lowers_all_four_losses(demo_run):
     rows = [r for r in metrics(demo_run) if r.get("train/mlm")]
     assert len(rows) == 50  # 500 steps, logged every 10
-    for objective in ("mlm", "mep_vocab", "oe"):
+    for objective in ("mlm", "mep_vocab", "mep_contrastive", "oe"):
         values = [float(r[f"train/{objective}"]) for r in rows]
         first, last = statistics.mean(values[:5]), statistics.mean(values[-5:])
         assert last < 0.95 * first, (objective, first, last)
-    # The untrained encoder matches a mention with its own label by shared tokens, and the queue is
-    # still empty, so mep_contrastive starts low, rises to chance as MLM reshapes the encoder, then
-    # learns: its last steps must be well below its worst stretch.
-    values = [float(r["train/mep_contrastive"]) for r in rows]
-    worst = max(statistics.mean(values[i:i + 5]) for i in range(len(values) - 4))
-    assert statistics.mean(values[-5:]) < 0.9 * worst, values
+    # mep_contrastive's loss and ranks have a chance level that moves with the number of pairs in a
+    # batch; its pair accuracy (the share of the batch's other knowledge texts ranked below the
+    # right one) is 0.5 by chance at every step. It must start near chance, end well above it, and
+    # hold on the validation split, which no step trained on (measured: 0.50 -> 0.82, val 0.66).
+    pairs = [float(r["train/mep_contrastive_pair_acc"]) for r in rows]
+    assert statistics.mean(pairs[:10]) < 0.6 and statistics.mean(pairs[-10:]) > 0.7, pairs
+    validation = [float(r["val/mep_contrastive_pair_acc"]) for r in metrics(demo_run) if r.get("val/mep_contrastive_pair_acc")]
+    assert validation[-1] > 0.6, validation
 
 
 def test_the_run_directory_holds_checkpoints_config_and_logs(demo_run):
@@ -81,21 +84,11 @@ def test_validate_and_test_from_a_checkpoint(demo_run, tmp_path, capsys, monkeyp
 
 
 def test_export_from_a_checkpoint_loads_in_transformers(demo_run, tmp_path):
-    from transformers import LukeForMaskedLM
-
     out = tmp_path / "hf"
     main(["export", "--ckpt_path", str(demo_run / "checkpoints" / "last.ckpt"), "--out", str(out)])
     assert {"config.json", "model.safetensors", "tokenizer.json", "entity_vocab.json"} <= {p.name for p in out.iterdir()}
-    hf, info = LukeForMaskedLM.from_pretrained(out, output_loading_info=True)
-    assert not info["missing_keys"] and not info["unexpected_keys"]
-    module = KnowledgePretraining.load_from_checkpoint(demo_run / "checkpoints" / "last.ckpt", map_location="cpu").eval()
-    batch = next(iter(KnowledgeDataModule(DEMO, num_workers=0, batch_size=2).val_dataloader()))
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "entity_ids", "entity_position_ids", "entity_attention_mask")}
-    with torch.no_grad():
-        theirs = hf.eval()(**inputs)
-        ours = module.model.encoder(*inputs.values())
-        words = module.model.mlm_head(ours.word_hidden, module.model.encoder.embeddings.word.weight)
-    torch.testing.assert_close(theirs.logits, words, atol=1e-4, rtol=1e-4)
+    module = KnowledgePretraining.load_from_checkpoint(demo_run / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert_export_matches(out, module, demo_batch())
 
 
 class StopAt(Callback):
@@ -185,7 +178,7 @@ def test_print_config_shows_every_knob(capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--print_config", "--model.mep_vocab_weight", "0.5"])
     printed = capsys.readouterr().out
-    assert "mep_vocab_weight: 0.5" in printed and "knowledge_language: any" in printed and "max_steps: 500" in printed
+    assert "mep_vocab_weight: 0.5" in printed and "knowledge_language: same" in printed and "max_steps: 500" in printed
 
 
 def test_unknown_keys_and_verbs_are_rejected(capsys):
