@@ -115,8 +115,13 @@ def iter_pages(path: str | os.PathLike, on_error: Callable[[BadRecord], None] | 
     yield from collector.pages
 
 
-def site_language(path: str | os.PathLike) -> str | None:
-    """The wiki's language: ``<mediawiki xml:lang>``, else ``<dbname>`` without ``wiki``."""
+def wiki_site(path: str | os.PathLike) -> tuple[str, str] | None:
+    """The wiki's site id and language, ``("nowiki", "nb")``, from ``<dbname>`` and ``<mediawiki xml:lang>``.
+
+    They differ for some wikis (nowiki is ``nb``, simplewiki ``en``, alswiki ``gsw``): Wikidata's
+    sitelinks are keyed by the site id, while the language names the text and picks its labels.
+    Where one is missing it is derived from the other (``zh_yuewiki`` <-> ``zh-yue``); None when both are.
+    """
     parser = expat.ParserCreate()
     collector = _PageCollector(parser, str(path), lambda record: None)
     with open_dump(path) as stream:
@@ -125,8 +130,9 @@ def site_language(path: str | os.PathLike) -> str | None:
                 parser.Parse(block, False)
         except expat.ExpatError:
             pass
-    if collector.language:
-        return collector.language
-    if collector.dbname and collector.dbname.endswith("wiki"):
-        return collector.dbname[: -len("wiki")].replace("_", "-")
-    return None
+    site, lang = collector.dbname, collector.language
+    if site and not lang and site.endswith("wiki") and len(site) > len("wiki"):
+        lang = site[: -len("wiki")].replace("_", "-")
+    if lang and not site:
+        site = lang.replace("-", "_") + "wiki"
+    return (site, lang) if site and lang else None
