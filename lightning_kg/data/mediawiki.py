@@ -1,8 +1,8 @@
 """Stream pages out of MediaWiki ``pages-articles`` XML dumps.
 
-expat is fed the file in blocks, so memory stays flat whatever the dump's size, the XML encoding
-comes from the file itself (BOM or declaration: the gensim bgwiki excerpt is UTF-16), and every
-page knows the line it started on for error messages.
+expat is fed the file in blocks (read and decompressed by a thread meanwhile), so memory stays
+flat whatever the dump's size, the XML encoding comes from the file itself (BOM or declaration:
+the gensim bgwiki excerpt is UTF-16), and every page knows the line it started on for error messages.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from xml.parsers import expat
 
-from lightning_kg.data.dumps import BadRecord, open_dump, raise_on_error
+from lightning_kg.data.dumps import BadRecord, BlockReader, open_dump, raise_on_error
 from lightning_kg.data.wikitext import normalize_title
 
 BLOCK = 1 << 20
@@ -97,9 +97,9 @@ def iter_pages(path: str | os.PathLike, on_error: Callable[[BadRecord], None] | 
     path = str(path)
     parser = expat.ParserCreate()
     collector = _PageCollector(parser, path, on_error)
-    with open_dump(path) as stream:
+    with open_dump(path) as stream, BlockReader(stream, BLOCK) as blocks:
         try:
-            while block := stream.read(BLOCK):
+            for block in blocks:
                 parser.Parse(block, False)
                 yield from collector.pages
                 collector.pages.clear()

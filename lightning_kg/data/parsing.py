@@ -66,7 +66,14 @@ class DumpJob:
 
 
 def own_peak_mib() -> float:
-    """Peak resident memory of this process, MiB."""
+    """Peak resident memory of this process, MiB. Linux's VmHWM where there is one: a spawned
+    worker's ru_maxrss starts at its parent's peak (the kernel keeps it across exec), which would
+    count the parent twice."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -119,3 +119,26 @@ def test_expand_inputs_sorts_deduplicates_and_names_a_missing_pattern(tmp_path):
     assert expand_inputs([str(tmp_path / "*.xml"), str(tmp_path / "a.xml")]) == [str(tmp_path / "a.xml"), str(tmp_path / "b.xml")]
     with pytest.raises(FileNotFoundError, match="no input file matches .*missing"):
         expand_inputs(str(tmp_path / "missing*.xml"))
+
+
+def test_a_cut_bz2_keeps_the_pages_before_the_cut_and_stopping_early_ends_the_reader(tmp_path, monkeypatch):
+    import threading
+
+    import lightning_kg.data.mediawiki as mediawiki
+
+    monkeypatch.setattr(mediawiki, "BLOCK", 4096)  # many blocks, so the reader thread is still busy when we stop
+    text = xml_dump("en", EN_PAGES * 40).encode()
+    quarter = len(text) // 4
+    streams = [bz2.compress(text[i * quarter: (i + 1) * quarter if i < 3 else None]) for i in range(4)]
+    path = tmp_path / "cut.xml.bz2"
+    path.write_bytes(b"".join(streams[:2]) + streams[2][:100])  # cut inside the third stream
+    skipped = []
+    pages = list(iter_pages(path, on_error=skipped.append))
+    assert 50 < len(pages) < 150 and len(skipped) == 1 and "unreadable" in skipped[0].reason
+    whole = b"".join(streams)
+    before = threading.active_count()
+    path.write_bytes(whole)
+    reader = iter_pages(path)
+    assert next(reader).title == "Japan"
+    reader.close()
+    assert threading.active_count() == before
