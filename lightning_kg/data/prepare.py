@@ -81,6 +81,10 @@ class PrepareConfig:
     max_pages: int | dict[str, int] | None = None
     """Read at most this many articles per dump (smoke runs, demos): one number for every dump, or
     {file-name pattern: number} for some (``{"enwiki-*": 40}``); None reads all."""
+    fact_languages: int | None = None
+    """Languages each fact is written in, picked by hash among those labelling subject, relation and
+    object; None: all. Every language is a sample of its own, so all of them multiply the fact shards
+    (and the probe's work) by the number of languages; 2 or more keep cross-lingual consistency measurable."""
     val_fraction: float = 0.02
     """Share of documents (by title hash) and of facts kept for validation."""
     heldout_fact_fraction: float = 0.1

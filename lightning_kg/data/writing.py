@@ -179,8 +179,9 @@ def write_text_shards(out: Path, work_dir: Path, summaries: dict[int, dict], num
 
 def write_fact_shards(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenizer, languages: list[str],
                       heldout_subjects: set[str], journal: ShardJournal, config: PrepareConfig) -> dict:
-    """Object Entailment samples: facts whose subject and object are both in the vocabulary,
-    one per language that labels subject, relation and object, with the descriptions that language has."""
+    """Object Entailment samples: facts whose subject and object are both in the vocabulary, one per
+    language that labels subject, relation and object (at most ``fact_languages`` of them, picked by
+    hash), with the descriptions that language has."""
     sinks = {split: ShardSink(out, f"facts-{split}", journal, config.shard_max_samples, config.shard_max_bytes)
              for split in ("train", "val", "heldout")}
     counts = Counter()
@@ -194,10 +195,12 @@ def write_fact_shards(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenize
                 split = "heldout"
             else:
                 split = "val" if stable_fraction(f"{subject}|{relation}|{obj}") < config.val_fraction else "train"
-            for lang in languages:
-                labels = [kb.labels.get(e, {}).get(lang) for e in (subject, relation, obj)]
-                if not all(labels):
-                    continue
+            labelled = [lang for lang in languages if all(lang in kb.labels.get(e, {}) for e in (subject, relation, obj))]
+            if config.fact_languages is not None:
+                chosen = set(sorted(labelled, key=lambda lang: stable_fraction(f"{subject}|{relation}|{obj}|{lang}"))[: config.fact_languages])
+                labelled = [lang for lang in labelled if lang in chosen]
+            for lang in labelled:
+                labels = [kb.labels[e][lang] for e in (subject, relation, obj)]
                 query_ids = tokenizer(labels[0], labels[1])["input_ids"]
                 meta = {"query_ids": query_ids, "lang": lang, "subject": subject_index, "relation": relation, "object": object_index,
                         "subject_label": labels[0], "relation_label": labels[1], "object_label": labels[2]}

@@ -366,3 +366,15 @@ def test_cli_user_errors_are_one_line_without_a_traceback(dumps, tmp_path):
         assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr
         assert re.search(expected, result.stderr.strip().splitlines()[-1]), result.stderr
+
+
+def test_fact_languages_writes_each_fact_in_that_many_languages(dumps, tmp_path):
+    def fact_languages(out, split):
+        return sorted((f["json"]["subject"], f["json"]["relation"], f["json"]["lang"]) for f in read_shards(out, split))
+
+    prepare(config(dumps, tmp_path / "one", fact_languages=1))
+    train = fact_languages(tmp_path / "one", "facts-train")
+    assert len(train) == len({(s, r) for s, r, _ in train}) == 3  # Japan P36 and P30, Tokyo P17: one language each
+    assert {lang for _, _, lang in train} == {"bg", "en"}  # picked by hash, not always the first
+    prepare(config(dumps, tmp_path / "two", fact_languages=2, heldout_fact_fraction=1.0))
+    assert len(fact_languages(tmp_path / "two", "facts-heldout")) == 6
