@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import resource
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,10 +45,9 @@ log = logging.getLogger("lightning_kg.prepare")
 SHARDS_PER_SLICE = 10_000  # slice i numbers its text shards from i * SHARDS_PER_SLICE
 # Settings that change how a run goes, not what it writes: the fingerprint and the manifest leave them out.
 RUN_SETTINGS = ("out", "stage", "slice", "workers", "strict")
-
-
-class StaleOutputError(ValueError):
-    """The output directory holds work done with other settings or inputs."""
+# What the parse stage's output depends on; the later stages depend on every setting.
+PARSE_SETTINGS = ("wikipedia", "max_pages")
+SHARD_NAME = re.compile(r"(train|val|facts-train|facts-val|facts-heldout)-\d{6}\.tar")
 
 
 @dataclass
@@ -128,22 +128,22 @@ def fingerprint(config: PrepareConfig, wiki_paths: list[str], data_paths: list[s
     return json.loads(json.dumps(values))  # as it reads back from the file: lists, not tuples
 
 
-def check_fingerprint(out: Path, work_dir: Path, values: dict) -> str:
-    """Record ``values`` in ``.work/fingerprint.json``, or compare them with those recorded: work
-    done with other settings or inputs is never reused (it would mix two datasets), so a difference
-    stops the run, naming what changed. Returns the fingerprint's hash, which every parsed dump and
-    journal line carries."""
+def hash_of(values: dict) -> str:
+    """A short hash of settings: what parsed dumps, stage records and journal lines carry."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def record_fingerprint(out: Path, work_dir: Path, values: dict) -> None:
+    """Keep ``values`` in ``.work/fingerprint.json``; where an earlier run kept others, say what changed.
+
+    Nothing is reused on trust: every parsed dump, stage record and journal line carries the hash of
+    the settings it was made with and counts as done only for the same hash. So a changed setting
+    redoes what it affects (a parsed dump only when its inputs or ``max_pages`` changed; shards and
+    the rest whenever any setting did) and a stale dataset is never mixed into a new one.
+    """
     path = work_dir / "fingerprint.json"
-    tmp = work_dir / f"fingerprint.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(values, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    try:
-        os.link(tmp, path)  # atomic and exclusive: slices starting at once agree on one file
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-    recorded = json.loads(path.read_text(encoding="utf-8"))
-    if recorded != values:
+    if path.exists():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
 
         def short(value) -> str:
             text = json.dumps(value, ensure_ascii=False)
@@ -151,9 +151,11 @@ def check_fingerprint(out: Path, work_dir: Path, values: dict) -> str:
 
         changes = [f"{key} {short(recorded.get(key))} -> {short(values.get(key))}"
                    for key in sorted(set(recorded) | set(values)) if recorded.get(key) != values.get(key)]
-        raise StaleOutputError(f"{out} holds work of an earlier run with other settings or inputs ({'; '.join(changes)}); "
-                               f"prepare into a new --out, or delete {work_dir} to start again in {out}")
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+        if changes:
+            log.warning("%s was prepared with other settings or inputs (%s): what they affect is done again", out, "; ".join(changes))
+    tmp = work_dir / f"fingerprint.json.{os.getpid()}.tmp"  # one per process: slices may start at once
+    tmp.write_text(json.dumps(values, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _check_output_dir(out: Path) -> None:
@@ -273,6 +275,11 @@ def write_manifest(out: Path, work_dir: Path, summaries: list[dict], wiki_paths:
         "shards": shards,
     }
     _write_json(out / "manifest.json", manifest, indent=1)
+    listed = {shard["name"] for split in shards.values() for shard in split}
+    for path in sorted(out.iterdir()):
+        if SHARD_NAME.fullmatch(path.name) and path.name not in listed:
+            path.unlink()
+            log.info("removed %s: a shard of an earlier run with other settings", path)
     if skipped:
         log.warning("%d malformed record(s) skipped; first: %s", len(skipped), skipped[0])
     return manifest
@@ -295,15 +302,17 @@ def prepare(config: PrepareConfig) -> dict | None:
     work_dir.mkdir(exist_ok=True)
     if config.stage == "all" and config.num_slices != 1:
         raise ValueError("stage 'all' runs on one machine: leave num_slices at 1, or run the stages one by one")
-    digest = check_fingerprint(out, work_dir, fingerprint(config, wiki_paths, data_paths))
+    values = fingerprint(config, wiki_paths, data_paths)
+    record_fingerprint(out, work_dir, values)
+    digest, parse_digest = hash_of(values), hash_of({key: values[key] for key in PARSE_SETTINGS})
     stages = ["parse", "merge", "write", "manifest"] if config.stage == "all" else [config.stage]
     manifest = None
     for stage in stages:
         if stage == "parse":
             parse_dumps(wiki_paths, _slice_numbers(len(wiki_paths), config), work_dir, config.max_pages, config.workers,
-                        config.strict, digest)
+                        config.strict, parse_digest)
             continue
-        summaries = _summaries(work_dir, len(wiki_paths), digest)
+        summaries = _summaries(work_dir, len(wiki_paths), parse_digest)
         if stage == "merge":
             merge(out, work_dir, summaries, data_paths, config, digest)
         elif stage == "write":

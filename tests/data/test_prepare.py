@@ -14,7 +14,7 @@ import webdataset as wds
 from lightning_kg.data.dumps import DumpError
 from lightning_kg.data.entity_vocab import EntityVocab
 from lightning_kg.data.knowledge import KnowledgeTable
-from lightning_kg.data.prepare import StaleOutputError, prepare
+from lightning_kg.data.prepare import prepare
 from lightning_kg.data.writing import stable_fraction
 from tests.factories import EN_PAGES, ENTITIES, config, item, page, wikidata_dump, write_dumps, xml_dump
 
@@ -168,20 +168,22 @@ def many_pages(count, lang="en"):
                               f"It has a second sentence.\n\n[[Category:Test]]") for i in range(count)]
 
 
-def test_changed_settings_stop_instead_of_reusing_stale_work(dumps, tmp_path):
+def test_changed_settings_redo_what_they_affect_and_nothing_stale_stays(dumps, tmp_path, caplog):
     out = tmp_path / "out"
-    prepare(config(dumps, out, max_seq_length=32))
-    with pytest.raises(StaleOutputError, match=r"max_seq_length 32 -> 64.*delete .*\.work to start again"):
-        prepare(config(dumps, out, max_seq_length=64))
+    first = prepare(config(dumps, out, max_seq_length=32, shard_max_samples=1))
+    parsed = {p.name: p.stat().st_mtime_ns for p in (out / ".work").glob("docs-*")}
+    second = prepare(config(dumps, out, max_seq_length=64))
+    assert "prepared with other settings or inputs (max_seq_length 32 -> 64; shard_max_samples 1 -> 4)" in caplog.text
+    fresh = prepare(config(dumps, tmp_path / "fresh", max_seq_length=64))
+    assert second["shards"] == fresh["shards"] and written_files(out) == written_files(tmp_path / "fresh")
+    assert len(first["shards"]["train"]) > len(second["shards"]["train"])  # the extra old shards are gone, not left beside
+    assert {p.name: p.stat().st_mtime_ns for p in (out / ".work").glob("docs-*")} == parsed  # parsing did not depend on it
     other = tmp_path / "other"
-    prepare(config(dumps, other, max_pages=1))
-    with pytest.raises(StaleOutputError, match=r"max_pages 1 -> null"):
-        prepare(config(dumps, other, max_pages=None))
-    # A dump rewritten with other content under the same name is another input.
-    bz2_dump = dumps / "enwiki-pages-articles.xml.bz2"
-    bz2_dump.write_bytes(bz2.compress(xml_dump("en", EN_PAGES + [page("Mongolia", "[[Asia]]")]).encode()))
-    with pytest.raises(StaleOutputError, match=r"wikipedia \[\[\"bgwiki-pages-articles.xml\""):
-        prepare(config(dumps, out, max_seq_length=32))
+    assert prepare(config(dumps, other, max_pages=1))["counts"]["articles"] == 2
+    assert prepare(config(dumps, other, max_pages=None))["counts"]["articles"] == 5
+    # A dump rewritten with other content under the same name is another input: parsed again.
+    (dumps / "enwiki-pages-articles.xml.bz2").write_bytes(bz2.compress(xml_dump("en", EN_PAGES + [page("Mongolia", "[[Asia]] [[Asia]]")]).encode()))
+    assert prepare(config(dumps, other))["counts"]["articles"] == 6
 
 
 def test_work_of_other_settings_is_never_reused_even_without_the_fingerprint_file(dumps, tmp_path):
