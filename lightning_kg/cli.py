@@ -6,6 +6,7 @@ Every verb takes ``--config`` (several compose, later wins; YAML may interpolate
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -59,6 +60,23 @@ def _configure_logging() -> None:
         ours.propagate = False
 
 
+def _prepare_spellings(args: list[str], config_class) -> list[str]:
+    """Accept ``--num-slices`` for ``--num_slices`` and a bare ``--strict`` for ``--strict true``:
+    spellings people type that jsonargparse would refuse."""
+    fields = {field.name: field.type for field in dataclasses.fields(config_class)}
+    spelled = []
+    for i, arg in enumerate(args):
+        name, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if name.replace("-", "_") in fields:
+            name = name.replace("-", "_")
+            arg = f"--{name}{sep}{value}"
+            if fields[name] == "bool" and not sep and (i + 1 == len(args) or args[i + 1].startswith("--")):
+                spelled += [arg, "true"]
+                continue
+        spelled.append(arg)
+    return spelled
+
+
 def run_prepare(args: list[str]) -> None:
     from jsonargparse import ArgumentParser, set_parsing_settings
 
@@ -70,10 +88,16 @@ def run_prepare(args: list[str]) -> None:
                             description="Wikipedia + Wikidata dumps to an entity vocabulary, a tokenizer and WebDataset shards.")
     parser.add_argument("--config", action="config", help="YAML config file(s); later ones win")
     parser.add_class_arguments(PrepareConfig)
-    config = parser.parse_args(args)
+    config = parser.parse_args(_prepare_spellings(args, PrepareConfig))
     config.pop("config", None)
     started = time.perf_counter()
-    manifest = prepare(PrepareConfig(**config.as_dict()))
+    try:
+        manifest = prepare(PrepareConfig(**config.as_dict()))
+    except (OSError, ValueError) as error:
+        # A missing or malformed input, an unwritable output, an empty result: the message names
+        # the file and what was expected; a traceback would only bury it.
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     if manifest is None:
         print(f"stage {config.stage} (slice {config.slice} of {config.num_slices}) done in {time.perf_counter() - started:.1f} s")
         return

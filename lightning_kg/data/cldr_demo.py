@@ -7,8 +7,10 @@ What comes from CLDR: names of regions, territories, languages, scripts, currenc
 exemplar cities in 100+ locales; each territory's official languages and current currency; each
 language's likely script; each city's territory; the list patterns joining names ("A, B und C").
 The territory containment tree (UN M49 regions) and UN membership are copied below from CLDR's
-supplemental data because babel does not ship them. Article sentences are *templated*: fixed
-per-language templates written here, filled with the real localised names. Q-ids are local to the
+supplemental data because babel does not ship them. Each wiki has an article per territory and an
+entry per region (its parent and parts: these links put the territories into the entity vocabulary,
+so their facts can be trained and probed) and per language (its script). All sentences are
+*templated*: fixed per-language templates written here, filled with the real localised names. Q-ids are local to the
 demo (Q1000000 + position in KINDS order, then code order), not Wikidata's; property ids are
 Wikidata's. Output is byte-identical on every run with the same babel.
 """
@@ -129,6 +131,10 @@ TEXT = {
                languages=("官方语言为{x}。", "官方语言为{x}。"), currency="货币为{x}。", cities="城市有{x}等。",
                category="Category", template="Template"),
 }
+# The label of a region entry's list of parts; entries also use PROPERTIES' P361 and P282 labels.
+MEMBERS_LABEL = {"bg": "Включва", "de": "Umfasst", "en": "Comprises", "es": "Comprende", "fr": "Comprend", "it": "Comprende",
+                 "ja": "構成", "nl": "Omvat", "pl": "Obejmuje", "pt": "Compreende", "ru": "Включает", "sv": "Omfattar",
+                 "tr": "Kapsar", "zh": "包括"}
 ENGLISH_THE = {"019", "029", "057"}  # "in the Caribbean", "in the Americas", "in the Micronesian Region"
 # Short descriptions of UN members in five languages only: most entities have none and get one
 # composed from facts by the pipeline.
@@ -269,6 +275,26 @@ def wikidata_lines(facts: dict, labels: dict, links: dict) -> list[str]:
     return [json.dumps(entity, ensure_ascii=False, sort_keys=True, separators=(",", ":")) for entity in entities]
 
 
+def link(lang: str, target: tuple, labels: dict, links: dict) -> str | None:
+    """``[[Label]]`` where the target has a page in this wiki, the bare label where it has none (a
+    title taken by another entity), None where CLDR does not name it in ``lang``."""
+    label = labels[target].get(lang)
+    if not label or lang not in links[target]:
+        return label
+    if lang == "en" and target[0] == "currency":  # "[[Japanese Yen|Japanese yen]]": CLDR capitalises the unit
+        *head, unit = label.split(" ")
+        if head and unit.istitle():
+            return f"[[{label}|{' '.join(head + [unit.lower()])}]]"
+    return f"[[{label}]]"
+
+
+def labelled(lang: str, label: str, value: str) -> str:
+    """A labelled sentence, "Script: [[Latin]].", in the punctuation of ``lang``."""
+    if lang in ("ja", "zh"):
+        return f"{label}：{value}。"
+    return f"{label}{' :' if lang == 'fr' else ':'} {value}."
+
+
 def article(lang: str, key: tuple, facts: dict, labels: dict, links: dict) -> str | None:
     """Templated wikitext for one territory in one language, or None where CLDR has no name for it."""
     text, code = TEXT[lang], key[1]
@@ -281,14 +307,7 @@ def article(lang: str, key: tuple, facts: dict, labels: dict, links: dict) -> st
     targets["cities"] = [city for city, claims in facts["relations"].items() if city[0] == "city" and claims[0][1] == key]
 
     def linked(target: tuple) -> str | None:
-        label = labels[target].get(lang)
-        if not label or lang not in links[target]:
-            return label
-        if lang == "en" and target[0] == "currency":  # "[[Japanese Yen|Japanese yen]]": CLDR capitalises the unit
-            *head, unit = label.split(" ")
-            if head and unit.istitle():
-                return f"[[{label}|{' '.join(head + [unit.lower()])}]]"
-        return f"[[{label}]]"
+        return link(lang, target, labels, links)
 
     def names(prop: str) -> str:
         return format_list([n for n in map(linked, targets.get(prop, [])) if n], locale=lang) if targets.get(prop) else ""
@@ -312,8 +331,29 @@ def article(lang: str, key: tuple, facts: dict, labels: dict, links: dict) -> st
     return infobox + spacer.join(sentences) + f"\n\n[[{text['category']}:CLDR]]\n"
 
 
+def entry(lang: str, key: tuple, facts: dict, labels: dict, links: dict) -> str | None:
+    """Templated wikitext for a region (its parent and its parts: the links that put territories in
+    the entity vocabulary) or a language (its script), as labelled sentences; None where it would say nothing."""
+    name = labels[key].get(lang)
+    property_label = {prop: names.split()[TEXT_LANGUAGES.index(lang)].replace("_", " ") for prop, names in PROPERTIES.items()}
+    if key[0] == "region":
+        parents = [target for prop, target in facts["relations"][key] if prop == "P361"]
+        parts = [child for child, claims in facts["relations"].items()
+                 if child[0] in ("region", "territory") and ("P361", key) in claims]
+        said = [("P361", parents), (MEMBERS_LABEL[lang], parts)]
+    else:
+        said = [("P282", [target for prop, target in facts["relations"][key] if prop == "P282"])]
+    sentences = [labelled(lang, property_label.get(label, label), format_list(names, locale=lang))
+                 for label, targets in said if (names := [n for n in (link(lang, t, labels, links) for t in targets) if n])]
+    if not name or not sentences:
+        return None
+    spacer = "" if lang in ("ja", "zh") else " "
+    return f"'''{name}'''{'' if lang in ('ja', 'zh') else ' —'} " + spacer.join(sentences) + f"\n\n[[{TEXT[lang]['category']}:CLDR]]\n"
+
+
 def mediawiki_xml(lang: str, facts: dict, labels: dict, links: dict) -> tuple[str, int]:
-    """A ``pages-articles`` export: one article per territory, a redirect from its code, a category page."""
+    """A ``pages-articles`` export: one article per territory with a redirect from its code, an entry per
+    region and per language, a category page."""
     pages, titles = [], set()
     for key in facts["keys"]:
         if key[0] == "territory" and lang in links[key] and (text := article(lang, key, facts, labels, links)):
@@ -323,6 +363,9 @@ def mediawiki_xml(lang: str, facts: dict, labels: dict, links: dict) -> tuple[st
         code = next(key[1] for key in facts["keys"] if key[0] == "territory" and links[key].get(lang) == title)
         if code not in titles:
             pages.append((code, 0, f"#REDIRECT [[{title}]]", title))
+    for key in facts["keys"]:
+        if key[0] in ("region", "language") and lang in links[key] and (text := entry(lang, key, facts, labels, links)):
+            pages.append((links[key][lang], 0, text, None))
     category, template = TEXT[lang]["category"], TEXT[lang]["template"]
     pages.append((f"{category}:CLDR", 14, "Unicode CLDR.", None))
     xml = [f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" '

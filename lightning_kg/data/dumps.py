@@ -6,7 +6,9 @@ import bz2
 import glob
 import gzip
 import os
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -42,6 +44,51 @@ def open_dump(path: str | os.PathLike) -> BinaryIO:
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
     return open(path, "rb")
+
+
+class BlockReader:
+    """The blocks of a stream, read by a thread ``ahead`` blocks in advance of the caller.
+
+    bz2 and zlib release the GIL while they decompress, so a dump is decompressed on one core while
+    its XML is parsed on another, instead of one after the other. A read error reaches the caller
+    where the block it spoiled would have. Use as a context manager: leaving it stops the thread.
+    """
+
+    def __init__(self, stream: BinaryIO, size: int, ahead: int = 4):
+        self._blocks: queue.Queue = queue.Queue(ahead)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(stream, size), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: BinaryIO, size: int) -> None:
+        try:
+            while not self._stop.is_set():
+                block = stream.read(size)
+                self._blocks.put(block)
+                if not block:
+                    return
+        except Exception as error:  # handed to the caller, which knows the file and line
+            self._blocks.put(error)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            block = self._blocks.get()
+            if isinstance(block, Exception):
+                raise block
+            if not block:
+                return
+            yield block
+
+    def __enter__(self) -> BlockReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # empty the queue so a put waiting on it returns
+            try:
+                self._blocks.get_nowait()
+            except queue.Empty:
+                self._thread.join(0.01)
 
 
 def expand_inputs(patterns: str | Sequence[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""What prepare keeps of a Wikidata dump: labels, descriptions, sitelinks and item-to-item facts.
+"""What prepare keeps of a Wikidata dump: labels, descriptions, aliases, sitelinks and item-to-item facts.
 
 Only the languages being prepared are kept, which is what makes a full dump fit in memory on a
 large machine; for dumps beyond that, the slice flow (docs/PREPARE.md) spreads the text side.
@@ -13,26 +13,14 @@ from lightning_kg.data.dumps import BadRecord
 from lightning_kg.data.wikidata import iter_entities
 from lightning_kg.data.wikitext import normalize_title
 
-# Wikimedia sites whose name ends in "wiki" but that are not a language's Wikipedia.
-NON_LANGUAGE_WIKIS = {"commons", "meta", "species", "wikidata", "mediawiki", "sources", "outreach", "wikimania", "incubator", "wikifunctions"}
-
-
-def wiki_language(site: str) -> str | None:
-    """``"enwiki"`` -> ``"en"``, ``"zh_yuewiki"`` -> ``"zh-yue"``; None for other projects."""
-    if not site.endswith("wiki"):
-        return None
-    code = site[: -len("wiki")]
-    if not code or code in NON_LANGUAGE_WIKIS:
-        return None
-    return code.replace("_", "-")
-
 
 @dataclass
 class KnowledgeBase:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # entity id -> lang -> label
     descriptions: dict[str, dict[str, str]] = field(default_factory=dict)
+    aliases: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # entity id -> lang -> other names
     facts: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # item -> [(property, object item)]
-    sitelinks: dict[tuple[str, str], str] = field(default_factory=dict)  # (lang, normalised title) -> item
+    sitelinks: dict[tuple[str, str], str] = field(default_factory=dict)  # (site id, normalised title) -> item
     titles: dict[str, dict[str, str]] = field(default_factory=dict)  # item -> lang -> sitelink title
 
     @classmethod
@@ -40,9 +28,11 @@ class KnowledgeBase:
         cls,
         paths: Iterable[str],
         languages: set[str] | None,
+        sites: dict[str, str],
         on_error: Callable[[BadRecord], None] | None,
     ) -> KnowledgeBase:
-        """Read Wikidata JSON dumps, keeping ``languages`` (None: every language)."""
+        """Read Wikidata JSON dumps, keeping ``languages`` (None: every language) and the sitelinks
+        of ``sites`` (site id -> its language, ``{"nowiki": "nb"}``: the wikis being prepared)."""
         kb = cls()
 
         def keep(per_language: dict) -> dict:
@@ -50,25 +40,24 @@ class KnowledgeBase:
 
         for path in paths:
             for entity in iter_entities(path, on_error=on_error):
-                labels, descriptions = keep(entity.labels), keep(entity.descriptions)
-                if labels:
-                    kb.labels[entity.id] = labels
-                if descriptions:
-                    kb.descriptions[entity.id] = descriptions
+                for table, values in ((kb.labels, entity.labels), (kb.descriptions, entity.descriptions),
+                                      (kb.aliases, entity.aliases)):
+                    if kept := {lang: value for lang, value in keep(values).items() if value}:
+                        table[entity.id] = kept
                 if entity.kind != "item":
                     continue
                 if entity.claims:
                     kb.facts[entity.id] = list(entity.claims)
                 titles = {}
-                for site, title in entity.sitelinks.items():
-                    lang = wiki_language(site)
-                    if lang is not None and (languages is None or lang in languages):
-                        titles[lang] = title
-                        kb.sitelinks[(lang, normalize_title(title))] = entity.id
+                for site in sorted(set(entity.sitelinks) & set(sites)):  # sorted: enwiki's title before simplewiki's
+                    title = entity.sitelinks[site]
+                    titles.setdefault(sites[site], title)
+                    kb.sitelinks[(site, normalize_title(title))] = entity.id
                 if titles:
                     kb.titles[entity.id] = titles
         return kb
 
-    def resolve(self, lang: str, title: str) -> str:
-        """Entity key of a link target: its Q-id through ``sitelinks``, else ``lang:Title``."""
-        return self.sitelinks.get((lang, title), f"{lang}:{title}")
+    def resolve(self, site: str, lang: str, title: str) -> str:
+        """Entity key of a link target in wiki ``site`` (language ``lang``): its Q-id through
+        ``sitelinks``, else ``lang:Title``."""
+        return self.sitelinks.get((site, title), f"{lang}:{title}")

@@ -1,8 +1,8 @@
 """Stream pages out of MediaWiki ``pages-articles`` XML dumps.
 
-expat is fed the file in blocks, so memory stays flat whatever the dump's size, the XML encoding
-comes from the file itself (BOM or declaration: the gensim bgwiki excerpt is UTF-16), and every
-page knows the line it started on for error messages.
+expat is fed the file in blocks (read and decompressed by a thread meanwhile), so memory stays
+flat whatever the dump's size, the XML encoding comes from the file itself (BOM or declaration:
+the gensim bgwiki excerpt is UTF-16), and every page knows the line it started on for error messages.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from xml.parsers import expat
 
-from lightning_kg.data.dumps import BadRecord, open_dump, raise_on_error
+from lightning_kg.data.dumps import BadRecord, BlockReader, open_dump, raise_on_error
 from lightning_kg.data.wikitext import normalize_title
 
 BLOCK = 1 << 20
@@ -97,9 +97,9 @@ def iter_pages(path: str | os.PathLike, on_error: Callable[[BadRecord], None] | 
     path = str(path)
     parser = expat.ParserCreate()
     collector = _PageCollector(parser, path, on_error)
-    with open_dump(path) as stream:
+    with open_dump(path) as stream, BlockReader(stream, BLOCK) as blocks:
         try:
-            while block := stream.read(BLOCK):
+            for block in blocks:
                 parser.Parse(block, False)
                 yield from collector.pages
                 collector.pages.clear()
@@ -115,8 +115,13 @@ def iter_pages(path: str | os.PathLike, on_error: Callable[[BadRecord], None] | 
     yield from collector.pages
 
 
-def site_language(path: str | os.PathLike) -> str | None:
-    """The wiki's language: ``<mediawiki xml:lang>``, else ``<dbname>`` without ``wiki``."""
+def wiki_site(path: str | os.PathLike) -> tuple[str, str] | None:
+    """The wiki's site id and language, ``("nowiki", "nb")``, from ``<dbname>`` and ``<mediawiki xml:lang>``.
+
+    They differ for some wikis (nowiki is ``nb``, simplewiki ``en``, alswiki ``gsw``): Wikidata's
+    sitelinks are keyed by the site id, while the language names the text and picks its labels.
+    Where one is missing it is derived from the other (``zh_yuewiki`` <-> ``zh-yue``); None when both are.
+    """
     parser = expat.ParserCreate()
     collector = _PageCollector(parser, str(path), lambda record: None)
     with open_dump(path) as stream:
@@ -125,8 +130,9 @@ def site_language(path: str | os.PathLike) -> str | None:
                 parser.Parse(block, False)
         except expat.ExpatError:
             pass
-    if collector.language:
-        return collector.language
-    if collector.dbname and collector.dbname.endswith("wiki"):
-        return collector.dbname[: -len("wiki")].replace("_", "-")
-    return None
+    site, lang = collector.dbname, collector.language
+    if site and not lang and site.endswith("wiki") and len(site) > len("wiki"):
+        lang = site[: -len("wiki")].replace("_", "-")
+    if lang and not site:
+        site = lang.replace("-", "_") + "wiki"
+    return (site, lang) if site and lang else None

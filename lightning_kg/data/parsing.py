@@ -1,7 +1,12 @@
-"""Step 2 of ``prepare``: Wikipedia dumps -> parsed articles in ``.work/``, with redirects and link counts.
+"""Step 1 of ``prepare``: Wikipedia dumps -> parsed articles in ``.work/``, with redirects and link counts.
 
-One process per dump file with ``workers`` > 1; a dump whose summary exists was finished by an
-earlier run (or another slice) and is not parsed again.
+With ``workers`` > 1 the work is spread two ways, both writing the same bytes as one process:
+- at least as many dump files as workers: one process parses a whole file at a time;
+- fewer files (a language's single multi-GB dump): the files in turn, this process reading the
+  pages (decompression and XML) while the pool parses their wikitext in chunks, taken back in
+  page order.
+A dump whose summary exists with this run's fingerprint was finished by an earlier run (or another
+slice) and is not parsed again.
 """
 
 from __future__ import annotations
@@ -13,18 +18,27 @@ import logging
 import multiprocessing
 import os
 import queue
+import resource
 import time
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from lightning_kg.data.dumps import BadRecord, DumpError
-from lightning_kg.data.mediawiki import iter_pages, site_language
+from lightning_kg.data.mediawiki import Page, iter_pages, wiki_site
 from lightning_kg.data.wikitext import normalize_title, parse_wikitext
 
 log = logging.getLogger("lightning_kg.prepare")
+CHUNK_PAGES = 64  # pages a pool task parses at once: few enough to keep the bar moving
+CHUNK_CHARS = 1 << 20  # or this much wikitext
+IN_FLIGHT_PER_WORKER = 4  # chunks read ahead per worker: enough to keep the pool busy, bounded memory
+PROGRESS_EVERY = 16  # pages between a worker process's progress reports
+# Peak resident memory of each parse worker process of this run, MiB by pid: prepare reports the
+# sum with its own, since the processes run side by side.
+WORKER_PEAK_MIB: dict[int, float] = {}
 
 
 class BadRecords:
@@ -36,9 +50,150 @@ class BadRecords:
 
     def __call__(self, record: BadRecord) -> None:
         if self.strict:
-            raise DumpError(str(record))
+            raise DumpError(f"malformed record (--strict stops here): {record}")
         log.warning("skipped %s", record)
         self.records.append(str(record))
+
+
+@dataclass(frozen=True)
+class DumpJob:
+    """One dump to parse: its number (position among the inputs), path, work file and article cap."""
+
+    number: int
+    path: str
+    target: str
+    max_articles: int | None
+
+
+def own_peak_mib() -> float:
+    """Peak resident memory of this process, MiB. Linux's VmHWM where there is one: a spawned
+    worker's ru_maxrss starts at its parent's peak (the kernel keeps it across exec), which would
+    count the parent twice."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def page_limit(path: str, max_pages: int | dict[str, int] | None) -> int | None:
+    """The article cap that ``max_pages`` sets for this dump file."""
+    if not isinstance(max_pages, dict):
+        return max_pages
+    return next((limit for pattern, limit in max_pages.items() if fnmatch.fnmatch(Path(path).name, pattern)), None)
+
+
+def article_record(title: str, wikitext: str) -> tuple[bytes | None, list[str]]:
+    """An article's work-file line (None when no paragraph is left) and its links' targets."""
+    paragraphs, targets = [], []
+    for paragraph in parse_wikitext(wikitext):
+        mentions = [(m.start, m.end, m.title) for m in paragraph.mentions]
+        targets.extend(target for _, _, target in mentions)
+        paragraphs.append([paragraph.text, mentions])
+    if not paragraphs:
+        return None, targets
+    return json.dumps({"title": title, "paragraphs": paragraphs}, ensure_ascii=False).encode("utf-8") + b"\n", targets
+
+
+def _parse_chunk(articles: list[tuple[str, str]]) -> tuple[list[tuple[bytes | None, list[str]]], int, float]:
+    """Pool task: records of (title, wikitext) articles, with the worker's pid and peak memory."""
+    return [article_record(title, text) for title, text in articles], os.getpid(), own_peak_mib()
+
+
+def _article_title(page: Page) -> str | None:
+    """The normalised title of a main-namespace page that is not a redirect; None otherwise."""
+    if page.namespace != 0 or page.redirect:
+        return None
+    return normalize_title(page.title) or None
+
+
+def _parsed_pages(pages: Iterator[Page], pool, workers: int) -> Iterator[tuple[Page, tuple[bytes | None, list[str]] | None]]:
+    """Each page with its article record (None for pages that are not articles), in dump order.
+
+    Without a pool each article is parsed when its turn comes. With one, chunks of articles are
+    parsed ahead by the pool, at most ``IN_FLIGHT_PER_WORKER`` chunks per worker, and their results
+    are taken back in submission order, so the output does not depend on which worker was faster.
+    """
+    if pool is None:
+        for page in pages:
+            title = _article_title(page)
+            yield page, article_record(title, page.text) if title else None
+        return
+    in_flight: deque = deque()
+    limit = IN_FLIGHT_PER_WORKER * workers
+
+    def drain(batch: list[Page], result) -> Iterator:
+        records, pid, peak = result.get() if result is not None else ([], 0, 0.0)
+        if pid:
+            WORKER_PEAK_MIB[pid] = max(peak, WORKER_PEAK_MIB.get(pid, 0.0))
+        records = iter(records)
+        for page in batch:
+            yield page, next(records) if _article_title(page) else None
+
+    batch, articles, chars = [], [], 0
+    for page in pages:
+        title = _article_title(page)
+        batch.append(Page(page.title, page.namespace, "", page.redirect, page.location))  # the text goes to the pool
+        if title:
+            articles.append((title, page.text))
+            chars += len(page.text)
+        if len(batch) >= CHUNK_PAGES or chars >= CHUNK_CHARS:
+            in_flight.append((batch, pool.apply_async(_parse_chunk, (articles,)) if articles else None))
+            batch, articles, chars = [], [], 0
+            while len(in_flight) > limit:
+                yield from drain(*in_flight.popleft())
+    if batch:
+        in_flight.append((batch, pool.apply_async(_parse_chunk, (articles,)) if articles else None))
+    while in_flight:
+        yield from drain(*in_flight.popleft())
+
+
+def parse_dump(job: DumpJob, fingerprint: str, strict: bool, progress: Callable[[int], None], pool=None,
+               workers: int = 1) -> dict:
+    """Parse one dump into ``job.target`` (gzip JSON lines, one article each); return its summary.
+
+    ``progress`` is told of every page as it is read; ``pool`` (of ``workers`` processes) parses the
+    wikitext when given. The summary (site and language, redirects,
+    raw link counts, skipped records, the run's ``fingerprint``) is saved beside the work file;
+    its presence marks the dump as done for a restarted run with the same fingerprint.
+    """
+    site = wiki_site(job.path)
+    if site is None:
+        raise ValueError(f"{job.path}: cannot tell the dump's wiki (expected <mediawiki xml:lang> or <dbname> in <siteinfo>)")
+    bad = BadRecords(strict)
+    redirects: dict[str, str] = {}
+    link_counts: Counter = Counter()
+    articles = pages = 0
+    partial = job.target + ".partial"
+    # compresslevel 1: a scratch file read once by the next stage; level 9 costs a third of the parse time.
+    with gzip.GzipFile(partial, "wb", compresslevel=1, mtime=0) as raw:
+        for page, record in _parsed_pages(iter_pages(job.path, on_error=bad), pool, workers):
+            pages += 1
+            progress(1)
+            if page.namespace != 0:
+                continue
+            if page.redirect:
+                if title := normalize_title(page.title):
+                    redirects[title] = page.redirect
+                continue
+            if record is None:  # an empty title
+                continue
+            if job.max_articles is not None and articles >= job.max_articles:
+                break
+            line, targets = record
+            link_counts.update(targets)
+            if line is not None:
+                articles += 1
+                raw.write(line)
+    os.replace(partial, job.target)
+    summary = {"path": job.path, "site": site[0], "lang": site[1], "pages": pages, "articles": articles,
+               "redirects": redirects, "link_counts": dict(link_counts), "bad_records": bad.records, "fingerprint": fingerprint}
+    summary_file = Path(job.target + ".summary.json")
+    tmp = summary_file.with_name(summary_file.name + ".tmp")
+    tmp.write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, summary_file)  # a kill mid-write leaves no summary that reads as finished
+    return summary
 
 
 _progress_queue = None
@@ -49,107 +204,84 @@ def _init_worker(progress_queue) -> None:
     _progress_queue = progress_queue
 
 
-def page_limit(path: str, max_pages: int | dict[str, int] | None) -> int | None:
-    """The article cap that ``max_pages`` sets for this dump file."""
-    if not isinstance(max_pages, dict):
-        return max_pages
-    return next((limit for pattern, limit in max_pages.items() if fnmatch.fnmatch(Path(path).name, pattern)), None)
+def _parse_whole_dump(job: DumpJob, fingerprint: str, strict: bool) -> tuple[dict, int, float]:
+    """Pool task: one dump parsed in a worker, reporting pages to the parent every ``PROGRESS_EVERY``."""
+    unreported = 0
 
+    def progress(count: int) -> None:
+        nonlocal unreported
+        unreported += count
+        if unreported >= PROGRESS_EVERY:
+            _progress_queue.put(unreported)
+            unreported = 0
 
-def parse_dump(path: str, target: str, max_pages: int | None, strict: bool) -> dict:
-    """Parse one dump into ``target`` (gzip JSON lines, one article each); return its summary.
-
-    The summary (redirects, raw link counts, skipped records) is saved beside the work file, and
-    its presence marks the dump as done for a restarted run.
-    """
-    lang = site_language(path)
-    if lang is None:
-        raise ValueError(f"{path}: cannot tell the dump's language (no xml:lang or dbname in <siteinfo>)")
-    bad = BadRecords(strict)
-    redirects: dict[str, str] = {}
-    link_counts: Counter = Counter()
-    articles = pages = 0
-    partial = target + ".partial"
-    with gzip.GzipFile(partial, "wb", mtime=0) as raw:
-        for page in iter_pages(path, on_error=bad):
-            pages += 1
-            if pages % 100 == 0 and _progress_queue is not None:
-                _progress_queue.put(100)
-            if page.namespace != 0:
-                continue
-            title = normalize_title(page.title)
-            if not title:
-                continue
-            if page.redirect:
-                redirects[title] = page.redirect
-                continue
-            if max_pages is not None and articles >= max_pages:
-                break
-            paragraphs = []
-            for paragraph in parse_wikitext(page.text):
-                mentions = [(m.start, m.end, m.title) for m in paragraph.mentions]
-                link_counts.update(title for _, _, title in mentions)
-                paragraphs.append([paragraph.text, mentions])
-            if paragraphs:
-                articles += 1
-                line = json.dumps({"title": title, "paragraphs": paragraphs}, ensure_ascii=False)
-                raw.write(line.encode("utf-8") + b"\n")
-    if _progress_queue is not None:
-        _progress_queue.put(pages % 100)
-    os.replace(partial, target)
-    summary = {"path": path, "lang": lang, "pages": pages, "articles": articles, "redirects": redirects,
-               "link_counts": dict(link_counts), "bad_records": bad.records}
-    Path(target + ".summary.json").write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
-    return summary
+    summary = parse_dump(job, fingerprint, strict, progress)
+    _progress_queue.put(unreported)
+    return summary, os.getpid(), own_peak_mib()
 
 
 def work_file(work_dir: Path, number: int) -> Path:
     return work_dir / f"docs-{number:04d}.jsonl.gz"
 
 
-def parse_dumps(paths: list[str], numbers: list[int], work_dir: Path, max_pages, workers: int, strict: bool) -> dict[int, dict]:
-    """Parse the dumps ``numbers`` (indices into ``paths``), reusing summaries of finished ones."""
+def read_summary(work_dir: Path, number: int, fingerprint: str) -> dict | None:
+    """The summary of dump ``number`` if it was parsed with this ``fingerprint``, else None."""
+    target = work_file(work_dir, number)
+    summary_file = Path(f"{target}.summary.json")
+    if not (summary_file.exists() and target.exists()):
+        return None
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    return summary if summary.get("fingerprint") == fingerprint else None
+
+
+def parse_dumps(paths: list[str], numbers: list[int], work_dir: Path, max_pages, workers: int, strict: bool,
+                fingerprint: str) -> dict[int, dict]:
+    """Parse the dumps ``numbers`` (indices into ``paths``), reusing those finished with this fingerprint."""
     jobs, summaries = [], {}
     for i in numbers:
-        path = paths[i]
-        target = str(work_file(work_dir, i))
-        summary_file = Path(target + ".summary.json")
-        if summary_file.exists() and Path(target).exists():
-            summaries[i] = json.loads(summary_file.read_text(encoding="utf-8"))
-            log.info("%s: parsed by an earlier run, reused", path)
+        if (summary := read_summary(work_dir, i, fingerprint)) is not None:
+            summaries[i] = summary
+            log.info("%s: parsed by an earlier run, reused", paths[i])
         else:
-            jobs.append((i, path, target))
+            jobs.append(DumpJob(i, paths[i], str(work_file(work_dir, i)), page_limit(paths[i], max_pages)))
     start = time.perf_counter()
-    pages = 0
     with tqdm(desc="parse", unit="page", disable=None) as bar:
-        if workers <= 1 or len(jobs) <= 1:
-            _init_worker(None)
-            for i, path, target in jobs:
-                summaries[i] = parse_dump(path, target, page_limit(path, max_pages), strict)
-                bar.update(summaries[i]["pages"])
-        else:
-            context = multiprocessing.get_context("spawn")
-            progress = context.Queue()
-            with context.Pool(workers, initializer=_init_worker, initargs=(progress,)) as pool:
-                pending = {i: pool.apply_async(parse_dump, (path, target, page_limit(path, max_pages), strict))
-                           for i, path, target in jobs}
-                while pending:
-                    try:
-                        bar.update(progress.get(timeout=0.2))
-                    except queue.Empty:
-                        pass
-                    for i in [i for i, result in pending.items() if result.ready()]:
-                        summaries[i] = pending.pop(i).get()
-                while True:
-                    try:
-                        bar.update(progress.get_nowait())
-                    except queue.Empty:
-                        break
-        for i, _, _ in jobs:
-            pages += summaries[i]["pages"]
+        if workers <= 1:
+            for job in jobs:
+                summaries[job.number] = parse_dump(job, fingerprint, strict, bar.update)
+        elif len(jobs) >= workers:
+            summaries |= _parse_files_in_parallel(jobs, workers, fingerprint, strict, bar)
+        elif jobs:
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                for job in jobs:
+                    summaries[job.number] = parse_dump(job, fingerprint, strict, bar.update, pool, workers)
     elapsed = time.perf_counter() - start
     if jobs:
+        pages = sum(summaries[job.number]["pages"] for job in jobs)
         log.info("parsed %d pages in %.1f s (%.0f pages/s)", pages, elapsed, pages / max(elapsed, 1e-9))
+    return summaries
+
+
+def _parse_files_in_parallel(jobs: list[DumpJob], workers: int, fingerprint: str, strict: bool, bar) -> dict[int, dict]:
+    """One dump file per worker at a time; the bar follows the pages the workers report."""
+    context = multiprocessing.get_context("spawn")
+    progress = context.Queue()
+    summaries = {}
+    with context.Pool(workers, initializer=_init_worker, initargs=(progress,)) as pool:
+        pending = {job.number: pool.apply_async(_parse_whole_dump, (job, fingerprint, strict)) for job in jobs}
+        while pending:
+            try:
+                bar.update(progress.get(timeout=0.2))
+            except queue.Empty:
+                pass
+            for number in [n for n, result in pending.items() if result.ready()]:
+                summaries[number], pid, peak = pending.pop(number).get()
+                WORKER_PEAK_MIB[pid] = max(peak, WORKER_PEAK_MIB.get(pid, 0.0))
+        while True:
+            try:
+                bar.update(progress.get_nowait())
+            except queue.Empty:
+                break
     return summaries
 
 

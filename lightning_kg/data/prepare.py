@@ -13,10 +13,12 @@ The flow, each step resumable (a finished dump or shard is never redone):
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
 import os
+import re
 import resource
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,7 +27,7 @@ from typing import Literal
 
 from lightning_kg.data.dumps import expand_inputs
 from lightning_kg.data.knowledge_base import KnowledgeBase
-from lightning_kg.data.parsing import BadRecords, iter_documents, parse_dumps, work_file
+from lightning_kg.data.parsing import WORKER_PEAK_MIB, BadRecords, iter_documents, parse_dumps, read_summary, work_file
 from lightning_kg.data.identity import directory_sha256
 from lightning_kg.data.shards import ShardJournal, file_sha256
 from lightning_kg.data.tokenizer import load_tokenizer, train_tokenizer
@@ -41,18 +43,23 @@ from lightning_kg.data.writing import (
 
 log = logging.getLogger("lightning_kg.prepare")
 SHARDS_PER_SLICE = 10_000  # slice i numbers its text shards from i * SHARDS_PER_SLICE
+# Settings that change how a run goes, not what it writes: the fingerprint and the manifest leave them out.
+RUN_SETTINGS = ("out", "stage", "slice", "workers", "strict")
+# What the parse stage's output depends on; the later stages depend on every setting.
+PARSE_SETTINGS = ("wikipedia", "max_pages")
+SHARD_NAME = re.compile(r"(train|val|facts-train|facts-val|facts-heldout)-\d{6}\.tar")
 
 
 @dataclass
 class PrepareConfig:
     """Inputs, outputs and knobs of ``python -m lightning_kg prepare``."""
 
-    wikipedia: list[str]
-    """MediaWiki pages-articles XML dumps (.xml, .xml.bz2, multistream too): paths or globs, any language."""
+    wikipedia: str | list[str]
+    """MediaWiki pages-articles XML dumps (.xml, .xml.bz2, multistream too): a path or glob, or a list of them; any language."""
     out: str
     """Dataset directory to write (shards, manifest, vocabulary, tokenizer, knowledge table)."""
-    wikidata: list[str] = field(default_factory=list)
-    """Wikidata JSON dumps (.json, .json.bz2, .json.gz); without one, entities are ``lang:Title``."""
+    wikidata: str | list[str] = field(default_factory=list)
+    """Wikidata JSON dumps (.json, .json.bz2, .json.gz): a path or glob, or a list; without one, entities are ``lang:Title``."""
     languages: list[str] | None = None
     """Languages whose labels, descriptions and facts are kept; None: those of the Wikipedia dumps."""
     tokenizer: str | None = None
@@ -69,9 +76,15 @@ class PrepareConfig:
     """Largest entity vocabulary, reserved entries included."""
     facts_per_description: int = 8
     """Facts used to compose a knowledge text for an entity without a description."""
+    knowledge_aliases: int = 3
+    """Wikidata aliases (per language) put after the label in a knowledge text, "Japan (Nippon, JP)"; 0: none, as XLM-K."""
     max_pages: int | dict[str, int] | None = None
     """Read at most this many articles per dump (smoke runs, demos): one number for every dump, or
     {file-name pattern: number} for some (``{"enwiki-*": 40}``); None reads all."""
+    fact_languages: int | None = None
+    """Languages each fact is written in, picked by hash among those labelling subject, relation and
+    object; None: all. Every language is a sample of its own, so all of them multiply the fact shards
+    (and the probe's work) by the number of languages; 2 or more keep cross-lingual consistency measurable."""
     val_fraction: float = 0.02
     """Share of documents (by title hash) and of facts kept for validation."""
     heldout_fact_fraction: float = 0.1
@@ -81,7 +94,8 @@ class PrepareConfig:
     shard_max_bytes: int = 256 * 1024 * 1024
     """Bytes per shard at most."""
     workers: int = 1
-    """Processes parsing Wikipedia dumps (one dump file each at a time)."""
+    """Processes parsing Wikipedia dumps: a dump file each when there are at least as many files, else
+    the wikitext of each file in chunks. The output is the same for any number."""
     strict: bool = False
     """Stop at the first malformed page or JSON line instead of skipping and counting it."""
     stage: Literal["all", "parse", "merge", "write", "manifest"] = "all"
@@ -93,10 +107,55 @@ class PrepareConfig:
 
 
 def peak_memory_mib() -> float:
-    """Peak resident memory of this process and its finished children, MiB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
+    """Peak resident memory of this process plus the peak of each parse worker, MiB. The workers run
+    beside this process, so the sum bounds what the run held at once (from above: peaks need not coincide)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + sum(WORKER_PEAK_MIB.values())
+
+
+def fingerprint(config: PrepareConfig, wiki_paths: list[str], data_paths: list[str]) -> dict:
+    """What the output depends on: every setting but the run settings, and each input's name and
+    size in order (for a tokenizer directory, its files'). Names rather than paths, so a shared
+    filesystem mounted elsewhere on another node gives the same fingerprint."""
+
+    def files(paths: list[str], root: Path | None = None) -> list[list]:
+        return [[str(Path(p).relative_to(root)) if root else Path(p).name, os.path.getsize(p)] for p in paths]
+
+    values = {key: value for key, value in asdict(config).items() if key not in RUN_SETTINGS}
+    values["wikipedia"], values["wikidata"] = files(wiki_paths), files(data_paths)
+    if config.tokenizer and Path(config.tokenizer).is_dir():
+        directory = Path(config.tokenizer)
+        values["tokenizer"] = files(sorted(str(p) for p in directory.rglob("*") if p.is_file()), directory)
+    return json.loads(json.dumps(values))  # as it reads back from the file: lists, not tuples
+
+
+def hash_of(values: dict) -> str:
+    """A short hash of settings: what parsed dumps, stage records and journal lines carry."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def record_fingerprint(out: Path, work_dir: Path, values: dict) -> None:
+    """Keep ``values`` in ``.work/fingerprint.json``; where an earlier run kept others, say what changed.
+
+    Nothing is reused on trust: every parsed dump, stage record and journal line carries the hash of
+    the settings it was made with and counts as done only for the same hash. So a changed setting
+    redoes what it affects (a parsed dump only when its inputs or ``max_pages`` changed; shards and
+    the rest whenever any setting did) and a stale dataset is never mixed into a new one.
+    """
+    path = work_dir / "fingerprint.json"
+    if path.exists():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+
+        def short(value) -> str:
+            text = json.dumps(value, ensure_ascii=False)
+            return text if len(text) <= 120 else text[:117] + "..."
+
+        changes = [f"{key} {short(recorded.get(key))} -> {short(values.get(key))}"
+                   for key in sorted(set(recorded) | set(values)) if recorded.get(key) != values.get(key)]
+        if changes:
+            log.warning("%s was prepared with other settings or inputs (%s): what they affect is done again", out, "; ".join(changes))
+    tmp = work_dir / f"fingerprint.json.{os.getpid()}.tmp"  # one per process: slices may start at once
+    tmp.write_text(json.dumps(values, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _check_output_dir(out: Path) -> None:
@@ -109,12 +168,13 @@ def _check_output_dir(out: Path) -> None:
         raise PermissionError(f"cannot write to output directory {out}: {error.strerror}") from None
 
 
-def _summaries(work_dir: Path, count: int) -> list[dict]:
-    missing = [str(work_file(work_dir, i)) for i in range(count) if not Path(f"{work_file(work_dir, i)}.summary.json").exists()]
+def _summaries(work_dir: Path, count: int, digest: str) -> list[dict]:
+    summaries = [read_summary(work_dir, i, digest) for i in range(count)]
+    missing = [str(work_file(work_dir, i)) for i, summary in enumerate(summaries) if summary is None]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} dump(s) not parsed yet (run the parse stage for every slice first); "
-                                f"first missing: {missing[0]}.summary.json")
-    return [json.loads(Path(f"{work_file(work_dir, i)}.summary.json").read_text(encoding="utf-8")) for i in range(count)]
+        raise FileNotFoundError(f"{len(missing)} dump(s) not parsed yet with these settings (run the parse stage for "
+                                f"every slice first); first missing: {missing[0]}.summary.json")
+    return summaries
 
 
 def _slice_numbers(count: int, config: PrepareConfig) -> list[int]:
@@ -123,11 +183,11 @@ def _slice_numbers(count: int, config: PrepareConfig) -> list[int]:
     return [i for i in range(count) if i % config.num_slices == config.slice]
 
 
-def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str], config: PrepareConfig) -> None:
+def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str], config: PrepareConfig, digest: str) -> None:
     """Vocabulary, tokenizer, knowledge table, fact shards and the link table (step 2)."""
     languages = sorted(config.languages or {s["lang"] for s in summaries})
     bad = BadRecords(config.strict)
-    kb = KnowledgeBase.from_dumps(data_paths, set(languages), on_error=bad)
+    kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad)
     if data_paths:
         log.info("wikidata: %d labelled entities, %d with facts, %d sitelinks", len(kb.labels), len(kb.facts), len(kb.sitelinks))
     resolve = LinkResolver(summaries, kb)
@@ -149,43 +209,47 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
     heldout_subjects = {e for e in kb.facts if stable_fraction(f"heldout|{e}") < config.heldout_fact_fraction}
     knowledge = write_knowledge(out, vocab, kb, tokenizer, languages, heldout_subjects, config)
     facts = write_fact_shards(out, vocab, kb, tokenizer, languages, heldout_subjects,
-                              ShardJournal(work_dir / "shards-facts.jsonl"), config)
+                              ShardJournal(work_dir / "shards-facts.jsonl", digest), config)
     links = link_table(summaries, resolve, vocab)
     _write_json(work_dir / "links.json", links)
     _write_json(work_dir / "merge.json", {
-        "languages": languages, "entities": len(vocab), "knowledge_texts": knowledge["texts"],
+        "fingerprint": digest, "languages": languages, "entities": len(vocab), "knowledge_texts": knowledge["texts"],
         "composed_knowledge_texts": knowledge["composed"], "facts": facts["samples"], "bad_records": bad.records,
         "shards": {split: [asdict(info) for info in infos] for split, infos in facts["shards"].items()}})
 
 
-def write(out: Path, work_dir: Path, summaries: list[dict], config: PrepareConfig) -> None:
+def write(out: Path, work_dir: Path, summaries: list[dict], config: PrepareConfig, digest: str) -> None:
     """This slice's text shards (step 3)."""
-    if not (work_dir / "links.json").exists():
-        raise FileNotFoundError(f"{work_dir}/links.json not found: run the merge stage before writing shards")
+    _stage_record(work_dir / "merge.json", digest, "run the merge stage before writing shards")  # it writes links.json first
     links = json.loads((work_dir / "links.json").read_text(encoding="utf-8"))
     tokenizer = load_tokenizer(out / "tokenizer")
     numbers = _slice_numbers(len(summaries), config)
-    journal = ShardJournal(work_dir / f"shards-text-{config.slice:03d}.jsonl")
+    journal = ShardJournal(work_dir / f"shards-text-{config.slice:03d}.jsonl", digest)
     text = write_text_shards(out, work_dir, dict(enumerate(summaries)), numbers, links, tokenizer, journal,
                              config.slice * SHARDS_PER_SLICE, config)
     _write_json(work_dir / f"text-{config.slice:03d}.json", {
-        "documents": text["documents"], "mentions": text["mentions"],
+        "fingerprint": digest, "documents": text["documents"], "mentions": text["mentions"],
         "shards": {split: [asdict(info) for info in infos] for split, infos in text["shards"].items()}})
 
 
+def _stage_record(path: Path, digest: str, remedy: str) -> dict:
+    """What an earlier stage recorded in ``path``, if it ran with this run's fingerprint."""
+    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if record.get("fingerprint") != digest:
+        raise FileNotFoundError(f"{path} {'is of other settings' if record else 'not found'}: {remedy}")
+    return record
+
+
 def write_manifest(out: Path, work_dir: Path, summaries: list[dict], wiki_paths: list[str], data_paths: list[str],
-                   config: PrepareConfig) -> dict:
+                   config: PrepareConfig, digest: str) -> dict:
     """Combine what the stages recorded into ``manifest.json`` (step 4)."""
-    merged = json.loads((work_dir / "merge.json").read_text(encoding="utf-8"))
-    texts = []
-    for number in range(config.num_slices):
-        path = work_dir / f"text-{number:03d}.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: run the write stage for slice {number} first")
-        texts.append(json.loads(path.read_text(encoding="utf-8")))
+    merged = _stage_record(work_dir / "merge.json", digest, "run the merge stage first")
+    texts = [_stage_record(work_dir / f"text-{number:03d}.json", digest, f"run the write stage for slice {number} first")
+             for number in range(config.num_slices)]
     shards = {split: [s for t in texts for s in t["shards"][split]] for split in ("train", "val")} | merged["shards"]
     if not any(s["samples"] for s in shards["train"]):
-        raise ValueError("no training text sample was produced: the dumps held no article text")
+        raise ValueError(f"no training text sample was produced from {sum(s['articles'] for s in summaries)} article(s) "
+                         f"(val_fraction {config.val_fraction}): expected articles with text in the dumps and val_fraction below 1")
     documents, mentions = {"train": 0, "val": 0}, {}
     for t in texts:
         for key, value in t["documents"].items():
@@ -193,10 +257,9 @@ def write_manifest(out: Path, work_dir: Path, summaries: list[dict], wiki_paths:
         for key, value in t["mentions"].items():
             mentions[key] = mentions.get(key, 0) + value
     skipped = [r for s in summaries for r in s["bad_records"]] + merged["bad_records"]
-    settings = asdict(config)
-    # Paths, the output and the slicing vary between machines and runs; the manifest of a rebuild must not.
-    for key in ("out", "stage", "slice"):
-        settings.pop(key)
+    # Paths, the output, the slicing and the worker count vary between machines and runs; the
+    # manifest of a rebuild must not.
+    settings = {key: value for key, value in asdict(config).items() if key not in (*RUN_SETTINGS, "num_slices")}
     settings |= {"wikipedia": [Path(p).name for p in wiki_paths], "wikidata": [Path(p).name for p in data_paths]}
     manifest = {
         "format": 1,
@@ -212,6 +275,11 @@ def write_manifest(out: Path, work_dir: Path, summaries: list[dict], wiki_paths:
         "shards": shards,
     }
     _write_json(out / "manifest.json", manifest, indent=1)
+    listed = {shard["name"] for split in shards.values() for shard in split}
+    for path in sorted(out.iterdir()):
+        if SHARD_NAME.fullmatch(path.name) and path.name not in listed:
+            path.unlink()
+            log.info("removed %s: a shard of an earlier run with other settings", path)
     if skipped:
         log.warning("%d malformed record(s) skipped; first: %s", len(skipped), skipped[0])
     return manifest
@@ -232,21 +300,25 @@ def prepare(config: PrepareConfig) -> dict | None:
     _check_output_dir(out)
     work_dir = out / ".work"
     work_dir.mkdir(exist_ok=True)
-    stages = ["parse", "merge", "write", "manifest"] if config.stage == "all" else [config.stage]
     if config.stage == "all" and config.num_slices != 1:
         raise ValueError("stage 'all' runs on one machine: leave num_slices at 1, or run the stages one by one")
+    values = fingerprint(config, wiki_paths, data_paths)
+    record_fingerprint(out, work_dir, values)
+    digest, parse_digest = hash_of(values), hash_of({key: values[key] for key in PARSE_SETTINGS})
+    stages = ["parse", "merge", "write", "manifest"] if config.stage == "all" else [config.stage]
     manifest = None
     for stage in stages:
         if stage == "parse":
-            parse_dumps(wiki_paths, _slice_numbers(len(wiki_paths), config), work_dir, config.max_pages, config.workers, config.strict)
+            parse_dumps(wiki_paths, _slice_numbers(len(wiki_paths), config), work_dir, config.max_pages, config.workers,
+                        config.strict, parse_digest)
             continue
-        summaries = _summaries(work_dir, len(wiki_paths))
+        summaries = _summaries(work_dir, len(wiki_paths), parse_digest)
         if stage == "merge":
-            merge(out, work_dir, summaries, data_paths, config)
+            merge(out, work_dir, summaries, data_paths, config, digest)
         elif stage == "write":
-            write(out, work_dir, summaries, config)
+            write(out, work_dir, summaries, config, digest)
         else:
-            manifest = write_manifest(out, work_dir, summaries, wiki_paths, data_paths, config)
+            manifest = write_manifest(out, work_dir, summaries, wiki_paths, data_paths, config, digest)
             shards = manifest["shards"]
             log.info("done in %.1f s: %d entities, %d train / %d val text samples, facts %s; peak memory %.0f MiB",
                      time.perf_counter() - started, manifest["counts"]["entities"], sum(s["samples"] for s in shards["train"]),

@@ -128,12 +128,18 @@ def join_sequences(first: TextSequence, second: TextSequence) -> TextSequence:
     return TextSequence(np.concatenate([first.input_ids, second.input_ids[1:]]), np.concatenate([first.mentions, mentions]))
 
 
-def knowledge_text(label: str, description: str | None, facts: Sequence[tuple[str, str]]) -> tuple[str, str, bool]:
+def knowledge_text(label: str, description: str | None, facts: Sequence[tuple[str, str]],
+                   aliases: Sequence[str] = ()) -> tuple[str, str, bool]:
     """(label, description, composed): the entity's definition as XLM-K pairs it with mentions.
 
-    Without a description, a short one is composed from the entity's facts ("capital: Tokyo;
-    continent: Asia"), and ``composed`` says so; with neither, the label stands alone.
+    Aliases follow the label as a dictionary headword gives them, "Japan (Nippon, JP)", so a
+    mention by another name finds its text. Without a description, a short one is composed from
+    the entity's facts ("capital: Tokyo; continent: Asia"), and ``composed`` says so; with
+    neither, the label stands alone.
     """
+    others = [alias for alias in dict.fromkeys(aliases) if alias != label]
+    if others:
+        label = f"{label} ({', '.join(others)})"
     if description:
         return label, description, False
     return label, "; ".join(f"{relation}: {obj}" for relation, obj in facts), True

@@ -59,16 +59,39 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 class ShardJournal:
-    """Shards already finished, one JSON line each, appended as each shard is renamed into place."""
+    """Shards already finished, one JSON line each, appended as each shard is renamed into place.
 
-    def __init__(self, path: str | os.PathLike):
+    Each line carries the ``fingerprint`` of the settings and inputs the shard was written with
+    (prepare.fingerprint); lines of another fingerprint are not finished work for this run, so a
+    changed setting can never leave an old shard in place. A last line cut short (the process was
+    killed while appending it) is ignored: its shard is written again.
+    """
+
+    def __init__(self, path: str | os.PathLike, fingerprint: str = ""):
         self.path = Path(path)
+        self.fingerprint = fingerprint
         self.finished: dict[str, ShardInfo] = {}
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    info = ShardInfo(**json.loads(line))
-                    self.finished[info.name] = info
+        if not self.path.exists():
+            return
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                made_with = record.pop("fingerprint", "")
+                info = ShardInfo(**record)
+            except (ValueError, TypeError, AttributeError) as error:
+                if number == len(lines):
+                    # Torn by a kill mid-append: drop it, or the next append would extend the torn line.
+                    tmp = self.path.with_name(self.path.name + ".tmp")
+                    tmp.write_text("".join(f"{kept}\n" for kept in lines[:-1]), encoding="utf-8")
+                    os.replace(tmp, self.path)
+                    break
+                raise ValueError(f"{self.path}:{number}: not a shard journal line ({error}); expected "
+                                 "{\"name\", \"samples\", \"bytes\", \"sha256\", \"fingerprint\"}") from None
+            if made_with == fingerprint:
+                self.finished[info.name] = info
 
     def is_finished(self, directory: Path, name: str) -> bool:
         info = self.finished.get(name)
@@ -78,7 +101,7 @@ class ShardJournal:
     def add(self, info: ShardInfo) -> None:
         self.finished[info.name] = info
         with open(self.path, "a", encoding="utf-8") as out:
-            out.write(json.dumps(asdict(info)) + "\n")
+            out.write(json.dumps(asdict(info) | {"fingerprint": self.fingerprint}) + "\n")
             out.flush()
             os.fsync(out.fileno())
 

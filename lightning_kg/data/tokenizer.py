@@ -7,6 +7,7 @@ read the same shards the same way. ``<ent>``/``<ent2>`` are LUKE's entity-marker
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,12 +20,23 @@ ENTITY_MARKERS = ["<ent>", "<ent2>"]
 
 
 def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
-    """Load a tokenizer saved with ``save_pretrained`` (``tokenizer.json`` or XLM-R's
-    ``sentencepiece.bpe.model``) from a local directory; never reaches a hub."""
+    """Load a tokenizer saved with ``save_pretrained`` from a local directory; never reaches a hub.
+
+    ``tokenizer.json`` (what XLM-R's directory on the Hub holds, and what we save) is read by
+    ``tokenizers`` alone. A directory with only XLM-R's ``sentencepiece.bpe.model`` needs the
+    ``sentencepiece`` package to be converted, which this project does not depend on.
+    """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer directory not found: {path} (expected a local directory "
                                 "holding tokenizer.json or sentencepiece.bpe.model)")
+    if not (path / "tokenizer.json").exists():
+        if not (path / "sentencepiece.bpe.model").exists():
+            raise FileNotFoundError(f"{path} holds neither tokenizer.json nor sentencepiece.bpe.model: not a tokenizer directory")
+        if importlib.util.find_spec("sentencepiece") is None:
+            raise ValueError(f"{path} holds sentencepiece.bpe.model but no tokenizer.json: converting it needs the "
+                             "sentencepiece package (pip install sentencepiece), or write tokenizer.json once where it is "
+                             f"installed: AutoTokenizer.from_pretrained('{path}').save_pretrained('{path}')")
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
         raise ValueError(f"tokenizer in {path} has no mask or pad token; an MLM tokenizer is expected")

@@ -79,10 +79,11 @@ def iter_entities(path: str | os.PathLike, on_error: Callable[[BadRecord], None]
             try:
                 record = json.loads(line)
                 if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                    raise ValueError("an entity object with an \"id\" was expected")
+                    raise ValueError("not an object with a string \"id\"")
                 entity = parse_entity(record)
             except (ValueError, AttributeError, TypeError, KeyError) as error:
-                on_error(BadRecord(path, f"line {number}", f"not a Wikidata entity: {error}"))
+                on_error(BadRecord(path, f"line {number}", f"not a Wikidata entity ({error}); expected one JSON "
+                                   "object per line with an \"id\", as in Wikidata's JSON dumps"))
                 continue
             if entity is not None:
                 yield entity

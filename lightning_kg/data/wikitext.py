@@ -6,7 +6,7 @@ each blank-line separated paragraph is walked link by link: ``[[Target|anchor]]`
 text plus its link trail, files, categories and interlanguage links vanish, other links (interwiki,
 ``[[:Category:X]]``, ``[[Help:X]]``) keep their text but are not mentions. Headings are dropped;
 list markers, bold/italic and HTML tags go, their text stays. mwparserfromhell builds a full tree per
-page and is about 7x slower on the gensim enwiki excerpt; links are all we need.
+page and is about 10x slower on the gensim enwiki excerpt (bench/wikitext_parsers.py); links are all we need.
 """
 
 from __future__ import annotations

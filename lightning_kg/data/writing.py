@@ -28,26 +28,27 @@ def stable_fraction(text: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def doc_hash(lang: str, title: str) -> str:
-    return hashlib.blake2b(f"{lang}:{title}".encode("utf-8"), digest_size=8).hexdigest()
+def doc_hash(site: str, title: str) -> str:
+    """A document's key: its wiki's site id and title (simplewiki and enwiki share a language, not pages)."""
+    return hashlib.blake2b(f"{site}:{title}".encode("utf-8"), digest_size=8).hexdigest()
 
 
 class LinkResolver:
-    """Link target -> entity key: follow redirects in the link's language, then sitelinks."""
+    """Link target -> entity key: follow redirects in the link's wiki, then that wiki's sitelinks."""
 
     def __init__(self, summaries: list[dict], kb: KnowledgeBase):
         self.kb = kb
         self.redirects: dict[str, dict[str, str]] = {}
         for summary in summaries:
-            self.redirects.setdefault(summary["lang"], {}).update(summary["redirects"])
+            self.redirects.setdefault(summary["site"], {}).update(summary["redirects"])
 
-    def __call__(self, lang: str, title: str) -> str:
-        redirects = self.redirects.get(lang, {})
+    def __call__(self, site: str, lang: str, title: str) -> str:
+        redirects = self.redirects.get(site, {})
         for _ in range(REDIRECT_HOPS):
             if title not in redirects:
                 break
             title = redirects[title]
-        return self.kb.resolve(lang, title)
+        return self.kb.resolve(site, lang, title)
 
 
 def build_vocab(summaries: list[dict], resolve: LinkResolver, kb: KnowledgeBase, config: PrepareConfig) -> EntityVocab:
@@ -55,9 +56,9 @@ def build_vocab(summaries: list[dict], resolve: LinkResolver, kb: KnowledgeBase,
     counts: Counter = Counter()
     titles: dict[str, dict[str, str]] = {}
     for summary in summaries:
-        lang = summary["lang"]
+        site, lang = summary["site"], summary["lang"]
         for title, count in summary["link_counts"].items():
-            entity = resolve(lang, title)
+            entity = resolve(site, lang, title)
             counts[entity] += count
             if entity in kb.titles:
                 titles[entity] = kb.titles[entity]
@@ -97,14 +98,15 @@ def write_knowledge(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenizer,
     for index in range(3, len(vocab)):
         entity = vocab.entities[index]
         labels = entity_labels(vocab, kb, index)
-        descriptions = kb.descriptions.get(entity, {})
+        descriptions, aliases = kb.descriptions.get(entity, {}), kb.aliases.get(entity, {})
         facts = [] if entity in heldout_subjects else kb.facts.get(entity, [])
         for lang in sorted(labels):
             if lang not in wanted:
                 continue
             stated = [(kb.labels[p][lang], kb.labels[o][lang]) for p, o in facts
                       if lang in kb.labels.get(p, {}) and lang in kb.labels.get(o, {})]
-            label, description, composed = knowledge_text(labels[lang], descriptions.get(lang), stated[: config.facts_per_description])
+            label, description, composed = knowledge_text(labels[lang], descriptions.get(lang), stated[: config.facts_per_description],
+                                                          aliases.get(lang, [])[: config.knowledge_aliases])
             rows_text.append((label, description))
             rows_meta.append((index, lang, composed))
     rows = []
@@ -118,15 +120,15 @@ def write_knowledge(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenizer,
 
 
 def link_table(summaries: list[dict], resolve: LinkResolver, vocab: EntityVocab) -> dict[str, dict[str, int]]:
-    """lang -> link target -> entity index, for every target linked in the dumps and kept in the vocabulary.
+    """site -> link target -> entity index, for every target linked in the dumps and kept in the vocabulary.
     Saved by the merge stage, so writing shards needs neither Wikidata nor the redirects again."""
     table: dict[str, dict[str, int]] = {}
     for summary in summaries:
-        per_language = table.setdefault(summary["lang"], {})
+        per_site = table.setdefault(summary["site"], {})
         for title in summary["link_counts"]:
-            index = vocab.index(resolve(summary["lang"], title))
+            index = vocab.index(resolve(summary["site"], summary["lang"], title))
             if index > 2:
-                per_language[title] = index
+                per_site[title] = index
     return table
 
 
@@ -150,16 +152,16 @@ def write_text_shards(out: Path, work_dir: Path, summaries: dict[int, dict], num
     mentions = Counter()
     total = sum(summaries[i]["articles"] for i in numbers)
     for dump, article in tqdm(iter_documents(work_dir, numbers), total=total, desc="text", unit="doc", disable=None):
-        lang, title = summaries[dump]["lang"], article["title"]
-        split = "val" if stable_fraction(f"{lang}:{title}") < config.val_fraction else "train"
+        site, lang, title = summaries[dump]["site"], summaries[dump]["lang"], article["title"]
+        split = "val" if stable_fraction(f"{site}:{title}") < config.val_fraction else "train"
         documents[split] += 1
-        known = links.get(lang, {})
+        known = links.get(site, {})
         paragraphs = []
         for text, spans in article["paragraphs"]:
             resolved = [(start, end, known.get(target, -1)) for start, end, target in spans]
             mentions.update("in_vocab" if index > 0 else "out_of_vocab" for _, _, index in resolved)
             paragraphs.append((text, resolved))
-        key = doc_hash(lang, title)
+        key = doc_hash(site, title)
         for number, sequence in enumerate(pack_document(paragraphs, tokenizer, config.max_seq_length)):
             held = pending[split]
             if held and held[0]["lang"] == lang and len(held[1].input_ids) + len(sequence.input_ids) - 1 <= config.max_seq_length:
@@ -177,8 +179,9 @@ def write_text_shards(out: Path, work_dir: Path, summaries: dict[int, dict], num
 
 def write_fact_shards(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenizer, languages: list[str],
                       heldout_subjects: set[str], journal: ShardJournal, config: PrepareConfig) -> dict:
-    """Object Entailment samples: facts whose subject and object are both in the vocabulary,
-    one per language that labels subject, relation and object."""
+    """Object Entailment samples: facts whose subject and object are both in the vocabulary, one per
+    language that labels subject, relation and object (at most ``fact_languages`` of them, picked by
+    hash), with the descriptions that language has."""
     sinks = {split: ShardSink(out, f"facts-{split}", journal, config.shard_max_samples, config.shard_max_bytes)
              for split in ("train", "val", "heldout")}
     counts = Counter()
@@ -192,15 +195,18 @@ def write_fact_shards(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenize
                 split = "heldout"
             else:
                 split = "val" if stable_fraction(f"{subject}|{relation}|{obj}") < config.val_fraction else "train"
-            for lang in languages:
-                labels = [kb.labels.get(e, {}).get(lang) for e in (subject, relation, obj)]
-                if not all(labels):
-                    continue
+            labelled = [lang for lang in languages if all(lang in kb.labels.get(e, {}) for e in (subject, relation, obj))]
+            if config.fact_languages is not None:
+                chosen = set(sorted(labelled, key=lambda lang: stable_fraction(f"{subject}|{relation}|{obj}|{lang}"))[: config.fact_languages])
+                labelled = [lang for lang in labelled if lang in chosen]
+            for lang in labelled:
+                labels = [kb.labels[e][lang] for e in (subject, relation, obj)]
                 query_ids = tokenizer(labels[0], labels[1])["input_ids"]
-                sinks[split].write({
-                    "__key__": f"{subject_index}-{relation}-{object_index}-{lang}",
-                    "json": {"query_ids": query_ids, "lang": lang, "subject": subject_index, "relation": relation, "object": object_index,
-                             "subject_label": labels[0], "relation_label": labels[1], "object_label": labels[2]},
-                })
+                meta = {"query_ids": query_ids, "lang": lang, "subject": subject_index, "relation": relation, "object": object_index,
+                        "subject_label": labels[0], "relation_label": labels[1], "object_label": labels[2]}
+                for role, entity in (("subject", subject), ("relation", relation), ("object", obj)):
+                    if description := kb.descriptions.get(entity, {}).get(lang):
+                        meta[f"{role}_description"] = description
+                sinks[split].write({"__key__": f"{subject_index}-{relation}-{object_index}-{lang}", "json": meta})
                 counts[split] += 1
     return {"shards": {f"facts-{split}": sink.close() for split, sink in sinks.items()}, "samples": dict(counts)}

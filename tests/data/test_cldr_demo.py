@@ -106,3 +106,13 @@ def test_byte_identical_runs(tmp_path):
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == ["bgwiki-cldr.xml.bz2", "enwiki-cldr.xml.bz2", "wikidata-cldr.json.bz2"]
     assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in names)
+
+
+def test_region_and_language_entries_link_territories_and_scripts(sources):
+    _, pages = wiki_pages(sources / "enwiki-cldr.xml.bz2")
+    eastern_asia = pages["Eastern Asia"].findtext(f"{EXPORT}revision/{EXPORT}text")
+    assert eastern_asia.startswith("'''Eastern Asia''' — part of: [[Asia]]. Comprises: [[China]], ")
+    assert "[[Japan]]" in eastern_asia and "[[Taiwan]]" in eastern_asia
+    assert pages["Serbian"].findtext(f"{EXPORT}revision/{EXPORT}text").startswith("'''Serbian''' — writing system: [[Cyrillic]].")
+    _, pages = wiki_pages(sources / "jawiki-cldr.xml.bz2")
+    assert "構成：" in pages["東アジア"].findtext(f"{EXPORT}revision/{EXPORT}text")

@@ -3,6 +3,7 @@
 import bz2
 import gzip
 import json
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning_kg.data.dumps import DumpError, expand_inputs
-from lightning_kg.data.mediawiki import iter_pages, site_language
+from lightning_kg.data.mediawiki import iter_pages, wiki_site
 from lightning_kg.data.wikidata import iter_entities
 from tests.factories import ENTITIES, EN_PAGES, page, wikidata_dump, xml_dump
 
-GENSIM = Path(__file__).resolve().parents[2] / ".venv/lib/python3.11/site-packages/gensim/test/test_data"
+GENSIM = Path(find_spec("gensim").origin).parent / "test/test_data" if find_spec("gensim") else Path("/nonexistent")
 
 
 def test_pages_redirects_and_namespaces(tmp_path):
@@ -23,7 +24,29 @@ def test_pages_redirects_and_namespaces(tmp_path):
     pages = list(iter_pages(path))
     assert [(p.title, p.namespace, p.redirect) for p in pages] == [
         ("Japan", 0, None), ("Tokyo", 0, None), ("Nippon", 0, "Japan"), ("Category:Countries", 14, None), ("Asia", 0, None)]
-    assert pages[0].text.startswith("'''Japan''' is an island") and site_language(path) == "en"
+    assert pages[0].text.startswith("'''Japan''' is an island") and wiki_site(path) == ("enwiki", "en")
+
+
+def test_multistream_bz2_reads_every_stream(tmp_path):
+    """Wikimedia's multistream layout: the header alone in the first bz2 stream, then streams of
+    whole pages, the closing tag alone in the last, all concatenated into one file."""
+    text = xml_dump("en", EN_PAGES)
+    head, body = text.split("<page>", 1)
+    body, tail = ("<page>" + body).rsplit("</mediawiki>", 1)
+    pages = ["<page>" + p for p in body.split("<page>")[1:]]
+    streams = [head, "".join(pages[:2]), "".join(pages[2:4]), pages[4], "</mediawiki>" + tail]
+    path = tmp_path / "enwiki-pages-articles-multistream.xml.bz2"
+    path.write_bytes(b"".join(bz2.compress(part.encode()) for part in streams))
+    assert path.read_bytes().count(b"BZh9") == 5
+    assert [p.title for p in iter_pages(path)] == ["Japan", "Tokyo", "Nippon", "Category:Countries", "Asia"]
+
+
+def test_site_id_and_language_can_differ(tmp_path):
+    path = tmp_path / "nowiki.xml"
+    path.write_text(xml_dump("nb", [page("Japan", "tekst")]).replace("<dbname>nbwiki", "<dbname>nowiki"), encoding="utf-8")
+    assert wiki_site(path) == ("nowiki", "nb")
+    path.write_text(xml_dump("x", []).replace(' xml:lang="x"', "").replace("xwiki", "zh_yuewiki"), encoding="utf-8")
+    assert wiki_site(path) == ("zh_yuewiki", "zh-yue")
 
 
 def test_utf16_with_a_bom_and_a_malformed_page(tmp_path):
@@ -53,7 +76,7 @@ def test_the_gensim_excerpts():
     english = list(iter_pages(GENSIM / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"))
     bulgarian = list(iter_pages(GENSIM / "bgwiki-latest-pages-articles-shortened.xml.bz2"))
     assert len(english) == 206 and len(bulgarian) == 3
-    assert site_language(GENSIM / "bgwiki-latest-pages-articles-shortened.xml.bz2") == "bg"
+    assert wiki_site(GENSIM / "bgwiki-latest-pages-articles-shortened.xml.bz2") == ("bgwiki", "bg")
     anarchism = next(p for p in english if p.title == "Anarchism")
     assert "[[political philosophy]]" in anarchism.text
 
@@ -96,3 +119,26 @@ def test_expand_inputs_sorts_deduplicates_and_names_a_missing_pattern(tmp_path):
     assert expand_inputs([str(tmp_path / "*.xml"), str(tmp_path / "a.xml")]) == [str(tmp_path / "a.xml"), str(tmp_path / "b.xml")]
     with pytest.raises(FileNotFoundError, match="no input file matches .*missing"):
         expand_inputs(str(tmp_path / "missing*.xml"))
+
+
+def test_a_cut_bz2_keeps_the_pages_before_the_cut_and_stopping_early_ends_the_reader(tmp_path, monkeypatch):
+    import threading
+
+    import lightning_kg.data.mediawiki as mediawiki
+
+    monkeypatch.setattr(mediawiki, "BLOCK", 4096)  # many blocks, so the reader thread is still busy when we stop
+    text = xml_dump("en", EN_PAGES * 40).encode()
+    quarter = len(text) // 4
+    streams = [bz2.compress(text[i * quarter: (i + 1) * quarter if i < 3 else None]) for i in range(4)]
+    path = tmp_path / "cut.xml.bz2"
+    path.write_bytes(b"".join(streams[:2]) + streams[2][:100])  # cut inside the third stream
+    skipped = []
+    pages = list(iter_pages(path, on_error=skipped.append))
+    assert 50 < len(pages) < 150 and len(skipped) == 1 and "unreadable" in skipped[0].reason
+    whole = b"".join(streams)
+    before = threading.active_count()
+    path.write_bytes(whole)
+    reader = iter_pages(path)
+    assert next(reader).title == "Japan"
+    reader.close()
+    assert threading.active_count() == before

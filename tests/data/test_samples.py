@@ -65,3 +65,9 @@ def test_joined_sequences_keep_one_separator_and_shift_mentions():
     joined = join_sequences(first, second)
     assert joined.input_ids.tolist() == [0, 10, 11, 2, 20, 2]
     assert joined.mentions.tolist() == [[1, 3, 5], [4, 5, 6]]
+
+
+def test_knowledge_text_puts_aliases_after_the_label_once():
+    assert knowledge_text("Japan", "island country", [], ["Nippon", "Japan", "Nippon", "JP"]) == \
+        ("Japan (Nippon, JP)", "island country", False)
+    assert knowledge_text("Tokyo", None, [("country", "Japan")], []) == ("Tokyo", "country: Japan", True)

@@ -70,3 +70,33 @@ def test_a_sample_with_an_unknown_extension_is_refused(tmp_path):
     sink = ShardSink(tmp_path, "train", ShardJournal(tmp_path / "j.jsonl"), 10, 1 << 20)
     with pytest.raises(ValueError, match=r"sample k: no encoding for 'input_ids.pt'"):
         sink.write({"__key__": "k", "input_ids.pt": b""})
+
+
+def test_a_journal_line_torn_by_a_kill_is_ignored_and_the_shard_rewritten(tmp_path):
+    first = write(tmp_path)
+    journal = tmp_path / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[:2]) + "\n" + lines[2][:25])  # killed while appending the third line
+    assert sorted(ShardJournal(journal).finished) == ["train-000000.tar", "train-000001.tar"]
+    second = write(tmp_path)
+    assert [i.sha256 for i in second] == [i.sha256 for i in first]
+    assert [json.loads(line)["name"] for line in journal.read_text().splitlines()] == [i.name for i in first]
+
+
+def test_a_broken_line_inside_a_journal_is_an_error_naming_it(tmp_path):
+    write(tmp_path)
+    journal = tmp_path / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join([lines[0], "{oops", *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match=r"journal.jsonl:2: not a shard journal line"):
+        ShardJournal(journal)
+
+
+def test_journal_lines_of_another_fingerprint_are_not_finished_work(tmp_path):
+    journal = ShardJournal(tmp_path / "journal.jsonl", fingerprint="old")
+    sink = ShardSink(tmp_path, "train", journal, max_samples=10, max_bytes=1 << 30)
+    for sample in samples(5):
+        sink.write(sample)
+    sink.close()
+    assert list(ShardJournal(tmp_path / "journal.jsonl", fingerprint="old").finished) == ["train-000000.tar"]
+    assert ShardJournal(tmp_path / "journal.jsonl", fingerprint="new").finished == {}

@@ -34,7 +34,7 @@ def demo_facts(split: str) -> list[Fact]:
 
 @pytest.fixture(scope="module")
 def demo_queries():
-    """The demo's training facts as cloze queries (486 asked, 6 relations, 14 languages)."""
+    """The demo's training facts as cloze queries (2546 asked, 6 relations, 14 languages)."""
     probed = demo_facts("facts-train")
     known = demo_facts("facts-heldout") + demo_facts("facts-val")
     titles = EntityVocab.load(DEMO / "entity_vocab.jsonl").titles
@@ -77,16 +77,19 @@ def test_facts_without_template_or_with_one_candidate_are_skipped_and_counted(de
     titles = EntityVocab.load(DEMO / "entity_vocab.jsonl").titles
     only_english = {"P361": {"en": "[X] is part of [Y]."}, "P282": {"en": "[X] is written in the [Y] script."}}
     query_set = build_queries(probed, demo_facts("facts-train"), only_english, titles)
-    assert [q.fact.lang for q in query_set.queries] == ["en", "en"]  # P361 in English; P282 has one object (Latin)
+    assert [q.fact.lang for q in query_set.queries] == ["en"] * 7  # P361 and P282 in English
     assert query_set.skipped[("de", "P361", NO_TEMPLATE)] == 2
-    assert query_set.skipped[("en", "P282", ONE_CANDIDATE)] == 9
+    # The demo's P282 facts have several objects now; asked with nothing else known, those whose object
+    # is Latin have one candidate.
+    latin = [f for f in probed if f.relation == "P282" and f.lang == "en" and f.object_label == "Latin"]
+    assert build_queries(latin, [], only_english, titles).skipped[("en", "P282", ONE_CANDIDATE)] == 2
     assert sum(query_set.skipped.values()) + len(query_set.queries) == len(probed)
     rows = summarise(evaluate(query_set.queries, {"word": knowing}), query_set.skipped, {})
     german = next(row for row in rows if row["key"] == "de")
-    assert german["queries"] == 0 and german["skipped"] == 11 and german["word_p1"] is None
+    assert german["queries"] == 0 and german["skipped"] == 16 and german["word_p1"] is None
     table = format_table(rows, query_set.skipped, "test")
-    assert "P361: no template (26 facts: bg 2, de 2," in table
-    assert "P282: no template (117 facts" in table and "P282: a single candidate (9 facts: en 9)" in table
+    assert "P361: no template (53 facts: bg 5, de 2," in table
+    assert "P282: no template (22 facts" in table
 
 
 def test_template_file_errors_name_relation_and_language(tmp_path):
@@ -171,11 +174,11 @@ def test_the_probe_verb_writes_table_csv_and_chart_into_the_run_directory(tmp_pa
     out = tmp_path / "run" / "probe"
     rows = list(csv.DictReader(open(out / "probe.csv", encoding="utf-8")))
     assert tuple(rows[0]) == COLUMNS
-    assert [r["key"] for r in rows if r["scope"] != "language"] == ["P282", "P361", "mean"]
+    assert [r["key"] for r in rows if r["scope"] != "language"] == ["P17", "P30", "P37", "P38", "P282", "P361", "mean"]
     mean = rows[-1]
-    assert int(mean["queries"]) == 28 and int(mean["skipped"]) == 126  # P361 in 14 languages; P282 has one candidate
+    assert int(mean["queries"]) == 296 and int(mean["skipped"]) == 0  # 148 facts, each in 2 languages
     assert 0.0 <= float(mean["word_p1"]) <= 1.0 and 0.0 <= float(mean["alignment_acc1"]) <= 1.0
     assert (mean["entity_p1"] == "") == ("mep_vocab_weight" in weights)  # no mep_vocab head: not available
     assert (out / "probe.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
-    assert "P282: a single candidate" in printed and "probe.csv" in printed
+    assert "P38" in printed and "probe.csv" in printed
