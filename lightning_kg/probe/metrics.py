@@ -3,7 +3,10 @@
 Averages are macro, as mLAMA reports them: a (language, relation) cell is the mean over its
 queries, a language's row the mean over its relations' cells, a relation's row the mean over its
 languages' cells, and the overall row the mean over languages. ``chance_p1`` goes through the same
-averaging, so it is the P@1 a random scorer would get on exactly these queries.
+averaging, so it is the P@1 a random scorer would get on exactly these queries. ``majority_p1`` is
+LAMA's frequency baseline: the P@1 of always answering the relation's most frequent object (over
+all the facts asked, whatever their language: objects are entities), what a model gets from knowing
+the relation's usual answer without knowing the subject.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ ALIGNMENT = ("alignment_acc1", "alignment_acc1_distinct", "alignment_same_label"
 """Entity alignment columns: acc@1 over all entities asked, acc@1 over those whose two labels differ
 (spelling alone cannot find these), and the share of entities whose two labels are the same string."""
 METRICS = ("p1", "p10", "mrr")
-COLUMNS = ("scope", "key", "queries", "skipped", "candidates", "chance_p1",
+COLUMNS = ("scope", "key", "queries", "skipped", "candidates", "chance_p1", "majority_p1",
            *(f"{kind}_{metric}" for kind in KINDS for metric in METRICS),
            *(f"{kind}_consistency" for kind in KINDS), *ALIGNMENT)
 
@@ -78,8 +81,9 @@ def evaluate(queries: Sequence[ClozeQuery], scorers: dict[str, Scorer]) -> list[
     return results
 
 
-def _query_values(result: QueryResult) -> dict[str, float]:
-    values = {"chance_p1": 1.0 / result.candidates}
+def _query_values(result: QueryResult, majority: int) -> dict[str, float]:
+    """One query's metrics; ``majority`` is the most frequent object of its relation."""
+    values = {"chance_p1": 1.0 / result.candidates, "majority_p1": float(result.fact.object == majority)}
     for kind, rank in result.ranks.items():
         values.update({f"{kind}_p1": float(rank < 1), f"{kind}_p10": float(rank < 10), f"{kind}_mrr": 1.0 / (rank + 1)})
     return values
@@ -110,9 +114,14 @@ def summarise(results: Sequence[QueryResult], skipped: Counter, alignment: dict[
     """Rows of :data:`COLUMNS`: one per language, one per relation, and ``all``. Metrics of a prompt
     kind that was not scored are None; ``skipped`` is (language, relation, reason) -> facts;
     ``alignment`` is :func:`alignment_accuracy`'s (a language row averages the pairs it asks from)."""
+    objects: dict[str, Counter] = defaultdict(Counter)
+    for result in results:
+        objects[result.fact.relation][result.fact.object] += 1
+    # The most frequent object; a tie goes to the smaller entity index, so the figure is repeatable.
+    majority = {relation: min(counts, key=lambda entity: (-counts[entity], entity)) for relation, counts in objects.items()}
     cells: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     for result in results:
-        cells[result.fact.lang, result.fact.relation].append(_query_values(result))
+        cells[result.fact.lang, result.fact.relation].append(_query_values(result, majority[result.fact.relation]))
     cell_means = {key: _mean(values) for key, values in cells.items()}
     # Pairs of one fact asked in two languages, for consistency.
     by_fact: dict[tuple[int, str, int], list[QueryResult]] = defaultdict(list)

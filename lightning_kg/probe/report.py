@@ -10,7 +10,7 @@ from lightning_kg.probe.metrics import COLUMNS
 
 # Terminal columns: (header, CSV column, width).
 TABLE = (("", "key", 6), ("facts", "queries", 5), ("skip", "skipped", 4), ("cands", "candidates", 5), ("chance", "chance_p1", 6),
-         ("E P@1", "entity_p1", 6), ("E P@10", "entity_p10", 6), ("E MRR", "entity_mrr", 6),
+         ("major", "majority_p1", 6), ("E P@1", "entity_p1", 6), ("E P@10", "entity_p10", 6), ("E MRR", "entity_mrr", 6),
          ("W P@1", "word_p1", 6), ("W P@10", "word_p10", 6), ("W MRR", "word_mrr", 6),
          ("E cons", "entity_consistency", 6), ("W cons", "word_consistency", 6), ("align@1", "alignment_acc1", 7),
          ("diff@1", "alignment_acc1_distinct", 6), ("same", "alignment_same_label", 5))
@@ -38,7 +38,8 @@ def format_table(rows: list[dict], skipped: Counter, title: str) -> str:
         scope = row["scope"]
         lines.append(" ".join(str(row["key"]).ljust(width) if column == "key" else _cell(row[column], width)
                               for _, column, width in TABLE))
-    lines.append("E: entity-based prompt (mep_vocab head), W: word-based prompt (mlm head, mean token log-probability); "
+    lines.append("chance: P@1 of a random ranking, major: P@1 of always answering the most frequent object (LAMA's baseline);\n"
+                 "E: entity-based prompt (mep_vocab head), W: word-based prompt (mlm head, mean token log-probability); "
                  "cons: same top-1 entity as the fact in another language;\n"
                  "align@1: entity retrieval by label across languages, diff@1: the same over entities whose two labels "
                  "differ, same: share of entities whose two labels are one string (found by spelling alone)")
@@ -72,7 +73,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 
 def chart(rows: list[dict], title: str):
-    """Per-language bars: P@1 (chance marked) and MRR, entity-based and word-based side by side; entity
+    """Per-language bars: P@1 (chance and the most-frequent-object baseline marked) and MRR, entity-based and word-based side by side; entity
     alignment acc@1 over all entities and over those whose two labels differ (share of same-string
     labels marked). Returns the matplotlib Figure, three axes in that order."""
     import matplotlib
@@ -89,17 +90,17 @@ def chart(rows: list[dict], title: str):
               ("MRR", (("entity_mrr", "entity-based", "tab:blue"), ("word_mrr", "word-based", "tab:orange"))),
               ("alignment acc@1", (("alignment_acc1", "all entities", "tab:green"),
                                    ("alignment_acc1_distinct", "labels that differ", "tab:olive"))))
-    markers = {0: ("chance_p1", "chance"), 2: ("alignment_same_label", "share of same-string labels")}
+    markers = {0: (("chance_p1", "chance", "_"), ("majority_p1", "most frequent object", "x")),
+               2: (("alignment_same_label", "share of same-string labels", "_"),)}
     for number, (axis, (name, bars)) in enumerate(zip(axes, panels)):
         for offset, (column, label, color) in zip((-0.2, 0.2), bars):
             values = [r[column] for r in shown]
             available = any(v is not None for v in values)
             axis.bar(x + offset, [v or 0.0 for v in values], width=0.4, color=color,
                      label=label + ("" if available else " (n/a)"))
-        if number in markers:
-            column, label = markers[number]
-            axis.scatter(x, [np.nan if r[column] is None else r[column] for r in shown], marker="_", s=300,
-                         color="black", label=label, zorder=3)
+        for column, label, marker in markers.get(number, ()):
+            axis.scatter(x, [np.nan if r[column] is None else r[column] for r in shown], marker=marker,
+                         s=300 if marker == "_" else 40, color="black", label=label, zorder=3)
         axis.set_ylabel(name)
         axis.set_ylim(0, 1.05)
         axis.grid(axis="y", alpha=0.3)

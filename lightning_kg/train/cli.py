@@ -113,6 +113,7 @@ class KnowledgeCLI(LightningCLI):
             run=run,
             parser_kwargs={"parser_mode": "omegaconf", "prog": "python -m lightning_kg"},
             save_config_kwargs={"overwrite": False},
+            seed_everything_default=0,  # stated, so every run is repeatable (Lightning would pick 0 with a warning)
             trainer_defaults={
                 "max_steps": 500,
                 "val_check_interval": 250,

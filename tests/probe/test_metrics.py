@@ -59,3 +59,24 @@ def test_a_tie_for_first_is_no_top_prediction_and_nan_ranks_last():
     assert top_candidate(np.array([0.2, 0.9, np.nan]), [5, 6, 7]) == 6
     assert answer_rank(np.array([0.2, np.nan, 0.1]), 1) == 2
     assert answer_rank(np.array([np.nan, np.nan]), 0) == 1
+
+
+def test_the_majority_baseline_answers_each_relations_most_frequent_object():
+    """LAMA's frequency baseline per relation over all languages, macro-averaged like the other
+    columns: P30 asks objects 7, 7, 8 in English and 8, 8 in German, so 8 is its answer everywhere
+    (1 of 3 in English, 2 of 2 in German); P17 asks 9 and 10 once each, a tie given to the smaller
+    index, 9."""
+    from lightning_kg.probe.metrics import QueryResult
+    from lightning_kg.probe.queries import Fact
+
+    def result(lang, relation, subject, obj):
+        return QueryResult(Fact(subject, relation, obj, lang, "s", "o"), 4, {"entity": 0}, {"entity": obj})
+
+    results = [result("en", "P30", 1, 7), result("en", "P30", 2, 7), result("en", "P30", 3, 8),
+               result("de", "P30", 4, 8), result("de", "P30", 5, 8), result("en", "P17", 6, 9), result("en", "P17", 7, 10)]
+    rows = {row["key"]: row for row in summarise(results, Counter(), {})}
+    assert rows["en"]["majority_p1"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert rows["de"]["majority_p1"] == 1.0
+    assert rows["P30"]["majority_p1"] == pytest.approx((1 / 3 + 1) / 2)
+    assert rows["mean"]["majority_p1"] == pytest.approx(((1 / 3 + 1 / 2) / 2 + 1) / 2)
+    assert rows["mean"]["entity_p1"] == 1.0 and rows["mean"]["chance_p1"] == 0.25
