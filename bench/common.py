@@ -45,13 +45,15 @@ def timed(step, device: str) -> float:
     return time.perf_counter() - start
 
 
-def record(device: str, figure: str, ours: float, baseline: float | None, ratio: float | None, digits: int = 1) -> None:
-    """Append one figure of this run to bench/results.csv, with the command that produced it."""
+def record(device: str, figure: str, ours: float, baseline: float | None, ratio: float | None, digits: int = 1,
+           packages: tuple[str, ...] = ("torch", "transformers")) -> None:
+    """Append one figure of this run to bench/results.csv, with the command that produced it and the
+    versions of ``packages`` (the libraries the figure depends on)."""
     new = not RESULTS.exists()
     with open(RESULTS, "a", newline="") as out:
         writer = csv.writer(out)
         if new:
             writer.writerow(COLUMNS)
         writer.writerow([datetime.date.today().isoformat(), machine(device), " ".join(["python", *sys.argv]),
-                         f"torch {version('torch')}, transformers {version('transformers')}", figure, f"{ours:.{digits}f}",
+                         ", ".join(f"{name} {version(name)}" for name in packages), figure, f"{ours:.{digits}f}",
                          "" if baseline is None else f"{baseline:.{digits}f}", "" if ratio is None else f"{ratio:.2f}"])

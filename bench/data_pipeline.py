@@ -44,17 +44,21 @@ def training_step(data: KnowledgeDataModule):
     return step
 
 
-def rate(batches, count: int, rows: int, step=None) -> tuple[float, float]:
-    """(seconds to the first batch, text rows/s over the next ``count`` batches), each batch trained on if ``step``."""
+def rate(batches, count: int, rows: int, step=None, warmup: int = 3) -> tuple[float, float]:
+    """(seconds to the first batch, text rows/s over the ``count`` batches after ``warmup`` more),
+    each batch trained on if ``step``. The warm-up batches keep allocator and thread-pool start-up
+    out of the rate."""
     start = time.perf_counter()
     first = next(batches)
-    if step:
-        step(first)
+    to_first = time.perf_counter() - start
+    for batch in itertools.chain([first], itertools.islice(batches, warmup - 1)):
+        if step:
+            step(batch)
     begin = time.perf_counter()
     for batch in itertools.islice(batches, count):
         if step:
             step(batch)
-    return begin - start, count * rows / (time.perf_counter() - begin)
+    return to_first, count * rows / (time.perf_counter() - begin)
 
 
 def main() -> None:
@@ -70,7 +74,7 @@ def main() -> None:
     rows = args.batch_size
 
     data, _ = loader(0, rows)
-    held = list(itertools.islice(iter(data.train_dataloader()), args.steps + 1))
+    held = list(itertools.islice(iter(data.train_dataloader()), args.steps + 3))
     step = training_step(data)
     _, consumer = rate(iter(held), args.steps, rows, step)
     print(f"demo shards, batch {rows} text rows + {rows} facts, tiny model, {torch.get_num_threads()} torch threads")

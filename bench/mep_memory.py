@@ -133,6 +133,7 @@ def main() -> None:
           + ", ".join(f"{name} {value:.1e}" for name, value in differences.items()))
     print(f"  {'entities':>10s} {'method':>8s} {'peak MiB':>9s} {'seconds':>8s}")
     for vocab in args.vocab:
+        print(f"  {vocab:10,d} {'(table gradient, in both)':>27s} {vocab * ENTITY_EMB * 4 / 2**20:,.0f} MiB")
         measured = {}
         for method in ("chunked", "full"):
             command = [sys.executable, __file__, "--case", method, str(vocab), str(args.masked)]

@@ -5,9 +5,9 @@ no Wikidata. Each run is a fresh subprocess writing into a temporary directory. 
 speed (prepare's own log line: bz2, XML and wikitext, in the worker pool), pages/s of the whole
 run (tokenizer training and shard writing included), the peak resident memory of the largest
 process (ru_maxrss of the finished process tree, from wait4) and of all processes together
-(sampled every 50 ms). Workers parse dump files in parallel, one file each: with this one file
-prepare starts no pool, so 2 workers should equal 1 (the check is that the flag costs nothing);
-a speed-up needs several dump files (a language each, or a dump split in parts).
+(sampled every 50 ms). With one dump file and 2 workers, prepare's main process reads the pages
+(a reader thread decompresses) and a pool parses their wikitext in ordered chunks; with as many
+files as workers, each worker takes a file. The output is byte-identical either way.
 
     python bench/prepare_speed.py --quick
 """

@@ -244,13 +244,15 @@ class KnowledgePretraining(L.LightningModule):
 
     def _log_speed(self, batch: dict[str, torch.Tensor]) -> None:
         """Tokens/s over the last step, smoothed, on the progress bar (the logs get
-        ``ThroughputMonitor``'s figures, MFU included)."""
+        ``ThroughputMonitor``'s figures, MFU included), and on a GPU the peak memory allocated so far."""
         now = time.perf_counter()
         if self._last_step_time is not None:
             rate = tokens_in_batch(batch) / max(now - self._last_step_time, 1e-9)
             self._tokens_per_second = rate if self._tokens_per_second is None else 0.9 * self._tokens_per_second + 0.1 * rate
             self.log("tok/s", self._tokens_per_second, prog_bar=True, logger=False)
         self._last_step_time = now
+        if self.device.type == "cuda":  # what a larger batch or model would have to fit beside
+            self.log("train/peak_memory_gib", torch.cuda.max_memory_allocated(self.device) / 2**30, reduce_fx="max")
 
     def _evaluation_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         outputs = self(batch)
