@@ -166,7 +166,9 @@ class LastCheckpoint(Checkpoint):
         self._saved_step: int | None = None
 
     def save(self, trainer) -> Path:
-        trainer.save_checkpoint(self.path)
+        # The whole training state (optimiser, loops, callbacks), said outright: left unset, Lightning
+        # chooses the same and logs a line about it at every save.
+        trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_step = trainer.global_step
         return self.path
 
