@@ -214,6 +214,16 @@ class KnowledgeCLI(LightningCLI):
         if subcommand == "test" and self.trainer.ckpt_path and Path(self.trainer.ckpt_path).exists() and self.trainer.is_global_zero:
             self._probe(Path(self.trainer.ckpt_path))
         self._report_preemption()
+        if subcommand == "fit" and self.trainer.is_global_zero:
+            self._report_run()
+
+    def _report_run(self) -> None:
+        """Where a finished fit left its files, and the commands that take it further."""
+        last = self._run_dir / "checkpoints" / LAST
+        print(f"run directory {self._run_dir}: checkpoints/ ({LAST} at step {self.trainer.global_step}), config, "
+              f"metrics.csv, tensorboard/\n  continue: --ckpt_path last --run_dir {self._run_dir} --trainer.max_steps N"
+              f"\n  export:   python -m lightning_kg export --ckpt_path {last} --out DIR"
+              f"\n  probe:    python -m lightning_kg probe --ckpt_path {last}", flush=True)
 
     def _probe(self, ckpt_path: Path) -> None:
         """`test` also probes what the checkpoint knows (lightning_kg.probe): into ``--run_dir``'s

@@ -158,6 +158,9 @@ def test_one_last_checkpoint_resume_by_literal_last_keeps_every_metric(tmp_path,
     saved = run_dir / "checkpoints"
     assert [p.name for p in saved.glob("last*")] == ["last.ckpt"]
     assert torch.load(saved / "last.ckpt", weights_only=True)["global_step"] == 7
+    told = capsys.readouterr().out  # where the files are and what to run next
+    assert f"run directory {run_dir}: checkpoints/ (last.ckpt at step 7)" in told
+    assert f"python -m lightning_kg export --ckpt_path {saved / 'last.ckpt'} --out DIR" in told
     first_config = (run_dir / "config.yaml").read_text()
     # The same directory again without --ckpt_path: refused, nothing overwritten.
     with pytest.raises(SystemExit) as refused:
