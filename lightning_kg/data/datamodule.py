@@ -1,8 +1,10 @@
 """The streaming DataModule: WebDataset shards -> masked batches of text rows and facts.
 
 Design choices, each for a reason:
-- Every batch holds text rows *and* facts. XLM-K alternates single-task batches; mixing keeps each
-  optimiser step balanced across the four objectives and needs no task scheduler.
+- By default every batch holds text rows *and* facts: each optimiser step is balanced across the
+  four objectives and needs no task scheduler. ``task_mixing: alternating`` gives XLM-K's
+  single-task batches instead: even global batches hold only text rows, odd ones only facts, so all
+  ranks train the same task at each step (bench/task_mixing.py measures the two).
 - Training reads *resampled* shards (``wds.ResampledShards``): an endless stream per rank, so every
   rank makes the same number of steps whatever the shard counts (no DDP hang) and the run's length
   is the Trainer's ``max_steps``. Ranks own disjoint shards (``shards[rank::world_size]``, when
@@ -60,10 +62,10 @@ class TrainStream(IterableDataset):
 
     def __init__(self, text_urls: list[str], fact_urls: list[str], collator: Collator, limits: SampleLimits,
                  batch_size: int, fact_batch_size: int, shuffle_buffer: int, seed: int, rank: int, lanes: int,
-                 shard_sizes: dict[str, int], skip_bad: bool, max_bad_fraction: float):
+                 shard_sizes: dict[str, int], skip_bad: bool, max_bad_fraction: float, alternate: bool = False):
         self.text_urls, self.fact_urls, self.collator, self.limits = text_urls, fact_urls, collator, limits
         self.batch_size, self.fact_batch_size, self.shuffle_buffer = batch_size, fact_batch_size, shuffle_buffer
-        self.seed, self.rank, self.lanes, self.start = seed, rank, lanes, 0
+        self.seed, self.rank, self.lanes, self.start, self.alternate = seed, rank, lanes, 0, alternate
         self.shard_sizes, self.skip_bad, self.max_bad_fraction = shard_sizes, skip_bad, max_bad_fraction
 
     def _raw_samples(self, urls: list[str], seed: int) -> Iterator[dict]:
@@ -86,8 +88,9 @@ class TrainStream(IterableDataset):
         number = lane  # global number of the lane's next batch
         while True:
             replay = number < first  # consumed before a resume: read (and checked, to skip alike), never masked
-            texts_in = tally.take(texts, "text", self.batch_size, replay=replay)
-            facts_in = tally.take(facts, "fact", self.fact_batch_size, replay=replay) if facts else []
+            text_turn = not (self.alternate and facts) or number % 2 == 0  # alternating: text on even, facts on odd
+            texts_in = tally.take(texts, "text", self.batch_size, replay=replay) if text_turn else []
+            facts_in = tally.take(facts, "fact", self.fact_batch_size, replay=replay) if facts and not (self.alternate and text_turn) else []
             bad_samples = tally.pop_batch_count()
             if not replay:
                 batch = self.collator(texts_in, facts_in, np.random.default_rng([self.seed, self.rank, number]))
@@ -234,6 +237,7 @@ class KnowledgeDataModule(L.LightningDataModule):
         allow_mismatch: bool = False,
         bad_samples: Literal["fail", "skip"] = "skip",
         max_bad_fraction: float = 0.01,
+        task_mixing: Literal["mixed", "alternating"] = "mixed",
         objectives: list[str] = ["mlm", "mep_vocab", "mep_contrastive", "oe"],  # noqa: B006 - never mutated
     ):
         """
@@ -270,6 +274,9 @@ class KnowledgeDataModule(L.LightningDataModule):
             max_bad_fraction: With ``skip``, training fails once more than this share of the samples a
                 loader worker read (counted as at least 100) were bad; an unreadable shard counts as the
                 samples the manifest lists for it.
+            task_mixing: ``mixed``: every training batch holds ``batch_size`` text rows and up to
+                ``fact_batch_size`` facts; ``alternating``: XLM-K's single-task batches, text rows only
+                and facts only in turn (one optimiser step each). Evaluation batches are always mixed.
             objectives: The objectives the model trains; the CLI sets it from the model's weights. Only
                 what they read is built: entity masks for ``mep_vocab`` and ``mep_contrastive``, knowledge
                 texts of masked mentions for ``mep_contrastive``, facts (not even read) for ``oe``.
@@ -286,6 +293,8 @@ class KnowledgeDataModule(L.LightningDataModule):
             raise ValueError(f"data.objectives has {sorted(unknown)}, expected some of mlm, mep_vocab, mep_contrastive, oe")
         if knowledge_language not in ("any", "same"):
             raise ValueError(f"data.knowledge_language is {knowledge_language!r}, expected 'any' or 'same'")
+        if task_mixing not in ("mixed", "alternating"):
+            raise ValueError(f"data.task_mixing is {task_mixing!r}, expected 'mixed' or 'alternating'")
         if bad_samples not in ("fail", "skip"):
             raise ValueError(f"data.bad_samples is {bad_samples!r}, expected 'fail' or 'skip'")
         if not 0 <= max_bad_fraction < 1:  # 1 would let a stream of nothing but bad shards run forever
@@ -389,7 +398,8 @@ class KnowledgeDataModule(L.LightningDataModule):
         text_urls, fact_urls = _rank_shards(text_urls, rank, world_size), _rank_shards(fact_urls, rank, world_size)
         stream = TrainStream(text_urls, fact_urls, self.collator(), self.limits,
                              h.batch_size, h.fact_batch_size, h.shuffle_buffer, h.seed, rank, lanes,
-                             self._shard_sizes(text_urls + fact_urls), h.bad_samples == "skip", h.max_bad_fraction)
+                             self._shard_sizes(text_urls + fact_urls), h.bad_samples == "skip", h.max_bad_fraction,
+                             alternate=h.task_mixing == "alternating")
         return _TrainLoader(stream, self.consumed_batches, **self._loader_options(h.num_workers))
 
     def _eval_batches(self, text_urls: list[str], shard_sizes: dict[str, int], world_size: int) -> tuple[int | None, bool]:

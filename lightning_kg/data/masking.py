@@ -183,7 +183,9 @@ class Collator:
             slot_spans.append([(start, min(end, start + self.max_mention_length)) for start, end in spans[: self.max_entities]])
 
         input_ids = _pad(rows, self.pad_token_id, self.pad_to_multiple_of)
-        entity_ids = _pad(entity_rows, PAD_ID, self.pad_to_multiple_of)
+        # At least one slot, even for rows without mentions (or no rows: a facts-only batch), so that
+        # the entity embeddings stay in the graph: DDP expects every parameter to get a gradient.
+        entity_ids = _pad(entity_rows, PAD_ID, self.pad_to_multiple_of, minimum=1)
         max_slots = entity_ids.shape[1]
         max_span = max([1, *(end - start for spans in slot_spans for start, end in spans)])
         positions = torch.full((len(texts), max_slots, max_span), -1, dtype=torch.long)
@@ -196,8 +198,8 @@ class Collator:
             "mlm_labels": _pad(labels, IGNORE, self.pad_to_multiple_of),
             "entity_ids": entity_ids,
             "entity_position_ids": positions,
-            "entity_attention_mask": _pad([np.ones(len(r), dtype=np.int64) for r in entity_rows], 0, self.pad_to_multiple_of),
-            "entity_labels": _pad(entity_labels, IGNORE, self.pad_to_multiple_of),
+            "entity_attention_mask": _pad([np.ones(len(r), dtype=np.int64) for r in entity_rows], 0, self.pad_to_multiple_of, minimum=1),
+            "entity_labels": _pad(entity_labels, IGNORE, self.pad_to_multiple_of, minimum=1),
         }
         if self.mention_knowledge:
             batch["mep_mention_positions"] = torch.tensor(mep_positions, dtype=torch.long).reshape(-1, 2)

@@ -33,7 +33,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.train.checkpoints import LAST, AtomicCheckpointIO, LastCheckpoint, newest_checkpoint, newest_run
-from lightning_kg.train.module import KnowledgePretraining, active_objectives, check_encoder_overrides, tokens_in_batch
+from lightning_kg.train.module import (KnowledgePretraining, active_objectives, check_encoder_overrides, samples_in_batch,
+                                     tokens_in_batch)
 from lightning_kg.train.preemption import Preempted, Preemption, slurm_job_id
 
 RUNS = "runs"
@@ -258,7 +259,7 @@ class KnowledgeCLI(LightningCLI):
             ModelCheckpoint(dirpath=checkpoints, monitor="val/loss", mode="min", save_top_k=1, filename="best-{step}"),
             last,
             Preemption(last),
-            ThroughputMonitor(batch_size_fn=lambda batch: batch["input_ids"].shape[0], length_fn=tokens_in_batch),
+            ThroughputMonitor(batch_size_fn=samples_in_batch, length_fn=tokens_in_batch),
             LearningRateMonitor(logging_interval="step"),
         ]
         # Ours come on top of the config's (kwargs would replace them, not add to them).

@@ -209,9 +209,11 @@ class KnowledgePretraining(L.LightningModule):
         """The total loss and each objective's, averaged over the epoch by rows, the MLM loss by
         masked tokens (so that ``mlm_ppl`` is its exp)."""
         rows = batch["input_ids"].shape[0]
-        self.log(f"{stage}/loss", outputs["loss"], batch_size=rows, **options)
+        self.log(f"{stage}/loss", outputs["loss"], batch_size=max(1, rows), **options)
         for objective in OBJECTIVES:
-            if f"{objective}_loss" in outputs:
+            # A single-task training batch (data.task_mixing alternating) leaves out the other task's
+            # losses, which are 0 by construction; evaluation logs every key, as ranks sync them.
+            if f"{objective}_loss" in outputs and (stage != "train" or has_inputs(objective, batch)):
                 weight = max(1, outputs["mlm_correct"].numel()) if objective == "mlm" else rows
                 self.log(f"{stage}/{objective}", outputs[f"{objective}_loss"], batch_size=weight, **options)
 
@@ -297,6 +299,11 @@ class KnowledgePretraining(L.LightningModule):
         return getattr(self, "_flops_per_batch", None)
 
     def on_train_batch_start(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        # Lightning writes every key's last step value again at each later step of the epoch; drop
+        # them, so a loss this batch lacks (single-task batches, data.task_mixing alternating) is
+        # left out of the logs rather than repeated. Our train logs are all per step; the progress
+        # bar keeps showing the last value.
+        self.trainer._results.reset(metrics=False)
         if hasattr(self.model, "flops_per_batch"):
             self._flops_per_batch = int(self.model.flops_per_batch(batch))
 
@@ -335,6 +342,17 @@ def lr_schedule(warmup_steps: int, total_steps: int | None, schedule: str):
         return 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
+
+
+def has_inputs(objective: str, batch: dict[str, torch.Tensor]) -> bool:
+    """Whether ``batch`` holds what ``objective`` learns from: facts for ``oe``, text rows for the others."""
+    rows = batch.get("oe_objects" if objective == "oe" else "input_ids")
+    return rows is not None and rows.shape[0] > 0
+
+
+def samples_in_batch(batch: dict[str, torch.Tensor]) -> int:
+    """Text rows and facts in a batch."""
+    return batch["input_ids"].shape[0] + (batch["oe_objects"].shape[0] if "oe_objects" in batch else 0)
 
 
 def tokens_in_batch(batch: dict[str, torch.Tensor]) -> int:

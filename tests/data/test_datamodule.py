@@ -87,6 +87,26 @@ def test_a_resumed_stream_continues_exactly(dataset, workers):
     assert not torch.equal(other["mlm_labels"], straight[0]["mlm_labels"])
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_alternating_batches_take_turns_and_resume_exactly(dataset, workers):
+    options = dict(num_workers=workers, batch_size=3, fact_batch_size=2, shuffle_buffer=20, task_mixing="alternating")
+    straight = batches(KnowledgeDataModule(str(dataset), **options), 6)
+    assert [len(b["input_ids"]) for b in straight] == [3, 0, 3, 0, 3, 0]
+    assert [len(b["oe_objects"]) for b in straight] == [0, 2, 0, 2, 0, 2]
+    assert [len(b["mep_entities"]) > 0 for b in straight] == [True, False] * 3
+    # The turns hold the samples mixed batches hold: the k-th text turn reads the k-th mixed batch's rows.
+    mixed = batches(KnowledgeDataModule(str(dataset), **options | {"task_mixing": "mixed"}), 3)
+    if workers == 0:
+        assert [b["attention_mask"].sum() for b in straight[::2]] == [b["attention_mask"].sum() for b in mixed]
+    # A facts-only batch keeps one padded entity slot, so the entity embeddings stay in the graph.
+    assert straight[1]["entity_ids"].shape == (0, 8)
+    resumed = KnowledgeDataModule(str(dataset), **options)
+    resumed.load_state_dict({"consumed_batches": 3, "lanes": max(1, workers), "seed": 0, "dataset_hashes": {}})
+    assert_same(straight[3:], batches(resumed, 3))
+    with pytest.raises(ValueError, match="data.task_mixing is 'turns', expected 'mixed' or 'alternating'"):
+        KnowledgeDataModule(str(dataset), task_mixing="turns")
+
+
 def test_the_state_counts_batches_the_trainer_used_not_those_the_loader_prefetched(dataset):
     dm = KnowledgeDataModule(str(dataset), num_workers=0, batch_size=2, fact_batch_size=1)
     straight = batches(dm, 5)

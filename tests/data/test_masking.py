@@ -140,7 +140,10 @@ def test_no_facts_and_no_mentions_still_give_well_formed_tensors():
     assert batch["oe_query_ids"].shape == (0, 8) and batch["oe_object_ids"].shape == (0, 8)
     assert batch["oe_objects"].shape == (0,) and batch["mep_entities"].shape == (0,)
     assert batch["mep_mention_positions"].shape == (0, 2)
-    assert batch["entity_ids"].shape == (1, 0) and batch["entity_position_ids"].shape == (1, 0, 1)
+    # One padded entity slot group all the same, so that the entity embeddings stay in the graph (DDP).
+    assert batch["entity_ids"].tolist() == [[0] * 8] and batch["entity_attention_mask"].tolist() == [[0] * 8]
+    assert batch["entity_position_ids"].shape == (1, 8, 1) and (batch["entity_position_ids"] == -1).all()
+    assert (batch["entity_labels"] == IGNORE).all()
 
 
 def test_inactive_objectives_build_nothing():

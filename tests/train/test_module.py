@@ -151,3 +151,21 @@ def test_flops_and_mfu_are_logged_where_the_device_peak_is_known(tmp_path, monke
     # Train metrics come through torchmetrics too, perplexity included.
     logged = [row for row in rows if row.get("train/mlm_ppl")]
     assert len(logged) == 12 and all(float(row["train/mlm_ppl"]) > 1 and 0 <= float(row["train/mlm_acc"]) <= 1 for row in logged)
+
+
+def test_alternating_batches_train_one_task_a_step_and_log_only_its_losses(tmp_path):
+    data = KnowledgeDataModule(DEMO, num_workers=0, batch_size=4, fact_batch_size=4, task_mixing="alternating")
+    module = module_for(data)
+    texts, facts = (batch for batch, _ in zip(data.train_dataloader(), range(2)))
+    for batch in (texts, facts):
+        # Every parameter is in the graph of either kind of batch: DDP needs no search for unused ones.
+        module.model.zero_grad(set_to_none=True)
+        module.model.train()(batch)["loss"].backward()
+        assert [name for name, p in module.model.named_parameters() if p.grad is None] == []
+
+    run_dir = tmp_path / "run"
+    main(["fit", *SMALL, "--data.task_mixing", "alternating", "--trainer.max_steps", "6", "--trainer.log_every_n_steps", "1",
+          "--trainer.limit_val_batches", "0", "--run_dir", str(run_dir)])
+    rows = [row for row in csv.DictReader(open(run_dir / "metrics.csv")) if row.get("train/loss")]
+    logged = [(bool(row["train/mlm"]), bool(row["train/mep_vocab"]), bool(row["train/oe"])) for row in rows]
+    assert logged == [(True, True, False), (False, False, True)] * 3
