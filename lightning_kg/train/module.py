@@ -214,7 +214,7 @@ class KnowledgePretraining(L.LightningModule):
             # A single-task training batch (data.task_mixing alternating) leaves out the other task's
             # losses, which are 0 by construction; evaluation logs every key, as ranks sync them.
             if f"{objective}_loss" in outputs and (stage != "train" or has_inputs(objective, batch)):
-                weight = max(1, outputs["mlm_correct"].numel()) if objective == "mlm" else rows
+                weight = max(1, outputs["mlm_correct"].numel()) if objective == "mlm" else max(1, rows)
                 self.log(f"{stage}/{objective}", outputs[f"{objective}_loss"], batch_size=weight, **options)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
