@@ -3,6 +3,7 @@ launch path with SLURM's variables set by hand."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -115,3 +116,11 @@ def test_bf16_mixed_one_step(tmp_path):
               ("train/mlm", "train/mep_vocab", "train/mep_contrastive", "train/oe")}
     assert len(losses) == 4 and all(torch.isfinite(torch.tensor(v)) for v in losses.values()), losses
     assert not torch.equal(before, module.model.encoder.entity_embeddings.table.weight)
+
+
+def test_ddp_trains_alternating_single_task_batches(tmp_path):
+    # Without find_unused_parameters: every parameter must get a gradient from a facts-only batch too.
+    fit("--config", "conf/strategy/ddp.yaml", "--data.task_mixing", "alternating", "--trainer.max_steps", "4",
+        "--trainer.log_every_n_steps", "1", "--trainer.val_check_interval", "4", "--run_dir", str(tmp_path / "run"))
+    rows = [row for row in csv.DictReader(open(tmp_path / "run" / "metrics.csv")) if row.get("train/loss")]
+    assert [(bool(row["train/mlm"]), bool(row["train/oe"])) for row in rows] == [(True, False), (False, True)] * 2
