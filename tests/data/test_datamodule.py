@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import lightning_kg.data.datamodule as datamodule_module
+import lightning_kg.data.streams as streams_module
 from lightning_kg.data.checks import SampleLimits, decode_sample
 from lightning_kg.data.datamodule import KnowledgeDataModule, expand_urls
 from lightning_kg.data.knowledge import KnowledgeTable
@@ -159,14 +159,14 @@ def test_lightning_saves_the_stream_in_checkpoints_and_resumes_it(dataset, tmp_p
 
 def sample_keys(monkeypatch, run):
     keys = []
-    real = datamodule_module.decode_sample
+    real = streams_module.decode_sample
 
     def recording(raw, kind, limits):
         if kind == "text":
             keys.append((raw["__url__"], raw["__key__"]))
         return real(raw, kind, limits)
 
-    monkeypatch.setattr(datamodule_module, "decode_sample", recording)
+    monkeypatch.setattr(streams_module, "decode_sample", recording)
     run()
     monkeypatch.undo()
     return keys
