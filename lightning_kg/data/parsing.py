@@ -28,6 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lightning_kg.data.dumps import BadRecord, DumpError
+from lightning_kg.data.files import write_json
 from lightning_kg.data.mediawiki import Page, iter_pages, wiki_site
 from lightning_kg.data.wikitext import normalize_title, parse_wikitext
 
@@ -39,6 +40,10 @@ PROGRESS_EVERY = 16  # pages between a worker process's progress reports
 # Peak resident memory of each parse worker process of this run, MiB by pid: prepare reports the
 # sum with its own, since the processes run side by side.
 WORKER_PEAK_MIB: dict[int, float] = {}
+
+
+def _note_worker_peak(pid: int, peak: float) -> None:
+    WORKER_PEAK_MIB[pid] = max(peak, WORKER_PEAK_MIB.get(pid, 0.0))
 
 
 class BadRecords:
@@ -126,7 +131,7 @@ def _parsed_pages(pages: Iterator[Page], pool, workers: int) -> Iterator[tuple[P
     def drain(batch: list[Page], result) -> Iterator:
         records, pid, peak = result.get() if result is not None else ([], 0, 0.0)
         if pid:
-            WORKER_PEAK_MIB[pid] = max(peak, WORKER_PEAK_MIB.get(pid, 0.0))
+            _note_worker_peak(pid, peak)
         records = iter(records)
         for page in batch:
             yield page, next(records) if _article_title(page) else None
@@ -189,10 +194,7 @@ def parse_dump(job: DumpJob, fingerprint: str, strict: bool, progress: Callable[
     os.replace(partial, job.target)
     summary = {"path": job.path, "site": site[0], "lang": site[1], "pages": pages, "articles": articles,
                "redirects": redirects, "link_counts": dict(link_counts), "bad_records": bad.records, "fingerprint": fingerprint}
-    summary_file = Path(job.target + ".summary.json")
-    tmp = summary_file.with_name(summary_file.name + ".tmp")
-    tmp.write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, summary_file)  # a kill mid-write leaves no summary that reads as finished
+    write_json(Path(job.target + ".summary.json"), summary)  # a kill mid-write leaves no summary that reads as finished
     return summary
 
 
@@ -276,7 +278,7 @@ def _parse_files_in_parallel(jobs: list[DumpJob], workers: int, fingerprint: str
                 pass
             for number in [n for n, result in pending.items() if result.ready()]:
                 summaries[number], pid, peak = pending.pop(number).get()
-                WORKER_PEAK_MIB[pid] = max(peak, WORKER_PEAK_MIB.get(pid, 0.0))
+                _note_worker_peak(pid, peak)
         while True:
             try:
                 bar.update(progress.get_nowait())

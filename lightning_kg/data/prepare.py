@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from lightning_kg.data.dumps import expand_inputs
+from lightning_kg.data.files import write_json
 from lightning_kg.data.knowledge_base import KnowledgeBase
 from lightning_kg.data.parsing import WORKER_PEAK_MIB, BadRecords, iter_documents, parse_dumps, read_summary, work_file
 from lightning_kg.data.identity import directory_sha256
@@ -211,8 +212,8 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
     facts = write_fact_shards(out, vocab, kb, tokenizer, languages, heldout_subjects,
                               ShardJournal(work_dir / "shards-facts.jsonl", digest), config)
     links = link_table(summaries, resolve, vocab)
-    _write_json(work_dir / "links.json", links)
-    _write_json(work_dir / "merge.json", {
+    write_json(work_dir / "links.json", links)
+    write_json(work_dir / "merge.json", {
         "fingerprint": digest, "languages": languages, "entities": len(vocab), "knowledge_texts": knowledge["texts"],
         "composed_knowledge_texts": knowledge["composed"], "facts": facts["samples"], "bad_records": bad.records,
         "shards": {split: [asdict(info) for info in infos] for split, infos in facts["shards"].items()}})
@@ -227,7 +228,7 @@ def write(out: Path, work_dir: Path, summaries: list[dict], config: PrepareConfi
     journal = ShardJournal(work_dir / f"shards-text-{config.slice:03d}.jsonl", digest)
     text = write_text_shards(out, work_dir, dict(enumerate(summaries)), numbers, links, tokenizer, journal,
                              config.slice * SHARDS_PER_SLICE, config)
-    _write_json(work_dir / f"text-{config.slice:03d}.json", {
+    write_json(work_dir / f"text-{config.slice:03d}.json", {
         "fingerprint": digest, "documents": text["documents"], "mentions": text["mentions"],
         "shards": {split: [asdict(info) for info in infos] for split, infos in text["shards"].items()}})
 
@@ -274,7 +275,7 @@ def write_manifest(out: Path, work_dir: Path, summaries: list[dict], wiki_paths:
                    "facts": merged["facts"], "skipped_records": len(skipped)},
         "shards": shards,
     }
-    _write_json(out / "manifest.json", manifest, indent=1)
+    write_json(out / "manifest.json", manifest, indent=1)
     listed = {shard["name"] for split in shards.values() for shard in split}
     for path in sorted(out.iterdir()):
         if SHARD_NAME.fullmatch(path.name) and path.name not in listed:
@@ -283,12 +284,6 @@ def write_manifest(out: Path, work_dir: Path, summaries: list[dict], wiki_paths:
     if skipped:
         log.warning("%d malformed record(s) skipped; first: %s", len(skipped), skipped[0])
     return manifest
-
-
-def _write_json(path: Path, value, indent: int | None = None) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def prepare(config: PrepareConfig) -> dict | None:
