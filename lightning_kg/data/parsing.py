@@ -268,22 +268,30 @@ def _parse_files_in_parallel(jobs: list[DumpJob], workers: int, fingerprint: str
     """One dump file per worker at a time; the bar follows the pages the workers report."""
     context = multiprocessing.get_context("spawn")
     progress = context.Queue()
-    summaries = {}
+    summaries, reported = {}, 0
+
+    def report(timeout: float) -> bool:
+        nonlocal reported
+        try:
+            count = progress.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        bar.update(count)
+        reported += count
+        return True
+
     with context.Pool(workers, initializer=_init_worker, initargs=(progress,)) as pool:
         pending = {job.number: pool.apply_async(_parse_whole_dump, (job, fingerprint, strict)) for job in jobs}
         while pending:
-            try:
-                bar.update(progress.get(timeout=0.2))
-            except queue.Empty:
-                pass
+            report(timeout=0.2)
             for number in [n for n, result in pending.items() if result.ready()]:
                 summaries[number], pid, peak = pending.pop(number).get()
                 _note_worker_peak(pid, peak)
-        while True:
-            try:
-                bar.update(progress.get_nowait())
-            except queue.Empty:
-                break
+        # A worker's last report can reach the queue after its result (the queue's feeder thread
+        # sends it): wait for every page the summaries count, not only for what is there now.
+        expected = sum(summary["pages"] for summary in summaries.values())
+        while reported < expected and report(timeout=30):
+            pass
     return summaries
 
 
