@@ -17,8 +17,8 @@ import itertools
 import time
 
 import torch
-
 from common import record
+
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.pretraining import KnowledgePretrainingModel

@@ -16,9 +16,9 @@ import argparse
 import statistics
 
 import torch
+from common import record, timed
 from transformers import LukeConfig, LukeModel
 
-from common import record, timed
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.encoder import KnowledgeEncoder
 
@@ -84,7 +84,8 @@ def main() -> None:
     print(f"  lightning_kg        {ours_median * 1000:9.1f} ms  ({tokens / ours_median:,.0f} tokens/s)")
     print(f"  transformers LUKE   {theirs_median * 1000:9.1f} ms  ({tokens / theirs_median:,.0f} tokens/s)")
     print(f"  speed-up            {theirs_median / ours_median:9.2f}x")
-    record(args.device, f"encoder fwd+bwd ms (median), {args.size}, {attention} attention, {args.dtype}", ours_median * 1000, theirs_median * 1000, theirs_median / ours_median)
+    record(args.device, f"encoder fwd+bwd ms (median), {args.size}, {attention} attention, {args.dtype}",
+           ours_median * 1000, theirs_median * 1000, theirs_median / ours_median)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ from pathlib import Path
 import psutil
 import torch
 import torch.nn.functional as F
-
 from common import record, synchronize
+
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.heads import EntityPredictionHead, chunked_cross_entropy
 

@@ -15,6 +15,7 @@ files as workers, each worker takes a file. The output is byte-identical either 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
@@ -26,7 +27,6 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import psutil
-
 from common import record
 
 EXCERPT = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -48,10 +48,8 @@ def run(excerpt: Path, workers: int) -> dict:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):  # a process ended between listing and reading
                 summed = max(summed, sum(p.memory_info().rss for p in [tree, *tree.children(recursive=True)]))
-            except psutil.NoSuchProcess:
-                pass  # a process ended between listing and reading
             time.sleep(0.05)
         seconds = time.perf_counter() - start
         text = log.read_text()

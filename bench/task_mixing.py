@@ -26,11 +26,13 @@ import statistics
 from types import SimpleNamespace
 
 import torch
-
 from common import record, timed
+
+from lightning_kg.data.batches import samples_in_batch
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
-from lightning_kg.train.module import KnowledgePretraining, samples_in_batch
+from lightning_kg.train.module import KnowledgePretraining
+
 
 def train(module: KnowledgePretraining, steps: list[dict], warmup_steps: int) -> float:
     """Seconds to train ``module.model`` one step on each of ``steps`` with fit's optimizer and schedule."""

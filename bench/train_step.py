@@ -25,15 +25,16 @@ import itertools
 import statistics
 
 import torch
+from common import record, timed
 from transformers import LukeForMaskedLM
 
-from common import record, timed
+from lightning_kg.data.batches import tokens_in_batch
 from lightning_kg.data.datamodule import KnowledgeDataModule
-from lightning_kg.data.entity_vocab import MASK_ID
+from lightning_kg.dataset.entity_vocab import MASK_ID
+from lightning_kg.dataset.format import IGNORE_INDEX
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.hf_convert import hf_config, hf_state_dict
-from lightning_kg.model.pretraining import IGNORE, KnowledgePretrainingModel
-from lightning_kg.train.module import tokens_in_batch
+from lightning_kg.model.pretraining import KnowledgePretrainingModel
 
 XLMR_VOCAB = 250_002
 
@@ -66,9 +67,9 @@ def synthetic_batches(count: int, rows: int, seq_len: int, vocab: int, entity_vo
         mention_rows, mention_slots = chosen.nonzero(as_tuple=True)
         batch = {
             "input_ids": ids.masked_fill(masked, mask_token_id), "attention_mask": torch.ones_like(ids),
-            "mlm_labels": ids.masked_fill(~masked, IGNORE),
+            "mlm_labels": ids.masked_fill(~masked, IGNORE_INDEX),
             "entity_ids": entity_ids.masked_fill(chosen, MASK_ID), "entity_position_ids": starts[..., None] + torch.arange(4),
-            "entity_attention_mask": torch.ones_like(entity_ids), "entity_labels": entity_ids.masked_fill(~chosen, IGNORE),
+            "entity_attention_mask": torch.ones_like(entity_ids), "entity_labels": entity_ids.masked_fill(~chosen, IGNORE_INDEX),
             "mep_mention_positions": torch.stack([mention_rows, starts[mention_rows, mention_slots]], -1),
             "mep_entities": entity_ids[chosen], "oe_objects": randint(3, entity_vocab, (rows,)),
         }

@@ -24,8 +24,9 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from common import record
-from lightning_kg.data.mediawiki import iter_pages
-from lightning_kg.data.wikitext import parse_wikitext
+
+from lightning_kg.prepare.mediawiki import iter_pages
+from lightning_kg.prepare.wikitext import parse_wikitext
 
 EXCERPT = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 

@@ -80,7 +80,8 @@ def _prepare_spellings(args: list[str], config_class) -> list[str]:
 def run_prepare(args: list[str]) -> None:
     from jsonargparse import ArgumentParser, set_parsing_settings
 
-    from lightning_kg.data.prepare import PrepareConfig, peak_memory_mib, prepare
+    from lightning_kg.prepare.config import PrepareConfig
+    from lightning_kg.prepare.pipeline import peak_memory_mib, prepare
 
     set_parsing_settings(docstring_parse_attribute_docstrings=True)  # PrepareConfig's field docstrings become the help
 
@@ -113,7 +114,15 @@ def run_trainer(verb: str, args: list[str]) -> None:
 
     # None when these are the process's own arguments: LightningCLI then reads sys.argv itself
     # (and does not warn that both were given).
-    KnowledgeCLI(args=None if [verb, *args] == sys.argv[1:] else [verb, *args])
+    KnowledgeCLI(args=None if [verb, *args] == sys.argv[1:] else [verb, *args], after_test=probe_after_test)
+
+
+def probe_after_test(ckpt_path: Path, data_dir: Path, out: Path | None) -> None:
+    """``test`` also probes what the checkpoint knows (lightning_kg.probe): into ``out`` when given,
+    else into the checkpoint's run directory."""
+    from lightning_kg.probe.run import ProbeConfig, probe_and_write
+
+    probe_and_write(ProbeConfig(ckpt_path=str(ckpt_path), data_dir=str(data_dir), out=str(out) if out else None))
 
 
 def run_export(args: list[str]) -> None:

@@ -8,7 +8,8 @@ import bz2
 import json
 from pathlib import Path
 
-from lightning_kg.data.prepare import PrepareConfig, prepare
+from lightning_kg.prepare.config import PrepareConfig
+from lightning_kg.prepare.pipeline import prepare
 
 
 def page(title, text, ns=0, redirect=None):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]

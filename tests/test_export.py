@@ -9,6 +9,7 @@ from transformers import AutoModel, LukeForMaskedLM
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.export import export
+from lightning_kg.model.pretraining import KnowledgePretrainingModel
 from lightning_kg.train.module import KnowledgePretraining
 
 DEMO = str(Path(__file__).resolve().parents[1] / "shards" / "demo")
@@ -20,14 +21,14 @@ def demo_batch(size: int = 2) -> dict[str, torch.Tensor]:
     return {k: batch[k] for k in ENCODER_INPUTS}
 
 
-def assert_export_matches(out: Path, module: KnowledgePretraining, inputs: dict[str, torch.Tensor]) -> None:
+def assert_export_matches(out: Path, model: KnowledgePretrainingModel, inputs: dict[str, torch.Tensor]) -> None:
     """``LukeForMaskedLM`` from ``out`` gives our word and entity logits, ``AutoModel`` our word and
     entity states (fp32, 1e-4), and both load with no missing or unexpected key beyond the heads."""
     hf, info = LukeForMaskedLM.from_pretrained(out, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     base, info = AutoModel.from_pretrained(out, output_loading_info=True)
     assert type(base).__name__ == "LukeModel" and not info["missing_keys"]
-    model = module.model.eval()
+    model = model.eval()
     with torch.no_grad():
         theirs, their_states = hf.eval()(**inputs), base.eval()(**inputs)
         ours = model.encoder(*(inputs[k] for k in ENCODER_INPUTS))
@@ -67,7 +68,7 @@ def test_export_reads_a_bare_state_dict_as_zero_to_fp32_writes_it(trained_module
         save_file(state, run / "fp32" / form)
     out = export(str(run / "fp32" / form), str(tmp_path / "hf"))
     assert {"config.json", "model.safetensors", "tokenizer.json", "entity_vocab.json"} <= {p.name for p in out.iterdir()}
-    assert_export_matches(out, trained_module, demo_batch())
+    assert_export_matches(out, trained_module.model, demo_batch())
 
 
 def test_a_bare_state_dict_without_hyperparameters_is_a_clear_error(trained_module, tmp_path):

@@ -28,7 +28,7 @@ import numpy as np
 import webdataset as wds
 from webdataset.gopen import Pipe
 
-from lightning_kg.data.entity_vocab import MASK_ID
+from lightning_kg.dataset.entity_vocab import MASK_ID, PAD_ID
 
 # The share of bad samples is measured over at least this many samples, so that two bad ones among
 # the first few (a wrong vocabulary makes every sample bad) stop a run at once.
@@ -109,8 +109,8 @@ def decode_sample(raw: dict, kind: str, limits: SampleLimits) -> dict:
         starts, ends, entities = mentions.T
         if (starts < 1).any() or (ends > len(ids) - 1).any() or (starts >= ends).any():
             raise bad(f"a mention span lies outside the tokens 1..{len(ids) - 1}")
-        if (entities < 1).any() or (entities == MASK_ID).any() or (entities >= limits.entity_vocab_size).any():
-            wrong = int(entities[(entities < 1) | (entities == MASK_ID) | (entities >= limits.entity_vocab_size)][0])
+        if (entities <= PAD_ID).any() or (entities == MASK_ID).any() or (entities >= limits.entity_vocab_size).any():
+            wrong = int(entities[(entities <= PAD_ID) | (entities == MASK_ID) | (entities >= limits.entity_vocab_size)][0])
             raise bad(f"entity index {wrong} in mentions, expected [UNK] (1) or 3..{limits.entity_vocab_size - 1} "
                       "(do the shards belong to this entity_vocab.jsonl?)")
     return {"input_ids": ids, "mentions": mentions, "lang": meta.get("lang")}

@@ -27,11 +27,13 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from lightning_kg.data.checks import SampleLimits
-from lightning_kg.data.identity import check_checkpoint, check_files
-from lightning_kg.data.knowledge import KnowledgeTable
 from lightning_kg.data.masking import Collator
 from lightning_kg.data.streams import EvalStream, TrainLoader, TrainStream, rank_shards, slice_sizes
-from lightning_kg.data.tokenizer import load_tokenizer
+from lightning_kg.dataset.format import OBJECTIVES
+from lightning_kg.dataset.knowledge import KnowledgeTable
+from lightning_kg.dataset.manifest import check_checkpoint, check_files
+from lightning_kg.dataset.tokenizer import load_tokenizer
+from lightning_kg.lightning_private import batches_processed
 from lightning_kg.paths import find_path
 
 
@@ -87,7 +89,7 @@ class KnowledgeDataModule(L.LightningDataModule):
         bad_samples: Literal["fail", "skip"] = "skip",
         max_bad_fraction: float = 0.01,
         task_mixing: Literal["mixed", "alternating"] = "mixed",
-        objectives: list[str] = ["mlm", "mep_vocab", "mep_contrastive", "oe"],  # noqa: B006 - never mutated
+        objectives: list[str] = list(OBJECTIVES),  # noqa: B006 - never mutated
     ):
         """
         Args:
@@ -137,7 +139,7 @@ class KnowledgeDataModule(L.LightningDataModule):
         if not (self.data_dir / "manifest.json").exists():
             raise FileNotFoundError(f"data.data_dir: {self.data_dir / 'manifest.json'} not found. Prepare a dataset with "
                                     "`python -m lightning_kg prepare`.")
-        unknown = set(objectives) - {"mlm", "mep_vocab", "mep_contrastive", "oe"}
+        unknown = set(objectives) - set(OBJECTIVES)
         if unknown:
             raise ValueError(f"data.objectives has {sorted(unknown)}, expected some of mlm, mep_vocab, mep_contrastive, oe")
         if knowledge_language not in ("any", "same"):
@@ -299,8 +301,8 @@ class KnowledgeDataModule(L.LightningDataModule):
         """Training batches the trainer has used: its progress counter (restored with the loops on
         resume), or what :meth:`load_state_dict` gave without a trainer. ``processed`` rather than
         ``ready`` or the loader's count, because the loader runs ahead of the trainer (prefetch)."""
-        used = self.trainer.fit_loop.epoch_loop.batch_progress.total.processed if self.trainer is not None else 0
-        return max(int(used), self._restored_position)
+        used = batches_processed(self.trainer) if self.trainer is not None else 0
+        return max(used, self._restored_position)
 
     def setup(self, stage: str) -> None:
         if not getattr(self, "_files_checked", False):  # once, though fit calls setup again for validation

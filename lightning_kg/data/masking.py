@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lightning_kg.data.entity_vocab import MASK_ID, PAD_ID, UNK_ID
-from lightning_kg.data.knowledge import KnowledgeTable
-
-IGNORE = -100
+from lightning_kg.dataset.entity_vocab import MASK_ID, PAD_ID, UNK_ID
+from lightning_kg.dataset.format import IGNORE_INDEX
+from lightning_kg.dataset.knowledge import KnowledgeTable
 
 
 def mask_tokens(
@@ -42,7 +41,7 @@ def mask_tokens(
     Returns (masked ids, labels): (S,) int64 each, labels the original id where predicted, -100 elsewhere.
     """
     ids = input_ids.astype(np.int64)  # a copy
-    labels = np.full_like(ids, IGNORE)
+    labels = np.full_like(ids, IGNORE_INDEX)
     candidates = ~special_mask.astype(bool)
     count = int(candidates.sum())
     budget = max(1, int(round(probability * count))) if count and probability > 0 else 0
@@ -87,7 +86,7 @@ def mask_entities(entity_ids: np.ndarray, rng: np.random.Generator, probability:
     Args: ``entity_ids`` (E,) int. Returns (inputs, labels): (E,) int64 each, labels -100 where not masked.
     """
     inputs = entity_ids.astype(np.int64)
-    labels = np.full_like(inputs, IGNORE)
+    labels = np.full_like(inputs, IGNORE_INDEX)
     known = np.flatnonzero(inputs > UNK_ID)
     if len(known):
         chosen = rng.choice(known, size=max(1, int(round(probability * len(known)))), replace=False)
@@ -164,9 +163,9 @@ class Collator:
             spans = [(int(start), int(end)) for start, end, _ in mentions]
             slots = mentions[: self.max_entities]
             slot_inputs, slot_labels = (mask_entities(slots[:, 2], rng, self.entity_mask_probability) if self.entity_masking
-                                        else (slots[:, 2].copy(), np.full(len(slots), IGNORE, dtype=np.int64)))
+                                        else (slots[:, 2].copy(), np.full(len(slots), IGNORE_INDEX, dtype=np.int64)))
             forced = []
-            for slot in np.flatnonzero(slot_labels != IGNORE) if self.mention_knowledge else ():
+            for slot in np.flatnonzero(slot_labels != IGNORE_INDEX) if self.mention_knowledge else ():
                 entity = int(slot_labels[slot])
                 text = self._knowledge_text(entity, sample.get("lang"), rng)
                 if text is not None:
@@ -195,11 +194,11 @@ class Collator:
         batch = {
             "input_ids": input_ids,
             "attention_mask": _attention(rows, input_ids.shape[1]),
-            "mlm_labels": _pad(labels, IGNORE, self.pad_to_multiple_of),
+            "mlm_labels": _pad(labels, IGNORE_INDEX, self.pad_to_multiple_of),
             "entity_ids": entity_ids,
             "entity_position_ids": positions,
             "entity_attention_mask": _pad([np.ones(len(r), dtype=np.int64) for r in entity_rows], 0, self.pad_to_multiple_of, minimum=1),
-            "entity_labels": _pad(entity_labels, IGNORE, self.pad_to_multiple_of, minimum=1),
+            "entity_labels": _pad(entity_labels, IGNORE_INDEX, self.pad_to_multiple_of, minimum=1),
         }
         if self.mention_knowledge:
             batch["mep_mention_positions"] = torch.tensor(mep_positions, dtype=torch.long).reshape(-1, 2)

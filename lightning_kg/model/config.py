@@ -3,6 +3,7 @@ in and out (``hf_convert.py``) is a plain rename."""
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, replace
 
 PRESETS = {
@@ -58,3 +59,31 @@ class EncoderConfig:
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_heads
+
+
+# EncoderConfig fields the data sets (model.vocab_size and friends), so model.encoder must not.
+_LINKED_ENCODER_FIELDS = ("vocab_size", "entity_vocab_size", "pad_token_id")
+
+
+def check_encoder_overrides(overrides) -> dict:
+    """``model.encoder`` as a dict of ``EncoderConfig`` fields, each of the field's type; a
+    ``ValueError`` naming ``model.encoder.<key>`` otherwise (a misspelt key would be a bare
+    TypeError, a wrong type a failure deep inside torch)."""
+    if overrides is None:
+        return {}
+    overrides = overrides.as_dict() if hasattr(overrides, "as_dict") else overrides
+    if not isinstance(overrides, dict):
+        raise ValueError(f"model.encoder is {overrides!r}, expected a mapping of encoder settings, e.g. {{activation_checkpointing: true}}")
+    types = typing.get_type_hints(EncoderConfig)
+    for key, value in overrides.items():
+        if key in _LINKED_ENCODER_FIELDS:
+            raise ValueError(f"model.encoder.{key}: set from the dataset (--data.data_dir), not here")
+        if key not in types:
+            settable = sorted(set(types) - set(_LINKED_ENCODER_FIELDS))
+            raise ValueError(f"model.encoder.{key}: no such encoder setting; expected one of {', '.join(settable)}")
+        expected = types[key]
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        fits = {bool: isinstance(value, bool), int: numeric and isinstance(value, int), float: numeric}.get(expected, isinstance(value, expected))
+        if not fits:
+            raise ValueError(f"model.encoder.{key} is {value!r} ({type(value).__name__}), expected {expected.__name__}")
+    return overrides

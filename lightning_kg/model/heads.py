@@ -170,12 +170,12 @@ def gather_from_ranks(tensor: torch.Tensor) -> torch.Tensor:
     length = torch.tensor([tensor.shape[0]], device=tensor.device)
     lengths = [torch.zeros_like(length) for _ in range(dist.get_world_size())]
     dist.all_gather(lengths, length)
-    longest = max(1, int(max(l.item() for l in lengths)))  # at least one row: no empty collectives
+    longest = max(1, int(max(n.item() for n in lengths)))  # at least one row: no empty collectives
     padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
     padded[: tensor.shape[0]] = tensor.detach()
     gathered = [torch.empty_like(padded) for _ in lengths]
     dist.all_gather(gathered, padded)
-    return torch.cat([g[: int(l.item())] for g, l in zip(gathered, lengths)])
+    return torch.cat([g[: int(n.item())] for g, n in zip(gathered, lengths)])
 
 
 class ContrastiveOutput(NamedTuple):

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from lightning_kg.data.entity_vocab import EntityVocab
+from lightning_kg.dataset.entity_vocab import RESERVED
+from lightning_kg.dataset.files import write_json
 from lightning_kg.model.encoder import KnowledgeEncoder
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 
@@ -128,10 +130,9 @@ def _check_sizes(config: dict, model: KnowledgePretrainingModel, source: Path) -
         raise ValueError(f"{source} does not fit this model size ({details}); choose --model.size to match it")
 
 
-SPECIAL_ENTITIES = ("[PAD]", "[UNK]", "[MASK]")
 
 
-def entity_row_map(checkpoint_vocab: dict[str, int], entity_vocab: EntityVocab) -> dict[int, int]:
+def entity_row_map(checkpoint_vocab: dict[str, int], entity_names: Sequence[tuple[str, dict[str, str]]]) -> dict[int, int]:
     """Our entity index -> the checkpoint's row, by name, through the checkpoint's ``entity_vocab.json``.
 
     That file maps names to rows: mLUKE's (``MLukeTokenizer``) has ``[PAD]``, ``[UNK]``, ``[MASK]``,
@@ -139,10 +140,11 @@ def entity_row_map(checkpoint_vocab: dict[str, int], entity_vocab: EntityVocab) 
     (``LukeTokenizer``) has bare English titles; ours (``export``) has our keys (Wikidata ids) and
     ``lang:Title``. An entity of ours matches by its key, then by ``lang:Title`` in each of its
     languages, then by its English title alone; the first match wins. ``[MASK2]`` has no row here.
+    ``entity_names`` holds, for each of our indices, the entity's key and its titles by language.
     """
     rows = {}
-    for index, (entity, titles) in enumerate(zip(entity_vocab.entities, entity_vocab.titles)):
-        names = [entity] if entity in SPECIAL_ENTITIES else [
+    for index, (entity, titles) in enumerate(entity_names):
+        names = [entity] if entity in RESERVED else [
             entity, *(f"{lang}:{title}" for lang, title in titles.items()), *([titles["en"]] if "en" in titles else [])]
         row = next((checkpoint_vocab[n] for n in names if n in checkpoint_vocab), None)
         if row is not None:
@@ -151,7 +153,7 @@ def entity_row_map(checkpoint_vocab: dict[str, int], entity_vocab: EntityVocab) 
 
 
 def _map_entity_rows(tensors: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: Path,
-                     entity_vocab: EntityVocab | None, report: LoadReport) -> None:
+                     entity_names: Sequence[tuple[str, dict[str, str]]] | None, report: LoadReport) -> None:
     """Replace the checkpoint's entity table and prediction bias, in place in ``tensors``, by tensors
     of our vocabulary's size: matched rows from the checkpoint, the rest as initialised here."""
     vocab_file = source / "entity_vocab.json"
@@ -160,7 +162,7 @@ def _map_entity_rows(tensors: dict[str, torch.Tensor], state: dict[str, torch.Te
     if not names:
         return
     ours_size = state["encoder.entity_embeddings.table.weight"].shape[0]
-    if not vocab_file.exists() or entity_vocab is None:
+    if not vocab_file.exists() or entity_names is None:
         theirs = tensors[names[0]].shape[0]
         if theirs != ours_size:
             missing = (f"{vocab_file} is missing" if not vocab_file.exists() else
@@ -168,25 +170,26 @@ def _map_entity_rows(tensors: dict[str, torch.Tensor], state: dict[str, torch.Te
             raise ValueError(f"{source}: an entity table of {theirs} rows, ours has {ours_size}, and {missing}: "
                              "rows can only be matched by name through both vocabularies")
         return
-    rows = entity_row_map(json.loads(vocab_file.read_text(encoding="utf-8")), entity_vocab)
-    if len(entity_vocab) != ours_size:
-        raise ValueError(f"the entity vocabulary has {len(entity_vocab)} entries, the model's table {ours_size} rows")
+    rows = entity_row_map(json.loads(vocab_file.read_text(encoding="utf-8")), entity_names)
+    if len(entity_names) != ours_size:
+        raise ValueError(f"the entity vocabulary has {len(entity_names)} entries, the model's table {ours_size} rows")
     ours_index, their_index = torch.tensor(list(rows), dtype=torch.long), torch.tensor(list(rows.values()), dtype=torch.long)
     for name in names:
         target = state[hf_to_ours(name)].clone()
         target[ours_index] = tensors[name][their_index].to(target.dtype)
         tensors[name] = target
     report.notes.append(f"entity rows: {len(rows)} of our {ours_size} matched by name through {vocab_file.name} "
-                        f"({sum(1 for i in rows if i < len(SPECIAL_ENTITIES))} special); the other "
+                        f"({sum(1 for i in rows if i < len(RESERVED))} special); the other "
                         f"{ours_size - len(rows)} keep their initialisation")
 
 
-def load_hf_weights(model: KnowledgePretrainingModel, path: str, entity_vocab: EntityVocab | None = None) -> LoadReport:
+def load_hf_weights(model: KnowledgePretrainingModel, path: str,
+                    entity_names: Sequence[tuple[str, dict[str, str]]] | None = None) -> LoadReport:
     """Copy every tensor of a local XLM-R (XLMRobertaModel / ForMaskedLM) or LUKE / mLUKE (LukeModel /
     ForMaskedLM) checkpoint into ``model``, by name.
 
     A checkpoint's entity table and prediction bias are matched row by row through its
-    ``entity_vocab.json`` and ``entity_vocab`` (the dataset's; see ``entity_row_map``); without the
+    ``entity_vocab.json`` and ``entity_names`` (the dataset's keys and titles; see ``entity_row_map``); without the
     two they must have our vocabulary's size and are taken as they are.
 
     Tensors new to a word-only start (XLM-R) keep their initialisation, as LUKE's and mLUKE's released
@@ -199,7 +202,7 @@ def load_hf_weights(model: KnowledgePretrainingModel, path: str, entity_vocab: E
     _check_sizes(config, model, source)
     state = model.state_dict()
     report = LoadReport(str(source))
-    _map_entity_rows(tensors, state, source, entity_vocab, report)
+    _map_entity_rows(tensors, state, source, entity_names, report)
     updates = {}
     for name, tensor in tensors.items():
         ours = hf_to_ours(name)
@@ -317,12 +320,11 @@ def export_hf(model: KnowledgePretrainingModel, out_dir: str | Path, tokenizer_d
             if file.is_file():
                 shutil.copy2(file, out / file.name)
     if entity_vocab is not None:
-        (out / "entity_vocab.json").write_text(json.dumps(hf_entity_vocab(entity_vocab), ensure_ascii=False, indent=0),
-                                               encoding="utf-8")
+        write_json(out / "entity_vocab.json", hf_entity_vocab(entity_vocab), indent=0)
     tokenizer_file, tokenizer_config = out / "tokenizer.json", out / "tokenizer_config.json"
-    if entity_vocab is not None and tokenizer_file.exists() and tokenizer_config.exists():
-        if json.loads(tokenizer_file.read_text(encoding="utf-8"))["model"]["type"] == "Unigram":
-            settings = json.loads(tokenizer_config.read_text(encoding="utf-8"))
-            settings["tokenizer_class"] = "MLukeTokenizer"
-            tokenizer_config.write_text(json.dumps(settings, ensure_ascii=False, indent=2), encoding="utf-8")
+    if (entity_vocab is not None and tokenizer_file.exists() and tokenizer_config.exists()
+            and json.loads(tokenizer_file.read_text(encoding="utf-8"))["model"]["type"] == "Unigram"):
+        settings = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+        settings["tokenizer_class"] = "MLukeTokenizer"
+        write_json(tokenizer_config, settings, indent=2)
     return out

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_kg.dataset.format import IGNORE_INDEX
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.encoder import KnowledgeEncoder
 from lightning_kg.model.heads import (
@@ -30,8 +31,6 @@ from lightning_kg.model.heads import (
     info_nce,
     push_to_queues,
 )
-
-IGNORE = -100
 
 
 class KnowledgePretrainingModel(nn.Module):
@@ -126,13 +125,13 @@ class KnowledgePretrainingModel(nn.Module):
             batch["entity_attention_mask"], return_layer=self.mep_layer if self.active("mep_contrastive") else None,
         )
         if self.active("mlm"):
-            masked = batch["mlm_labels"].ne(IGNORE)
+            masked = batch["mlm_labels"].ne(IGNORE_INDEX)
             labels = batch["mlm_labels"][masked]
             logits = self.mlm_head(text.word_hidden[masked], self.encoder.embeddings.word.weight)
             out["mlm_loss"] = F.cross_entropy(logits.float(), labels) if len(labels) else logits.sum() * 0.0
             out["mlm_correct"] = logits.argmax(-1).eq(labels)
         if self.active("mep_vocab"):
-            masked = batch["entity_labels"].ne(IGNORE)
+            masked = batch["entity_labels"].ne(IGNORE_INDEX)
             labels = batch["entity_labels"][masked]
             queries = self.entity_head(text.entity_hidden[masked]) if text.entity_hidden is not None else None
             if queries is not None and len(labels):
@@ -175,7 +174,7 @@ class KnowledgePretrainingModel(nn.Module):
                 sequences += [batch[key].shape[1]] * batch[key].shape[0]
         forward = sum(2 * layer_weights * t + 4 * config.num_layers * config.hidden_size * t * t for t in sequences)
         if self.active("mlm"):
-            forward += 2 * int(batch["mlm_labels"].ne(IGNORE).sum()) * config.hidden_size * config.vocab_size
+            forward += 2 * int(batch["mlm_labels"].ne(IGNORE_INDEX).sum()) * config.hidden_size * config.vocab_size
         if self.active("mep_vocab"):
-            forward += 2 * int(batch["entity_labels"].ne(IGNORE).sum()) * config.entity_emb_size * config.entity_vocab_size
+            forward += 2 * int(batch["entity_labels"].ne(IGNORE_INDEX).sum()) * config.entity_emb_size * config.entity_vocab_size
         return 3 * forward

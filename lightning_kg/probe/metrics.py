@@ -132,7 +132,7 @@ def summarise(results: Sequence[QueryResult], skipped: Counter, alignment: dict[
     def row(scope: str, key: str, members: list[QueryResult], means: list[dict[str, float]],
             pair_subset: list, skipped_count: int, aligned: list[Alignment]) -> dict:
         values = _mean(means)
-        out = {column: None for column in COLUMNS}
+        out = dict.fromkeys(COLUMNS)
         out.update(_alignment_means(aligned))
         out.update(scope=scope, key=key, queries=len(members), skipped=skipped_count,
                    candidates=float(np.mean([m.candidates for m in members])) if members else None)

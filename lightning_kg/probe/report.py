@@ -6,6 +6,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+from lightning_kg.dataset.files import atomic_file
 from lightning_kg.probe.metrics import COLUMNS
 
 # Terminal columns: (header, CSV column, width).
@@ -56,7 +57,7 @@ def format_table(rows: list[dict], skipped: Counter, title: str) -> str:
 
 def write_csv(rows: list[dict], path: Path) -> None:
     """One line per row of :func:`lightning_kg.probe.metrics.summarise`; a metric not measured is empty."""
-    with open(path, "w", newline="", encoding="utf-8") as out:
+    with atomic_file(path, "w", encoding="utf-8") as out:
         writer = csv.DictWriter(out, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
@@ -68,7 +69,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     figure = chart(rows, title)
-    figure.savefig(path, dpi=120)
+    with atomic_file(path) as out:
+        figure.savefig(out, format="png", dpi=120)
     plt.close(figure)
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-from lightning_kg.data.entity_vocab import EntityVocab
-from lightning_kg.data.tokenizer import load_tokenizer
-from lightning_kg.export import load_checkpoint_model
+from lightning_kg.dataset.entity_vocab import EntityVocab
+from lightning_kg.dataset.tokenizer import load_tokenizer
+from lightning_kg.model.checkpoint import load_checkpoint_model
 from lightning_kg.paths import find_path
 from lightning_kg.probe.metrics import LabelVectors, alignment_accuracy, evaluate, summarise
 from lightning_kg.probe.queries import Fact, build_queries, read_facts
@@ -115,8 +115,8 @@ def _label_vectors(model, tokenizer, vocab: EntityVocab, probed: list[Fact], con
 def probe(config: ProbeConfig) -> ProbeResult:
     """Load, ask, score and summarise; writes nothing (see :func:`probe_and_write`)."""
     templates = load_templates(templates_file(config.templates))
-    module, checkpoint = load_checkpoint_model(config.ckpt_path)
-    model = module.model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
+    model, checkpoint = load_checkpoint_model(config.ckpt_path)
+    model = model.to("cuda" if torch.cuda.is_available() else "cpu")
     data_dir = dataset_dir(config, checkpoint)
     manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
     splits = sorted(split for split in manifest.get("shards", {}) if split.startswith("facts-"))

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lightning_kg.data.entity_vocab import MASK_ID
+from lightning_kg.dataset.entity_vocab import MASK_ID
+from lightning_kg.dataset.format import IGNORE_INDEX
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 from lightning_kg.probe.queries import ClozeQuery
 from lightning_kg.probe.templates import fill
@@ -153,7 +154,7 @@ def word_scorer(model: KnowledgePretrainingModel, tokenizer, batch_size: int = 6
         for query in queries:
             for ids, subject_positions, slot in word_prompts(tokenizer, query.template, query.fact.subject_label,
                                                              query.candidate_labels):
-                target = [-100] * len(ids)
+                target = [IGNORE_INDEX] * len(ids)
                 for position in slot:
                     target[position], ids[position] = ids[position], mask_id
                 yield ids, [(query.fact.subject, subject_positions)], target
@@ -165,8 +166,8 @@ def word_scorer(model: KnowledgePretrainingModel, tokenizer, batch_size: int = 6
         while batch := list(islice(pending, batch_size)):
             ids, entities, targets = zip(*batch)
             hidden = _encode(model, pad_id, list(ids), list(entities)).word_hidden
-            target = _pad(targets, -100).to(hidden.device)
-            slot = target.ne(-100)
+            target = _pad(targets, IGNORE_INDEX).to(hidden.device)
+            slot = target.ne(IGNORE_INDEX)
             log_probs = F.log_softmax(model.mlm_head(hidden[slot], model.encoder.embeddings.word.weight).float(), dim=-1)
             token_scores = log_probs.gather(1, target[slot][:, None]).squeeze(1)
             row_of_token = slot.nonzero()[:, 0]

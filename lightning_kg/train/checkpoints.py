@@ -26,29 +26,17 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
+from lightning_kg.dataset.files import atomic_file, fsync_path
+
 LAST = "last.ckpt"
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file's data, or a directory's entries (a rename in it), to disk, not only the page cache."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def atomic_torch_save(checkpoint: dict[str, Any], path: Path) -> None:
     """``torch.save`` to ``<path>.tmp`` beside ``path``, fsync, then rename over ``path``: readers
     see the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".tmp")
-    with open(staging, "wb") as out:
+    with atomic_file(path) as out:
         torch.save(checkpoint, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(staging, path)
-    fsync_path(path.parent)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

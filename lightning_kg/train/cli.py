@@ -18,9 +18,11 @@ Which checkpoint a run starts from, and where it writes:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
@@ -31,10 +33,11 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from lightning_kg.data.batches import samples_in_batch, tokens_in_batch
 from lightning_kg.data.datamodule import KnowledgeDataModule
+from lightning_kg.model.config import check_encoder_overrides
 from lightning_kg.train.checkpoints import LAST, AtomicCheckpointIO, LastCheckpoint, newest_checkpoint, newest_run
-from lightning_kg.train.module import (KnowledgePretraining, active_objectives, check_encoder_overrides, samples_in_batch,
-                                     tokens_in_batch)
+from lightning_kg.train.module import KnowledgePretraining, active_objectives
 from lightning_kg.train.preemption import Preempted, Preemption, slurm_job_id
 
 RUNS = "runs"
@@ -106,7 +109,11 @@ def _launching_process() -> bool:
 
 
 class KnowledgeCLI(LightningCLI):
-    def __init__(self, args: list[str] | None, run: bool = True):
+    def __init__(self, args: list[str] | None, run: bool = True,
+                 after_test: Callable[[Path, Path, Path | None], None] | None = None):
+        """``after_test(checkpoint, data_dir, out)`` runs on rank 0 after ``test`` (the CLI probes
+        there), ``out`` being ``--run_dir``'s ``probe/`` when a run directory was given, else None."""
+        self._after_test = after_test
         super().__init__(
             KnowledgePretraining,
             KnowledgeDataModule,
@@ -208,12 +215,12 @@ class KnowledgeCLI(LightningCLI):
         self._run_dir = run_dir
 
     def _run_subcommand(self, subcommand: str) -> None:
-        try:
+        with contextlib.suppress(SIGTERMException, Preempted):
             super()._run_subcommand(subcommand)
-        except (SIGTERMException, Preempted):
-            pass
-        if subcommand == "test" and self.trainer.ckpt_path and Path(self.trainer.ckpt_path).exists() and self.trainer.is_global_zero:
-            self._probe(Path(self.trainer.ckpt_path))
+        if (subcommand == "test" and self._after_test and self.trainer.ckpt_path and Path(self.trainer.ckpt_path).exists()
+                and self.trainer.is_global_zero):
+            out = self._run_dir / "probe" if self._run_dir_given else None
+            self._after_test(Path(self.trainer.ckpt_path), Path(self.datamodule.data_dir), out)
         self._report_preemption()
         if subcommand == "fit" and self.trainer.is_global_zero:
             self._report_run()
@@ -225,14 +232,6 @@ class KnowledgeCLI(LightningCLI):
               f"metrics.csv, tensorboard/\n  continue: --ckpt_path last --run_dir {self._run_dir} --trainer.max_steps N"
               f"\n  export:   python -m lightning_kg export --ckpt_path {last} --out DIR"
               f"\n  probe:    python -m lightning_kg probe --ckpt_path {last}", flush=True)
-
-    def _probe(self, ckpt_path: Path) -> None:
-        """`test` also probes what the checkpoint knows (lightning_kg.probe): into ``--run_dir``'s
-        ``probe/`` when one was given, else into the checkpoint's run directory."""
-        from lightning_kg.probe.run import ProbeConfig, probe_and_write
-
-        out = str(self._run_dir / "probe") if self._run_dir_given else None
-        probe_and_write(ProbeConfig(ckpt_path=str(ckpt_path), data_dir=str(self.datamodule.data_dir), out=out))
 
     def _report_preemption(self) -> None:
         preemption = next((c for c in self.trainer.callbacks if isinstance(c, Preemption)), None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import random
 import time
-import typing
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -20,10 +19,11 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
-from lightning_kg.model.config import EncoderConfig
-from lightning_kg.model.pretraining import KnowledgePretrainingModel
+from lightning_kg.data.batches import has_inputs, tokens_in_batch
+from lightning_kg.dataset.format import CONTRASTIVE_OBJECTIVES, OBJECTIVES
+from lightning_kg.lightning_private import reset_step_results, should_update_logs
+from lightning_kg.model.checkpoint import is_deepspeed_checkpoint, model_from_hparams, read_checkpoint
 
-OBJECTIVES = ("mlm", "mep_vocab", "mep_contrastive", "oe")
 NOT_DECAYED = (nn.Embedding, nn.LayerNorm, nn.BatchNorm1d)  # modules whose weights AdamW leaves undecayed
 
 
@@ -45,34 +45,6 @@ def active_objectives(mlm_weight: float, mep_vocab_weight: float, mep_contrastiv
     """The objectives with a weight above 0, in :data:`OBJECTIVES` order (the CLI passes them to the
     data module, which then builds nothing that only an inactive objective reads)."""
     return [name for name, weight in zip(OBJECTIVES, (mlm_weight, mep_vocab_weight, mep_contrastive_weight, oe_weight)) if weight > 0]
-
-
-# EncoderConfig fields the data sets (model.vocab_size and friends), so model.encoder must not.
-_LINKED_ENCODER_FIELDS = ("vocab_size", "entity_vocab_size", "pad_token_id")
-
-
-def check_encoder_overrides(overrides) -> dict:
-    """``model.encoder`` as a dict of ``EncoderConfig`` fields, each of the field's type; a
-    ``ValueError`` naming ``model.encoder.<key>`` otherwise (a misspelt key would be a bare
-    TypeError, a wrong type a failure deep inside torch)."""
-    if overrides is None:
-        return {}
-    overrides = overrides.as_dict() if hasattr(overrides, "as_dict") else overrides
-    if not isinstance(overrides, dict):
-        raise ValueError(f"model.encoder is {overrides!r}, expected a mapping of encoder settings, e.g. {{activation_checkpointing: true}}")
-    types = typing.get_type_hints(EncoderConfig)
-    for key, value in overrides.items():
-        if key in _LINKED_ENCODER_FIELDS:
-            raise ValueError(f"model.encoder.{key}: set from the dataset (--data.data_dir), not here")
-        if key not in types:
-            settable = sorted(set(types) - set(_LINKED_ENCODER_FIELDS))
-            raise ValueError(f"model.encoder.{key}: no such encoder setting; expected one of {', '.join(settable)}")
-        expected = types[key]
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        fits = {bool: isinstance(value, bool), int: numeric and isinstance(value, int), float: numeric}.get(expected, isinstance(value, expected))
-        if not fits:
-            raise ValueError(f"model.encoder.{key} is {value!r} ({type(value).__name__}), expected {expected.__name__}")
-    return overrides
 
 
 class KnowledgePretraining(L.LightningModule):
@@ -136,22 +108,13 @@ class KnowledgePretraining(L.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        if vocab_size <= 0 or entity_vocab_size <= 0:
-            raise ValueError("model.vocab_size and model.entity_vocab_size must be set (the CLI links them from --data)")
-        config = EncoderConfig.preset(size, vocab_size=vocab_size, entity_vocab_size=entity_vocab_size,
-                                      pad_token_id=pad_token_id, **check_encoder_overrides(encoder))
-        self.model = KnowledgePretrainingModel(
-            config, mlm_weight=mlm_weight, mep_vocab_weight=mep_vocab_weight,
-            mep_contrastive_weight=mep_contrastive_weight, oe_weight=oe_weight,
-            mep_layer=mep_layer, temperature=temperature, queue_size=queue_size, projection_size=projection_size,
-            mep_vocab_chunk_size=mep_vocab_chunk_size,
-        )
+        self.model = model_from_hparams(self.hparams)
         if init_from:
             self._initialise_from(init_from)
         # Created up front: Lightning finds a logged Metric by its attribute, so none may appear mid-run.
         names = (["mlm_acc", "mlm_ppl"] if mlm_weight else []) + [f"{objective}_{kind}" for objective in OBJECTIVES[1:]
                                                                   if self.model.active(objective) for kind in ("acc1", "acc10", "mrr")]
-        names += [f"{objective}_pair_acc" for objective in ("mep_contrastive", "oe") if self.model.active(objective)]
+        names += [f"{objective}_pair_acc" for objective in CONTRASTIVE_OBJECTIVES if self.model.active(objective)]
         self.metrics = nn.ModuleDict({f"{stage}_{name}": Perplexity() if name == "mlm_ppl" else MeanMetric()
                                       for stage in ("train", "val", "test") for name in names})
         self._last_step_time: float | None = None
@@ -163,15 +126,13 @@ class KnowledgePretraining(L.LightningModule):
         if not source.exists():
             raise FileNotFoundError(f"model.init_from: {source} does not exist (a local Hugging Face directory, a .ckpt "
                                     "file or a DeepSpeed checkpoint directory)")
-        from lightning_kg.export import is_deepspeed_checkpoint, read_checkpoint
-
         if source.is_dir() and not is_deepspeed_checkpoint(source):
-            from lightning_kg.data.entity_vocab import EntityVocab
+            from lightning_kg.dataset.entity_vocab import EntityVocab
             from lightning_kg.model.hf_convert import load_hf_weights
 
             vocab_file = self.hparams.entity_vocab_path
-            entity_vocab = EntityVocab.load(vocab_file) if vocab_file else None
-            report = load_hf_weights(self.model, str(source), entity_vocab)
+            entity_names = EntityVocab.load(vocab_file).names() if vocab_file else None
+            report = load_hf_weights(self.model, str(source), entity_names)
             print(f"init_from {source}:\n{report}")
         else:
             # A Lightning .ckpt or a DeepSpeed directory (mLUKE's stage 2 from stage 1), consolidated first.
@@ -195,7 +156,7 @@ class KnowledgePretraining(L.LightningModule):
         if "mlm_correct" in outputs and outputs["mlm_correct"].numel():
             values["mlm_acc"] = outputs["mlm_correct"].float()
             self.metrics[f"{stage}_mlm_ppl"].update(outputs["mlm_loss"].detach().float(), weight=outputs["mlm_correct"].numel())
-        for objective in ("mep_vocab", "mep_contrastive", "oe"):
+        for objective in OBJECTIVES[1:]:
             if f"{objective}_rank" in outputs:
                 values.update(rank_metrics(objective, outputs[f"{objective}_rank"]))
             # Chance is 0.5 at every step, unlike the loss and ranks, whose chance level moves with the batch.
@@ -232,7 +193,7 @@ class KnowledgePretraining(L.LightningModule):
     def on_train_batch_end(self, outputs, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         # Train metrics cover the steps since the last log line (all ranks), then start afresh: at
         # the steps Lightning writes logs, once per optimiser step (not per accumulated micro-batch).
-        if (batch_idx + 1) % self.trainer.accumulate_grad_batches or not self.trainer._logger_connector.should_update_logs:
+        if (batch_idx + 1) % self.trainer.accumulate_grad_batches or not should_update_logs(self.trainer):
             return
         for key, metric in self.metrics.items():
             stage, name = key.split("_", 1)
@@ -303,7 +264,7 @@ class KnowledgePretraining(L.LightningModule):
         # them, so a loss this batch lacks (single-task batches, data.task_mixing alternating) is
         # left out of the logs rather than repeated. Our train logs are all per step; the progress
         # bar keeps showing the last value.
-        self.trainer._results.reset(metrics=False)
+        reset_step_results(self.trainer)
         if hasattr(self.model, "flops_per_batch"):
             self._flops_per_batch = int(self.model.flops_per_batch(batch))
 
@@ -342,23 +303,3 @@ def lr_schedule(warmup_steps: int, total_steps: int | None, schedule: str):
         return 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
-
-
-def has_inputs(objective: str, batch: dict[str, torch.Tensor]) -> bool:
-    """Whether ``batch`` holds what ``objective`` learns from: facts for ``oe``, text rows for the others."""
-    rows = batch.get("oe_objects" if objective == "oe" else "input_ids")
-    return rows is not None and rows.shape[0] > 0
-
-
-def samples_in_batch(batch: dict[str, torch.Tensor]) -> int:
-    """Text rows and facts in a batch."""
-    return batch["input_ids"].shape[0] + (batch["oe_objects"].shape[0] if "oe_objects" in batch else 0)
-
-
-def tokens_in_batch(batch: dict[str, torch.Tensor]) -> int:
-    """Real (non-padding) tokens the encoder reads in a batch: text rows and knowledge texts."""
-    total = int(batch["attention_mask"].sum())
-    for key in ("mep_knowledge_mask", "oe_query_mask", "oe_object_mask"):
-        if key in batch:
-            total += int(batch[key].sum())
-    return total

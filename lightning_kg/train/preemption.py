@@ -26,6 +26,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.trainer.states import TrainerFn
 
+from lightning_kg.lightning_private import cluster_environment
 from lightning_kg.train.checkpoints import LastCheckpoint
 
 
@@ -75,7 +76,7 @@ class Preemption(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         # Here, not earlier: Lightning installs its handlers after on_fit_start, and restores the
         # ones from before the run when it ends.
-        environment = trainer._accelerator_connector.cluster_environment
+        environment = cluster_environment(trainer)
         if isinstance(environment, SLURMEnvironment) and environment.requeue_signal is not None:
             self.requeue_signal = signal.Signals(environment.requeue_signal)
             signal.signal(self.requeue_signal, self._flag)

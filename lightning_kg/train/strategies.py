@@ -21,7 +21,9 @@ import torch
 from lightning.fabric.utilities.seed import reset_seed
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
 
-from lightning_kg.train.checkpoints import fsync_path, swap_into_place
+from lightning_kg.dataset.files import fsync_path
+from lightning_kg.lightning_private import init_deepspeed_distributed
+from lightning_kg.train.checkpoints import swap_into_place
 
 
 class AtomicDeepSpeedStrategy(DeepSpeedStrategy):
@@ -58,7 +60,7 @@ class CPUDeepSpeedStrategy(AtomicDeepSpeedStrategy):
         # As DeepSpeedStrategy's, less the check that devices are CUDA indices (CPU devices have none).
         reset_seed()
         self.set_world_ranks()
-        self._init_deepspeed_distributed()
+        init_deepspeed_distributed(self)
 
     @property
     def root_device(self) -> torch.device:

@@ -17,7 +17,7 @@ import webdataset as wds
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from lightning_kg.data.knowledge import KnowledgeTable
+from lightning_kg.dataset.knowledge import KnowledgeTable
 
 WORDS = 60  # word ids 4..63; <mask> is 64, the last id
 LANGS = ["en", "fr"]

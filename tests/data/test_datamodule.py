@@ -10,10 +10,9 @@ import torch
 import lightning_kg.data.streams as streams_module
 from lightning_kg.data.checks import SampleLimits, decode_sample
 from lightning_kg.data.datamodule import KnowledgeDataModule, expand_urls
-from lightning_kg.data.knowledge import KnowledgeTable
+from lightning_kg.dataset.format import IGNORE_INDEX
+from lightning_kg.dataset.knowledge import KnowledgeTable
 from tests.data.shard_factory import MASK, PAD, fact_sample, make_dataset, npy, text_sample, write_shard
-
-IGNORE = -100
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +52,11 @@ def test_batches_follow_the_format(dataset):
         for row in range(B):
             assert (batch["input_ids"][row, lengths[row]:] == PAD).all() and batch["attention_mask"][row, :lengths[row]].all()
             assert batch["input_ids"][row, 0] == 0 and batch["input_ids"][row, lengths[row] - 1] == 2
-        assert (batch["mlm_labels"][batch["attention_mask"] == 0] == IGNORE).all()
+        assert (batch["mlm_labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
         slots = batch["entity_attention_mask"] == 1
         assert (batch["entity_ids"][~slots] == 0).all() and (batch["entity_position_ids"][~slots] == -1).all()
-        assert (batch["entity_labels"][~slots] == IGNORE).all()
-        assert ((batch["entity_ids"] == 2) == (batch["entity_labels"] != IGNORE)).all()
+        assert (batch["entity_labels"][~slots] == IGNORE_INDEX).all()
+        assert ((batch["entity_ids"] == 2) == (batch["entity_labels"] != IGNORE_INDEX)).all()
         # Each contrastive pair points at a <mask> token of a masked mention and carries that entity's text.
         for (row, position), entity, ids, mask in zip(batch["mep_mention_positions"].tolist(), batch["mep_entities"].tolist(),
                                                       batch["mep_knowledge_ids"], batch["mep_knowledge_mask"]):

@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_kg.data.masking import IGNORE, Collator, mask_entities, mask_tokens
+from lightning_kg.data.masking import Collator, mask_entities, mask_tokens
+from lightning_kg.dataset.format import IGNORE_INDEX
 
 MASK, VOCAB = 99, 100
 
@@ -21,7 +22,7 @@ def test_masking_rate_and_80_10_10_split_and_never_special_tokens():
     predicted = masked = kept = 0
     for _ in range(400):
         out, labels = mask_tokens(ids, special, [], VOCAB, MASK, rng)
-        chosen = labels != IGNORE
+        chosen = labels != IGNORE_INDEX
         assert not chosen[special].any() and (out[special] == ids[special]).all()
         assert (labels[chosen] == ids[chosen]).all() and (out[~chosen] == ids[~chosen]).all()
         predicted += chosen.sum()
@@ -39,7 +40,7 @@ def test_mentions_are_masked_whole_within_the_budget():
     mention_hits, predicted = 0, 0
     for _ in range(500):
         _, labels = mask_tokens(ids, special, spans, VOCAB, MASK, rng)
-        chosen = labels != IGNORE
+        chosen = labels != IGNORE_INDEX
         for start, end in spans:
             assert chosen[start:end].all() or not chosen[start:end].any()
             mention_hits += chosen[start]
@@ -47,7 +48,7 @@ def test_mentions_are_masked_whole_within_the_budget():
     assert predicted == 500 * round(0.15 * 62)  # exactly the budget every time
     assert mention_hits > 0
     # Without whole_mention, spans are split.
-    split = [mask_tokens(ids, special, spans, VOCAB, MASK, rng, whole_mention=False)[1][2:6] != IGNORE for _ in range(300)]
+    split = [mask_tokens(ids, special, spans, VOCAB, MASK, rng, whole_mention=False)[1][2:6] != IGNORE_INDEX for _ in range(300)]
     assert any(0 < s.sum() < 4 for s in split)
 
 
@@ -57,22 +58,22 @@ def test_forced_spans_become_mask_and_count_towards_the_budget():
     for _ in range(100):
         out, labels = mask_tokens(ids, special, [(10, 13)], VOCAB, MASK, rng, forced_spans=[(10, 13)])
         assert (out[10:13] == MASK).all() and (labels[10:13] == ids[10:13]).all()
-        assert (labels != IGNORE).sum() == round(0.15 * 38)
+        assert (labels != IGNORE_INDEX).sum() == round(0.15 * 38)
 
 
 def test_entity_masking_takes_about_15_percent_at_least_one_and_never_unk():
     rng = np.random.default_rng(3)
     inputs, labels = mask_entities(np.array([5, 1, 1]), rng)
-    assert inputs.tolist() == [2, 1, 1] and labels.tolist() == [5, IGNORE, IGNORE]
+    assert inputs.tolist() == [2, 1, 1] and labels.tolist() == [5, IGNORE_INDEX, IGNORE_INDEX]
     inputs, labels = mask_entities(np.array([1, 1]), rng)
-    assert inputs.tolist() == [1, 1] and (labels == IGNORE).all()
+    assert inputs.tolist() == [1, 1] and (labels == IGNORE_INDEX).all()
     assert mask_entities(np.zeros(0, np.int64), rng)[0].shape == (0,)
     entities = np.arange(3, 103)
-    counts = [(mask_entities(entities, rng)[1] != IGNORE).sum() for _ in range(50)]
+    counts = [(mask_entities(entities, rng)[1] != IGNORE_INDEX).sum() for _ in range(50)]
     assert set(counts) == {15}
     masked = np.zeros(100)
     for _ in range(2000):
-        masked += mask_entities(entities, rng)[1] != IGNORE
+        masked += mask_entities(entities, rng)[1] != IGNORE_INDEX
     assert masked.min() > 0  # every slot gets its turn
 
 
@@ -102,10 +103,10 @@ def test_batch_layout_follows_the_format():
     assert all(t.dtype == np.int64 or str(t.dtype) == "torch.int64" for t in batch.values())
     assert batch["input_ids"].shape == (2, 16) and batch["input_ids"][1, 5:].eq(1).all()
     assert batch["attention_mask"].sum(1).tolist() == [11, 5]
-    assert batch["mlm_labels"][:, 11:].eq(IGNORE).all() and batch["mlm_labels"][1, 5:].eq(IGNORE).all()
+    assert batch["mlm_labels"][:, 11:].eq(IGNORE_INDEX).all() and batch["mlm_labels"][1, 5:].eq(IGNORE_INDEX).all()
     # The entity axis is padded to a multiple of 8 as the word axis is.
     assert batch["entity_ids"].tolist() == [[2, 2] + [0] * 6, [0] * 8]  # probability 1: both masked
-    assert batch["entity_labels"].tolist() == [[5, 4] + [IGNORE] * 6, [IGNORE] * 8]
+    assert batch["entity_labels"].tolist() == [[5, 4] + [IGNORE_INDEX] * 6, [IGNORE_INDEX] * 8]
     assert batch["entity_position_ids"].tolist() == [[[1, 2], [4, -1]] + [[-1, -1]] * 6, [[-1, -1]] * 8]
     assert batch["entity_attention_mask"].tolist() == [[1, 1] + [0] * 6, [0] * 8]
     # Entity 4 has no knowledge text: only entity 5's mention is a contrastive pair, and its tokens are masked.
@@ -143,7 +144,7 @@ def test_no_facts_and_no_mentions_still_give_well_formed_tensors():
     # One padded entity slot group all the same, so that the entity embeddings stay in the graph (DDP).
     assert batch["entity_ids"].tolist() == [[0] * 8] and batch["entity_attention_mask"].tolist() == [[0] * 8]
     assert batch["entity_position_ids"].shape == (1, 8, 1) and (batch["entity_position_ids"] == -1).all()
-    assert (batch["entity_labels"] == IGNORE).all()
+    assert (batch["entity_labels"] == IGNORE_INDEX).all()
 
 
 def test_inactive_objectives_build_nothing():
@@ -154,7 +155,7 @@ def test_inactive_objectives_build_nothing():
     # MLM only: no knowledge table at all, no entity masks, no mep_* or oe_* tensors.
     mlm = collator(knowledge=None, entity_masking=False, mention_knowledge=False, facts=False)(texts, facts, np.random.default_rng(0))
     assert sorted(mlm) == sorted(words + entities)
-    assert mlm["entity_ids"][0, :2].tolist() == [5, 6] and (mlm["entity_labels"] == IGNORE).all()
+    assert mlm["entity_ids"][0, :2].tolist() == [5, 6] and (mlm["entity_labels"] == IGNORE_INDEX).all()
     # mep_vocab without mep_contrastive: both entities masked, but their words are not forced to <mask>.
     seeds = range(20)
     vocab_only = [collator(mention_knowledge=False, facts=False)(texts, [], np.random.default_rng(seed)) for seed in seeds]
@@ -193,13 +194,13 @@ def test_collate_on_random_input_keeps_its_invariants(rows, seed):
     batch = collator(entity_mask_probability=0.5)(texts, [], np.random.default_rng(seed))
     assert batch["input_ids"].shape[1] % 8 == 0 and batch["entity_ids"].shape[1] % 8 == 0
     labels, ids = batch["mlm_labels"], batch["input_ids"]
-    assert ((labels == IGNORE) | (labels >= 4)).all()  # never a special token
+    assert ((labels == IGNORE_INDEX) | (labels >= 4)).all()  # never a special token
     assert (ids[batch["attention_mask"] == 0] == 1).all()
     for (row, position), entity in zip(batch["mep_mention_positions"].tolist(), batch["mep_entities"].tolist()):
         assert ids[row, position] == MASK and entity in batch["entity_labels"][row].tolist()
     masked_slots = batch["entity_ids"] == 2
     assert (batch["entity_labels"][masked_slots] > 1).all()
-    assert (batch["entity_labels"][~masked_slots] == IGNORE).all()
+    assert (batch["entity_labels"][~masked_slots] == IGNORE_INDEX).all()
     for row, sample in enumerate(texts):  # at least one entity masked in every row that has a known one
         if (sample["mentions"][:, 2] > 1).any():
             assert masked_slots[row].any()

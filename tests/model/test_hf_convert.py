@@ -2,8 +2,7 @@
 
 import pytest
 import torch
-from transformers import (AutoModel, LukeConfig, LukeForMaskedLM, LukeModel, XLMRobertaConfig, XLMRobertaForMaskedLM,
-                          XLMRobertaModel)
+from transformers import AutoModel, LukeConfig, LukeForMaskedLM, LukeModel, XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
 
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.hf_convert import export_hf, hf_entity_vocab, load_hf_weights
@@ -195,7 +194,7 @@ def test_an_mluke_checkpoint_with_its_own_entity_vocabulary_maps_rows_by_name(tm
     must land on our entities by name, whatever the two vocabularies' sizes and orders."""
     import json
 
-    from lightning_kg.data.entity_vocab import EntityVocab
+    from lightning_kg.dataset.entity_vocab import EntityVocab
 
     hf = random_luke(False)  # 50 entity rows
     hf.save_pretrained(tmp_path)
@@ -209,7 +208,7 @@ def test_an_mluke_checkpoint_with_its_own_entity_vocabulary_maps_rows_by_name(tm
     unmatched = model.encoder.entity_embeddings.table.weight[5].detach().clone()
     with pytest.raises(ValueError, match="entity table of 50 rows, ours has 7, and the dataset's entity vocabulary was not given"):
         load_hf_weights(model, str(tmp_path))
-    report = load_hf_weights(model, str(tmp_path), ours)
+    report = load_hf_weights(model, str(tmp_path), ours.names())
     assert "entity rows: 6 of our 7 matched by name through entity_vocab.json (3 special); the other 1 keep" in str(report)
     rows = [1, 2, 0, 10, 11, None, 12]  # their row for each of ours
     table, bias = model.encoder.entity_embeddings.table.weight, model.entity_head.bias

@@ -62,7 +62,7 @@ def test_an_objective_with_weight_zero_has_no_head_and_no_output():
     net = model(mep_contrastive_weight=0.0, oe_weight=0.0)
     assert not hasattr(net, "mention_projection") and not hasattr(net, "oe_queue")
     out = net(fixed_batch())
-    assert set(k for k in out if k.endswith("_loss")) == {"mlm_loss", "mep_vocab_loss"}
+    assert {k for k in out if k.endswith("_loss")} == {"mlm_loss", "mep_vocab_loss"}
     torch.testing.assert_close(out["loss"], out["mlm_loss"] + out["mep_vocab_loss"])
     out["loss"].backward()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad and p is not net.encoder.embeddings.token_type.weight)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from lightning_kg.cli import main
-from lightning_kg.data.entity_vocab import EntityVocab
-from lightning_kg.data.tokenizer import load_tokenizer
+from lightning_kg.dataset.entity_vocab import EntityVocab
+from lightning_kg.dataset.tokenizer import load_tokenizer
 from lightning_kg.probe.metrics import COLUMNS, LabelVectors, alignment_accuracy, answer_rank, evaluate, summarise
 from lightning_kg.probe.queries import NO_TEMPLATE, ONE_CANDIDATE, Fact, build_queries, read_facts
 from lightning_kg.probe.report import format_table

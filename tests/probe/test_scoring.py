@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_kg.data.entity_vocab import MASK_ID, EntityVocab
-from lightning_kg.data.tokenizer import load_tokenizer
+from lightning_kg.dataset.entity_vocab import MASK_ID, EntityVocab
+from lightning_kg.dataset.tokenizer import load_tokenizer
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 from lightning_kg.probe.metrics import evaluate, summarise

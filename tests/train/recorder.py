@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
-IGNORE = -100
+from lightning_kg.dataset.format import IGNORE_INDEX
 
 
 class BatchRecorder(Callback):
@@ -32,7 +32,7 @@ class BatchRecorder(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         # The unmasked text: a label where MLM masked a token, else the input.
-        ids = batch["mlm_labels"].where(batch["mlm_labels"].ne(IGNORE), batch["input_ids"])
+        ids = batch["mlm_labels"].where(batch["mlm_labels"].ne(IGNORE_INDEX), batch["input_ids"])
         rows = [row[mask.bool()].tolist() for row, mask in zip(ids, batch["attention_mask"])]
         self._write(trainer, {"step": trainer.global_step, "rows": rows})
 

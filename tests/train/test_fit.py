@@ -88,7 +88,7 @@ def test_export_from_a_checkpoint_loads_in_transformers(demo_run, tmp_path):
     main(["export", "--ckpt_path", str(demo_run / "checkpoints" / "last.ckpt"), "--out", str(out)])
     assert {"config.json", "model.safetensors", "tokenizer.json", "entity_vocab.json"} <= {p.name for p in out.iterdir()}
     module = KnowledgePretraining.load_from_checkpoint(demo_run / "checkpoints" / "last.ckpt", map_location="cpu")
-    assert_export_matches(out, module, demo_batch())
+    assert_export_matches(out, module.model, demo_batch())
 
 
 class StopAt(Callback):

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from lightning_kg.cli import main
+from lightning_kg.data.batches import tokens_in_batch
 from lightning_kg.data.datamodule import KnowledgeDataModule
-from lightning_kg.train.module import KnowledgePretraining, lr_schedule, tokens_in_batch
+from lightning_kg.train.module import KnowledgePretraining, lr_schedule
 from tests.train.test_fit import DEMO, SMALL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ def test_mlm_only_builds_no_knowledge_and_counts_the_tokens_it_encodes(demo, tmp
         if case == "mlm only":  # no entity masks either: no objective reads them
             assert (batch["entity_labels"] == -100).all() and not (batch["entity_ids"] == 2).any()
         encoded = []
-        hook = module.model.encoder.register_forward_pre_hook(lambda _, args: encoded.append(int(args[1].sum())))
+        hook = module.model.encoder.register_forward_pre_hook(lambda _, args, seen=encoded: seen.append(int(args[1].sum())))
         module.train()(batch)
         hook.remove()
         # Every real token of text the encoder read (rows, knowledge texts, fact queries) is counted, and

@@ -55,7 +55,8 @@ def test_ddp_trains_two_ranks_on_disjoint_samples(tmp_path):
 
 @pytest.mark.parametrize("stage", [2, 3])
 def test_deepspeed_trains_saves_resumes_and_exports(stage, tmp_path):
-    from lightning_kg.export import export, load_checkpoint_model
+    from lightning_kg.export import export
+    from lightning_kg.model.checkpoint import load_checkpoint_model
     from lightning_kg.train.checkpoints import checkpoint_step
     from lightning_kg.train.module import KnowledgePretraining
 
@@ -80,21 +81,21 @@ def test_deepspeed_trains_saves_resumes_and_exports(stage, tmp_path):
 
     # A sharded checkpoint exports directly: DeepSpeed's converter makes one fp32 state dict first.
     out = export(str(checkpoint), str(tmp_path / "hf"))
-    module, saved = load_checkpoint_model(checkpoint)
+    model, saved = load_checkpoint_model(checkpoint)
     assert saved["global_step"] == 5
-    assert_export_matches(out, module, demo_batch())
+    assert_export_matches(out, model, demo_batch())
     # DeepSpeed's own zero_to_fp32 output (tensors only, hyperparameters from the run's hparams.yaml) too.
     from deepspeed.utils.zero_to_fp32 import convert_zero_checkpoint_to_fp32_state_dict
 
     convert_zero_checkpoint_to_fp32_state_dict(str(checkpoint), str(tmp_path / "fp32"))
     out = export(str(tmp_path / "fp32"), str(tmp_path / "hf-fp32"), hparams_file=str(run / "hparams.yaml"))
-    assert_export_matches(out, module, demo_batch())
+    assert_export_matches(out, model, demo_batch())
     # mLUKE's stage 2 starts from the stage-1 DeepSpeed directory as it is.
     stage2 = KnowledgePretraining(**{k: saved["hyper_parameters"][k] for k in ("vocab_size", "entity_vocab_size", "encoder")},
                                   init_from=str(checkpoint))
-    for name, tensor in module.state_dict().items():
+    for name, tensor in model.state_dict().items():
         if "_queue." not in name:
-            torch.testing.assert_close(stage2.state_dict()[name], tensor, msg=name)
+            torch.testing.assert_close(stage2.model.state_dict()[name], tensor, msg=name)
 
 
 def test_bf16_mixed_one_step(tmp_path):

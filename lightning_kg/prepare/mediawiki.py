@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from xml.parsers import expat
 
-from lightning_kg.data.dumps import BadRecord, BlockReader, open_dump, raise_on_error
-from lightning_kg.data.wikitext import normalize_title
+from lightning_kg.prepare.dumps import BadRecord, BlockReader, open_dump, raise_on_error
+from lightning_kg.prepare.wikitext import normalize_title
 
 BLOCK = 1 << 20
 FIELDS = {"title", "ns", "text"}

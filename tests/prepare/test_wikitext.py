@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_kg.data.wikitext import normalize_title, parse_wikitext
+from lightning_kg.prepare.wikitext import normalize_title, parse_wikitext
 
 ARTICLE = """{{Infobox country|name=Japan|capital=[[Tokyo]]{{nested|[[Hidden]]}}}}
 '''Japan''' is an [[island country|island]] in [[East_Asia]].<ref name="a">A [[ref link]]</ref><ref name=b/> It has many [[bus]]es.

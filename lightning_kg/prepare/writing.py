@@ -5,19 +5,16 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from lightning_kg.data.entity_vocab import EntityVocab
-from lightning_kg.data.knowledge import KnowledgeTable
-from lightning_kg.data.knowledge_base import KnowledgeBase
-from lightning_kg.data.parsing import iter_documents
-from lightning_kg.data.samples import TextSequence, join_sequences, knowledge_text, pack_document
-from lightning_kg.data.shards import ShardJournal, ShardSink
-
-if TYPE_CHECKING:
-    from lightning_kg.data.prepare import PrepareConfig
+from lightning_kg.dataset.entity_vocab import EntityVocab
+from lightning_kg.dataset.knowledge import KnowledgeTable
+from lightning_kg.prepare.config import PrepareConfig
+from lightning_kg.prepare.knowledge_base import KnowledgeBase
+from lightning_kg.prepare.parsing import iter_documents
+from lightning_kg.prepare.samples import TextSequence, join_sequences, knowledge_text, pack_document
+from lightning_kg.prepare.shards import ShardJournal, ShardSink
 
 REDIRECT_HOPS = 5
 
@@ -30,7 +27,7 @@ def stable_fraction(text: str) -> float:
 
 def doc_hash(site: str, title: str) -> str:
     """A document's key: its wiki's site id and title (simplewiki and enwiki share a language, not pages)."""
-    return hashlib.blake2b(f"{site}:{title}".encode("utf-8"), digest_size=8).hexdigest()
+    return hashlib.blake2b(f"{site}:{title}".encode(), digest_size=8).hexdigest()
 
 
 class LinkResolver:

@@ -21,18 +21,19 @@ import os
 import re
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
 
-from lightning_kg.data.dumps import expand_inputs
-from lightning_kg.data.files import write_json
-from lightning_kg.data.knowledge_base import KnowledgeBase
-from lightning_kg.data.parsing import WORKER_PEAK_MIB, BadRecords, iter_documents, parse_dumps, read_summary, work_file
-from lightning_kg.data.identity import directory_sha256
-from lightning_kg.data.shards import ShardJournal, file_sha256
-from lightning_kg.data.tokenizer import load_tokenizer, train_tokenizer
-from lightning_kg.data.writing import (
+from lightning_kg.dataset.files import file_sha256, write_json
+from lightning_kg.dataset.manifest import directory_sha256
+from lightning_kg.dataset.tokenizer import load_tokenizer
+from lightning_kg.prepare.config import PrepareConfig
+from lightning_kg.prepare.dumps import expand_inputs
+from lightning_kg.prepare.knowledge_base import KnowledgeBase
+from lightning_kg.prepare.parsing import WORKER_PEAK_MIB, BadRecords, iter_documents, parse_dumps, read_summary, work_file
+from lightning_kg.prepare.shards import ShardJournal
+from lightning_kg.prepare.tokenizer_training import train_tokenizer
+from lightning_kg.prepare.writing import (
     LinkResolver,
     build_vocab,
     link_table,
@@ -49,62 +50,6 @@ RUN_SETTINGS = ("out", "stage", "slice", "workers", "strict")
 # What the parse stage's output depends on; the later stages depend on every setting.
 PARSE_SETTINGS = ("wikipedia", "max_pages")
 SHARD_NAME = re.compile(r"(train|val|facts-train|facts-val|facts-heldout)-\d{6}\.tar")
-
-
-@dataclass
-class PrepareConfig:
-    """Inputs, outputs and knobs of ``python -m lightning_kg prepare``."""
-
-    wikipedia: str | list[str]
-    """MediaWiki pages-articles XML dumps (.xml, .xml.bz2, multistream too): a path or glob, or a list of them; any language."""
-    out: str
-    """Dataset directory to write (shards, manifest, vocabulary, tokenizer, knowledge table)."""
-    wikidata: str | list[str] = field(default_factory=list)
-    """Wikidata JSON dumps (.json, .json.bz2, .json.gz): a path or glob, or a list; without one, entities are ``lang:Title``."""
-    languages: list[str] | None = None
-    """Languages whose labels, descriptions and facts are kept; None: those of the Wikipedia dumps."""
-    tokenizer: str | None = None
-    """Local Hugging Face tokenizer directory (e.g. XLM-R's); None trains a Unigram tokenizer."""
-    tokenizer_vocab_size: int = 32000
-    """Vocabulary size of a trained tokenizer."""
-    max_seq_length: int = 256
-    """Tokens per text sample, <s> and </s> included."""
-    knowledge_max_length: int = 64
-    """Tokens per knowledge text (label + description)."""
-    min_entity_count: int = 1
-    """Keep entities mentioned at least this often (over all languages)."""
-    max_entities: int = 1_000_000
-    """Largest entity vocabulary, reserved entries included."""
-    facts_per_description: int = 8
-    """Facts used to compose a knowledge text for an entity without a description."""
-    knowledge_aliases: int = 3
-    """Wikidata aliases (per language) put after the label in a knowledge text, "Japan (Nippon, JP)"; 0: none, as XLM-K."""
-    max_pages: int | dict[str, int] | None = None
-    """Read at most this many articles per dump (smoke runs, demos): one number for every dump, or
-    {file-name pattern: number} for some (``{"enwiki-*": 40}``); None reads all."""
-    fact_languages: int | None = None
-    """Languages each fact is written in, picked by hash among those labelling subject, relation and
-    object; None: all. Every language is a sample of its own, so all of them multiply the fact shards
-    (and the probe's work) by the number of languages; 2 or more keep cross-lingual consistency measurable."""
-    val_fraction: float = 0.02
-    """Share of documents (by title hash) and of facts kept for validation."""
-    heldout_fact_fraction: float = 0.1
-    """Share of subjects whose facts are held out for probing and never trained on."""
-    shard_max_samples: int = 10_000
-    """Samples per shard at most."""
-    shard_max_bytes: int = 256 * 1024 * 1024
-    """Bytes per shard at most."""
-    workers: int = 1
-    """Processes parsing Wikipedia dumps: a dump file each when there are at least as many files, else
-    the wikitext of each file in chunks. The output is the same for any number."""
-    strict: bool = False
-    """Stop at the first malformed page or JSON line instead of skipping and counting it."""
-    stage: Literal["all", "parse", "merge", "write", "manifest"] = "all"
-    """``all`` on one machine; for a SLURM array: ``parse`` and ``write`` per slice, ``merge`` and ``manifest`` once."""
-    slice: int = 0
-    """This job's slice (``$SLURM_ARRAY_TASK_ID``) for the ``parse`` and ``write`` stages."""
-    num_slices: int = 1
-    """Slices the Wikipedia dumps are dealt into (dump i goes to slice i mod num_slices)."""
 
 
 def peak_memory_mib() -> float:
@@ -154,9 +99,8 @@ def record_fingerprint(out: Path, work_dir: Path, values: dict) -> None:
                    for key in sorted(set(recorded) | set(values)) if recorded.get(key) != values.get(key)]
         if changes:
             log.warning("%s was prepared with other settings or inputs (%s): what they affect is done again", out, "; ".join(changes))
-    tmp = work_dir / f"fingerprint.json.{os.getpid()}.tmp"  # one per process: slices may start at once
-    tmp.write_text(json.dumps(values, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    # A staging name per process: slices may start at once.
+    write_json(path, values, indent=1, sort_keys=True, staging=work_dir / f"fingerprint.json.{os.getpid()}.tmp")
 
 
 def _check_output_dir(out: Path) -> None:

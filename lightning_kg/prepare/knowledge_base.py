@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from lightning_kg.data.dumps import BadRecord
-from lightning_kg.data.wikidata import iter_entities
-from lightning_kg.data.wikitext import normalize_title
+from lightning_kg.prepare.dumps import BadRecord
+from lightning_kg.prepare.wikidata import iter_entities
+from lightning_kg.prepare.wikitext import normalize_title
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Recipe for the demo's multilingual knowledge: Unicode CLDR (through ``babel``) written out as a
 Wikidata JSON dump and as MediaWiki ``pages-articles`` XML dumps, the real formats ``prepare`` reads.
 
-    python -m lightning_kg.data.cldr_demo --out shards/demo/sources
+    python -m lightning_kg.recipes.cldr_demo --out shards/demo/sources
 
 What comes from CLDR: names of regions, territories, languages, scripts, currencies and time-zone
 exemplar cities in 100+ locales; each territory's official languages and current currency; each
@@ -59,12 +59,7 @@ CONTAINMENT = {
     "QO": "AC AQ CP DG TA",
 }
 # CLDR's "UN" grouping: members are called a country in the articles, the rest a territory.
-UN_MEMBERS = set("""AD AE AF AG AL AM AO AR AT AU AZ BA BB BD BE BF BG BH BI BJ BN BO BR BS BT BW BY BZ CA CD CF CG CH
-CI CL CM CN CO CR CU CV CY CZ DE DJ DK DM DO DZ EC EE EG ER ES ET FI FJ FM FR GA GB GD GE GH GM GN GQ GR GT GW GY HN
-HR HT HU ID IE IL IN IQ IR IS IT JM JO JP KE KG KH KI KM KN KP KR KW KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MG
-MH MK ML MM MN MR MT MU MV MW MX MY MZ NA NE NG NI NL NO NP NR NZ OM PA PE PG PH PK PL PT PW PY QA RO RS RU RW SA SB SC
-SD SE SG SI SK SL SN SO SR SS ST SV SY SZ TD TG TH TJ TL TM TN TO TR TT TV TZ UA UG US UY UZ VC VE VN VU WS YE ZA ZM
-ZW""".split())
+UN_MEMBERS = {"AD", "AE", "AF", "AG", "AL", "AM", "AO", "AR", "AT", "AU", "AZ", "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BN", "BO", "BR", "BS", "BT", "BW", "BY", "BZ", "CA", "CD", "CF", "CG", "CH", "CI", "CL", "CM", "CN", "CO", "CR", "CU", "CV", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE", "EG", "ER", "ES", "ET", "FI", "FJ", "FM", "FR", "GA", "GB", "GD", "GE", "GH", "GM", "GN", "GQ", "GR", "GT", "GW", "GY", "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IN", "IQ", "IR", "IS", "IT", "JM", "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KZ", "LA", "LB", "LC", "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MG", "MH", "MK", "ML", "MM", "MN", "MR", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA", "NE", "NG", "NI", "NL", "NO", "NP", "NR", "NZ", "OM", "PA", "PE", "PG", "PH", "PK", "PL", "PT", "PW", "PY", "QA", "RO", "RS", "RU", "RW", "SA", "SB", "SC", "SD", "SE", "SG", "SI", "SK", "SL", "SN", "SO", "SR", "SS", "ST", "SV", "SY", "SZ", "TD", "TG", "TH", "TJ", "TL", "TM", "TN", "TO", "TR", "TT", "TV", "TZ", "UA", "UG", "US", "UY", "UZ", "VC", "VE", "VN", "VU", "WS", "YE", "ZA", "ZM", "ZW"}  # noqa: E501 - one list, one line
 
 # Id order and, when two entities share a title in one wiki, which one gets the sitelink.
 KINDS = ("region", "territory", "language", "script", "currency", "city")
@@ -373,7 +368,7 @@ def mediawiki_xml(lang: str, facts: dict, labels: dict, links: dict) -> tuple[st
            f'xsi:schemaLocation="http://www.mediawiki.org/xml/export-0.10/ http://www.mediawiki.org/xml/export-0.10.xsd" '
            f'version="0.10" xml:lang="{lang}">',
            "  <siteinfo>", "    <sitename>CLDR demo</sitename>", f"    <dbname>{lang}wiki</dbname>",
-           "    <generator>lightning_kg.data.cldr_demo</generator>", "    <case>first-letter</case>", "    <namespaces>",
+           "    <generator>lightning_kg.recipes.cldr_demo</generator>", "    <case>first-letter</case>", "    <namespaces>",
            '      <namespace key="0" case="first-letter" />',
            f'      <namespace key="10" case="first-letter">{escape(template)}</namespace>',
            f'      <namespace key="14" case="first-letter">{escape(category)}</namespace>',

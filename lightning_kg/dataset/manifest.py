@@ -9,7 +9,7 @@ import hashlib
 import warnings
 from pathlib import Path
 
-from lightning_kg.data.shards import file_sha256
+from lightning_kg.dataset.files import file_sha256
 
 PARTS = {"tokenizer": "tokenizer", "entity_vocab": "entity_vocab.jsonl", "knowledge": "knowledge"}
 OVERRIDE = "pass --data.allow_mismatch true to use them anyway"

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from lightning_kg.data.dumps import BadRecord, open_dump, raise_on_error
+from lightning_kg.prepare.dumps import BadRecord, open_dump, raise_on_error
 
 KINDS = {"item", "property"}
 

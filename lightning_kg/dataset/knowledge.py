@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from lightning_kg.dataset.files import atomic_file, write_text
+
 FILES = ("tokens.npy", "index.npy", "entity_rows.npy", "composed.npy", "langs.json")
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
     # A crash mid-write leaves a .tmp file, never a truncated table that loads.
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as stream:
+    with atomic_file(path) as stream:
         np.save(stream, array, allow_pickle=False)
-    os.replace(tmp, path)
 
 
 class KnowledgeTable:
@@ -73,8 +73,7 @@ class KnowledgeTable:
         _save_atomic(target / "index.npy", index)
         _save_atomic(target / "entity_rows.npy", entity_rows)
         _save_atomic(target / "composed.npy", np.asarray(composed, dtype=bool)[order])
-        (target / "langs.json.tmp").write_text(json.dumps(langs), encoding="utf-8")
-        os.replace(target / "langs.json.tmp", target / "langs.json")
+        write_text(target / "langs.json", json.dumps(langs))
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> KnowledgeTable:

@@ -3,7 +3,7 @@ import pickle
 import numpy as np
 import pytest
 
-from lightning_kg.data.knowledge import KnowledgeTable
+from lightning_kg.dataset.knowledge import KnowledgeTable
 
 ROWS = [  # unsorted on purpose: by entity, then by the language's position in LANGS
     (5, "fr", [0, 50, 2], False),

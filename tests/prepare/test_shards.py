@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from lightning_kg.data.shards import ShardJournal, ShardSink, file_sha256
+from lightning_kg.dataset.files import file_sha256
+from lightning_kg.prepare.shards import ShardJournal, ShardSink
 
 
 def samples(n):

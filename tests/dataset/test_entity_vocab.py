@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from lightning_kg.data.entity_vocab import MASK_ID, UNK_ID, EntityVocab
+from lightning_kg.dataset.entity_vocab import MASK_ID, UNK_ID, EntityVocab
 
 
 def test_build_keeps_frequent_entities_in_a_fixed_order():

@@ -1,9 +1,8 @@
+import numpy as np
 import pytest
 
-import numpy as np
-
-from lightning_kg.data.samples import TextSequence, char_spans_to_token_spans, join_sequences, knowledge_text, pack_document
-from lightning_kg.data.tokenizer import train_tokenizer
+from lightning_kg.prepare.samples import TextSequence, char_spans_to_token_spans, join_sequences, knowledge_text, pack_document
+from lightning_kg.prepare.tokenizer_training import train_tokenizer
 
 TEXT = "Japan is a country in Asia. Its capital is Tokyo. The yen is its currency."
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_kg.data.dumps import DumpError, expand_inputs
-from lightning_kg.data.mediawiki import iter_pages, wiki_site
-from lightning_kg.data.wikidata import iter_entities
-from tests.factories import ENTITIES, EN_PAGES, page, wikidata_dump, xml_dump
+from lightning_kg.prepare.dumps import DumpError, expand_inputs
+from lightning_kg.prepare.mediawiki import iter_pages, wiki_site
+from lightning_kg.prepare.wikidata import iter_entities
+from tests.factories import EN_PAGES, ENTITIES, page, wikidata_dump, xml_dump
 
 GENSIM = Path(find_spec("gensim").origin).parent / "test/test_data" if find_spec("gensim") else Path("/nonexistent")
 
@@ -87,7 +87,8 @@ def test_wikidata_items_properties_and_bad_lines(tmp_path, suffix, compress):
         {"mainsnak": {"snaktype": "novalue", "property": "P31"}},
         {"mainsnak": {"snaktype": "somevalue", "property": "P31"}},
         {"mainsnak": {"snaktype": "value", "property": "P31", "datavalue": {"type": "string", "value": "x"}}},
-        {"mainsnak": {"snaktype": "value", "property": "P31", "datavalue": {"type": "wikibase-entityid", "value": {"entity-type": "item", "numeric-id": 215627}}}}]}}]
+        {"mainsnak": {"snaktype": "value", "property": "P31",
+                      "datavalue": {"type": "wikibase-entityid", "value": {"entity-type": "item", "numeric-id": 215627}}}}]}}]
     path = tmp_path / f"wikidata{suffix}"
     path.write_bytes(compress(wikidata_dump(entities).encode()))
     skipped = []
@@ -107,7 +108,7 @@ def test_wikidata_items_properties_and_bad_lines(tmp_path, suffix, compress):
                           .map(json.dumps)), max_size=8))
 def test_random_lines_never_crash_the_reader(tmp_path_factory, lines):
     path = tmp_path_factory.mktemp("wd") / "random.json"
-    path.write_text("[\n" + ",\n".join(l.replace("\n", " ") for l in lines) + "\n]\n", encoding="utf-8")
+    path.write_text("[\n" + ",\n".join(line.replace("\n", " ") for line in lines) + "\n]\n", encoding="utf-8")
     skipped = []
     read = list(iter_entities(path, on_error=skipped.append))
     assert len(read) + len(skipped) <= len(lines)
@@ -124,7 +125,7 @@ def test_expand_inputs_sorts_deduplicates_and_names_a_missing_pattern(tmp_path):
 def test_a_cut_bz2_keeps_the_pages_before_the_cut_and_stopping_early_ends_the_reader(tmp_path, monkeypatch):
     import threading
 
-    import lightning_kg.data.mediawiki as mediawiki
+    import lightning_kg.prepare.mediawiki as mediawiki
 
     monkeypatch.setattr(mediawiki, "BLOCK", 4096)  # many blocks, so the reader thread is still busy when we stop
     text = xml_dump("en", EN_PAGES * 40).encode()

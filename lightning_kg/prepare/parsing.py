@@ -27,10 +27,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lightning_kg.data.dumps import BadRecord, DumpError
-from lightning_kg.data.files import write_json
-from lightning_kg.data.mediawiki import Page, iter_pages, wiki_site
-from lightning_kg.data.wikitext import normalize_title, parse_wikitext
+from lightning_kg.dataset.files import atomic_file, write_json
+from lightning_kg.prepare.dumps import BadRecord, DumpError
+from lightning_kg.prepare.mediawiki import Page, iter_pages, wiki_site
+from lightning_kg.prepare.wikitext import normalize_title, parse_wikitext
 
 log = logging.getLogger("lightning_kg.prepare")
 CHUNK_PAGES = 64  # pages a pool task parses at once: few enough to keep the bar moving
@@ -172,7 +172,7 @@ def parse_dump(job: DumpJob, fingerprint: str, strict: bool, progress: Callable[
     articles = pages = 0
     partial = job.target + ".partial"
     # compresslevel 1: a scratch file read once by the next stage; level 9 costs a third of the parse time.
-    with gzip.GzipFile(partial, "wb", compresslevel=1, mtime=0) as raw:
+    with atomic_file(job.target, staging=partial) as stream, gzip.GzipFile(fileobj=stream, mode="wb", compresslevel=1, mtime=0) as raw:
         for page, record in _parsed_pages(iter_pages(job.path, on_error=bad), pool, workers):
             pages += 1
             progress(1)
@@ -191,7 +191,6 @@ def parse_dump(job: DumpJob, fingerprint: str, strict: bool, progress: Callable[
             if line is not None:
                 articles += 1
                 raw.write(line)
-    os.replace(partial, job.target)
     summary = {"path": job.path, "site": site[0], "lang": site[1], "pages": pages, "articles": articles,
                "redirects": redirects, "link_counts": dict(link_counts), "bad_records": bad.records, "fingerprint": fingerprint}
     write_json(Path(job.target + ".summary.json"), summary)  # a kill mid-write leaves no summary that reads as finished

@@ -8,7 +8,6 @@ and renamed when complete, so a final name always holds a whole shard.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import webdataset as wds
+
+from lightning_kg.dataset.files import atomic_file, file_sha256, write_text
 
 TAR_BLOCK = 512
 
@@ -50,14 +51,6 @@ def _tar_size(encoded: dict) -> int:
     return sum(TAR_BLOCK + -(-len(v) // TAR_BLOCK) * TAR_BLOCK for k, v in encoded.items() if k != "__key__")
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class ShardJournal:
     """Shards already finished, one JSON line each, appended as each shard is renamed into place.
 
@@ -84,9 +77,7 @@ class ShardJournal:
             except (ValueError, TypeError, AttributeError) as error:
                 if number == len(lines):
                     # Torn by a kill mid-append: drop it, or the next append would extend the torn line.
-                    tmp = self.path.with_name(self.path.name + ".tmp")
-                    tmp.write_text("".join(f"{kept}\n" for kept in lines[:-1]), encoding="utf-8")
-                    os.replace(tmp, self.path)
+                    write_text(self.path, "".join(f"{kept}\n" for kept in lines[:-1]))
                     break
                 raise ValueError(f"{self.path}:{number}: not a shard journal line ({error}); expected "
                                  "{\"name\", \"samples\", \"bytes\", \"sha256\", \"fingerprint\"}") from None
@@ -148,13 +139,10 @@ class ShardSink:
     def _write_shard(self, name: str, samples: list[dict]) -> ShardInfo:
         final = self.directory / name
         partial = final.with_name(name + ".partial")
-        with open(partial, "wb") as stream:
+        with atomic_file(final, staging=partial) as stream:
             # Fixed owner and mtime: the same samples give byte-identical shards.
             writer = wds.TarWriter(stream, encoder=False, mtime=0, user="lightning_kg", group="lightning_kg")
             for sample in samples:
                 writer.write(sample)
             writer.close()
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(partial, final)
         return ShardInfo(name=name, samples=len(samples), bytes=final.stat().st_size, sha256=file_sha256(final))

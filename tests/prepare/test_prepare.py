@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from lightning_kg.data.dumps import DumpError
-from lightning_kg.data.entity_vocab import EntityVocab
-from lightning_kg.data.knowledge import KnowledgeTable
-from lightning_kg.data.prepare import prepare
-from lightning_kg.data.writing import stable_fraction
+from lightning_kg.dataset.entity_vocab import EntityVocab
+from lightning_kg.dataset.knowledge import KnowledgeTable
+from lightning_kg.prepare.dumps import DumpError
+from lightning_kg.prepare.pipeline import prepare
+from lightning_kg.prepare.writing import stable_fraction
 from tests.factories import EN_PAGES, ENTITIES, config, item, page, wikidata_dump, write_dumps, xml_dump
 
 
@@ -234,7 +234,7 @@ class RecordingBar:
 
 @pytest.mark.parametrize("workers, files", [(1, 1), (2, 1), (2, 2)])
 def test_progress_moves_while_a_dump_is_read(tmp_path, monkeypatch, workers, files):
-    import lightning_kg.data.parsing as parsing
+    import lightning_kg.prepare.parsing as parsing
 
     source = tmp_path / "dumps"
     source.mkdir()
@@ -243,9 +243,9 @@ def test_progress_moves_while_a_dump_is_read(tmp_path, monkeypatch, workers, fil
     reader = parsing.iter_pages
 
     def counting_reader(*args, **kwargs):
-        for item in reader(*args, **kwargs):
+        for parsed in reader(*args, **kwargs):
             RecordingBar.pages_read += 1
-            yield item
+            yield parsed
 
     RecordingBar.pages_read = 0
     # Small chunks and little read-ahead, so 200 pages make many chunks (a real dump has millions).

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
-from lightning_kg.data.identity import DatasetMismatchError, current_hashes
+from lightning_kg.dataset.manifest import DatasetMismatchError, current_hashes
 
 DEMO = Path(__file__).resolve().parents[2] / "shards" / "demo"
 

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lightning_kg.data.cldr_demo import TEXT_LANGUAGES, build
+from lightning_kg.recipes.cldr_demo import TEXT_LANGUAGES, build
 
 EXPORT = "{http://www.mediawiki.org/xml/export-0.10/}"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -100,7 +100,7 @@ def test_sitelinks_name_pages(sources, entities):
 
 def test_byte_identical_runs(tmp_path):
     for run in ("a", "b"):
-        command = [sys.executable, "-m", "lightning_kg.data.cldr_demo", "--out", str(tmp_path / run),
+        command = [sys.executable, "-m", "lightning_kg.recipes.cldr_demo", "--out", str(tmp_path / run),
                    "--languages", "en,bg", "--max-territories", "20"]
         subprocess.run(command, check=True, capture_output=True)
     names = sorted(p.name for p in (tmp_path / "a").iterdir())

@@ -11,10 +11,13 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from lightning_kg.dataset.files import atomic_file
 
 PAD, UNK, MASK = "[PAD]", "[UNK]", "[MASK]"
 PAD_ID, UNK_ID, MASK_ID = 0, 1, 2
+RESERVED = (PAD, UNK, MASK)
+"""The first three entries of every entity vocabulary, at ids 0, 1, 2."""
 
 
 @dataclass
@@ -25,7 +28,7 @@ class EntityVocab:
     _index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.entities[:3] != [PAD, UNK, MASK]:
+        if tuple(self.entities[:len(RESERVED)]) != RESERVED:
             raise ValueError(f"entity vocabulary must start with {PAD}, {UNK}, {MASK}; got {self.entities[:3]}")
         self._index = {entity: i for i, entity in enumerate(self.entities)}
 
@@ -61,14 +64,15 @@ class EntityVocab:
         """Index of ``entity``, or ``UNK_ID`` when it is not in the vocabulary."""
         return self._index.get(entity, UNK_ID)
 
+    def names(self) -> list[tuple[str, dict[str, str]]]:
+        """(key, titles by language) of every index: what matching another vocabulary by name reads."""
+        return list(zip(self.entities, self.titles))
+
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as out:
+        with atomic_file(path, "w", encoding="utf-8") as out:
             for i, (entity, count, titles) in enumerate(zip(self.entities, self.counts, self.titles)):
                 record = {"id": i, "entity": entity, "count": count, "titles": titles}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EntityVocab:
