@@ -36,6 +36,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning_kg.data.batches import samples_in_batch, tokens_in_batch
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.model.config import check_encoder_overrides
+from lightning_kg.paths import REPOSITORY
 from lightning_kg.train.checkpoints import LAST, AtomicCheckpointIO, LastCheckpoint, newest_checkpoint, newest_run
 from lightning_kg.train.module import KnowledgePretraining, active_objectives
 from lightning_kg.train.preemption import Preempted, Preemption, slurm_job_id
@@ -108,6 +109,20 @@ def _launching_process() -> bool:
     return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("RANK", "0") == "0"
 
 
+DEMO_CONFIG = REPOSITORY / "conf" / "demo.yaml"
+"""The demo's settings, read before any --config by fit, validate and test: the one place they live."""
+
+
+def demo_parser_kwargs(subcommands: bool) -> dict:
+    """LightningCLI's parser settings: omegaconf mode, and conf/demo.yaml as the first config file of
+    each trainer verb (of the one parser when there are no subcommands)."""
+    demo = {"default_config_files": [str(DEMO_CONFIG)]}
+    kwargs = {"parser_mode": "omegaconf", "prog": "python -m lightning_kg"}
+    if not subcommands:
+        return kwargs | demo
+    return kwargs | {verb: {"parser_mode": "omegaconf"} | demo for verb in ("fit", "validate", "test")}
+
+
 class KnowledgeCLI(LightningCLI):
     def __init__(self, args: list[str] | None, run: bool = True,
                  after_test: Callable[[Path, Path, Path | None], None] | None = None):
@@ -119,17 +134,9 @@ class KnowledgeCLI(LightningCLI):
             KnowledgeDataModule,
             args=args,
             run=run,
-            parser_kwargs={"parser_mode": "omegaconf", "prog": "python -m lightning_kg"},
+            parser_kwargs=demo_parser_kwargs(run),
             save_config_kwargs={"overwrite": False},
             seed_everything_default=0,  # stated, so every run is repeatable (Lightning would pick 0 with a warning)
-            trainer_defaults={
-                "max_steps": 500,
-                "val_check_interval": 250,
-                "check_val_every_n_epoch": None,
-                "log_every_n_steps": 10,
-                "precision": "32-true",
-                "num_sanity_val_steps": 0,
-            },
         )
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -144,7 +151,6 @@ class KnowledgeCLI(LightningCLI):
         # texts in the mention's language: across languages, mep_contrastive stays at chance on the
         # validation split for 500 steps (pair accuracy 0.51, against 0.66). conf/data/wikipedia.yaml
         # sets `any` back for real runs.
-        parser.set_defaults({"model.learning_rate": 2e-3, "model.queue_size": 64, "data.knowledge_language": "same"})
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.entity_vocab_size", "model.entity_vocab_size", apply_on="instantiate")
         parser.link_arguments("data.pad_token_id", "model.pad_token_id", apply_on="instantiate")
