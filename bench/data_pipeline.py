@@ -37,7 +37,7 @@ def training_step(data: KnowledgeDataModule):
     adamw = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
 
     def step(batch: dict) -> None:
-        model(batch)["loss"].backward()
+        model(batch).loss.backward()
         adamw.step()
         adamw.zero_grad(set_to_none=True)
 

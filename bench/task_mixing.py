@@ -30,6 +30,8 @@ from common import record, timed
 
 from lightning_kg.data.batches import samples_in_batch
 from lightning_kg.data.datamodule import KnowledgeDataModule
+from lightning_kg.dataset.format import CONTRASTIVE_OBJECTIVES, OBJECTIVES
+from lightning_kg.model.config import ObjectiveSettings
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 from lightning_kg.train.module import KnowledgePretraining
 
@@ -46,7 +48,7 @@ def train(module: KnowledgePretraining, steps: list[dict], warmup_steps: int) ->
 
     def run():
         for batch in steps:
-            model(batch)["loss"].backward()
+            model(batch).loss.backward()
             adamw.step()
             schedule.step()
             adamw.zero_grad(set_to_none=True)
@@ -59,11 +61,10 @@ def score(model: KnowledgePretrainingModel, batches: list[dict]) -> dict[str, fl
     """Mean validation losses and pair accuracies over ``batches``."""
     model.eval()
     outs = [model(batch) for batch in batches]
-    figures = {f"{name}_loss": statistics.mean(float(out[f"{name}_loss"]) for out in outs)
-               for name in ("mlm", "mep_vocab", "mep_contrastive", "oe")}
-    for name in ("mep_contrastive", "oe"):
-        figures[f"{name}_pair_acc"] = float(torch.cat([out[f"{name}_pair_accuracy"] for out in outs]).mean())
-    figures["mlm_acc"] = float(torch.cat([out["mlm_correct"] for out in outs]).float().mean())
+    figures = {f"{name}_loss": statistics.mean(float(out.losses()[name]) for out in outs) for name in OBJECTIVES}
+    for name in CONTRASTIVE_OBJECTIVES:
+        figures[f"{name}_pair_acc"] = float(torch.cat([out.pair_accuracies()[name] for out in outs]).mean())
+    figures["mlm_acc"] = float(torch.cat([out.mlm_correct for out in outs]).float().mean())
     return figures
 
 
@@ -83,7 +84,7 @@ def main() -> None:
     validation = list(data.val_dataloader())  # always mixed
     torch.manual_seed(args.seed)
     mixed = KnowledgePretraining("tiny", vocab_size=data.vocab_size, entity_vocab_size=data.entity_vocab_size,
-                                 pad_token_id=data.pad_token_id, queue_size=64, learning_rate=2e-3)
+                                 pad_token_id=data.pad_token_id, objective_settings=ObjectiveSettings(queue_size=64), learning_rate=2e-3)
     alternating = copy.deepcopy(mixed)
     before = score(copy.deepcopy(mixed.model), validation)
     train(copy.deepcopy(mixed), streams["alternating"][:6], 2)  # warm-up: the first steps of a process are slow

@@ -32,7 +32,7 @@ from lightning_kg.data.batches import tokens_in_batch
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.dataset.entity_vocab import MASK_ID
 from lightning_kg.dataset.format import IGNORE_INDEX
-from lightning_kg.model.config import EncoderConfig
+from lightning_kg.model.config import EncoderConfig, ObjectiveSettings
 from lightning_kg.model.hf_convert import hf_config, hf_state_dict
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 
@@ -137,14 +137,14 @@ def main() -> None:
 
     config = EncoderConfig.preset(args.size, vocab_size=vocab, entity_vocab_size=entity_vocab, pad_token_id=pad_id)
     ours = KnowledgePretrainingModel(config).to(device)
-    same_objectives = KnowledgePretrainingModel(config, mep_contrastive_weight=0.0, oe_weight=0.0).to(device)
+    same_objectives = KnowledgePretrainingModel(config, ObjectiveSettings(mep_contrastive_weight=0.0, oe_weight=0.0)).to(device)
     same_objectives.load_state_dict(ours.state_dict(), strict=False)
     luke = LukeForMaskedLM(hf_config(ours))
     luke.load_state_dict(hf_state_dict(ours))
     luke.to(device)
     contestants = {
-        "lightning_kg, 4 objectives": trainer(ours, lambda m, b: m(b)["loss"], batches, device, dtype),
-        "lightning_kg, mlm + mep_vocab": trainer(same_objectives, lambda m, b: m(b)["loss"], batches, device, dtype),
+        "lightning_kg, 4 objectives": trainer(ours, lambda m, b: m(b).loss, batches, device, dtype),
+        "lightning_kg, mlm + mep_vocab": trainer(same_objectives, lambda m, b: m(b).loss, batches, device, dtype),
         "transformers LukeForMaskedLM": trainer(luke, lambda m, b: m(**luke_inputs(b)).loss, batches, device, dtype),
     }
     for run in contestants.values():

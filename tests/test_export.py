@@ -9,6 +9,8 @@ from transformers import AutoModel, LukeForMaskedLM
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.export import export
+from lightning_kg.model.checkpoint import load_checkpoint_model
+from lightning_kg.model.config import ObjectiveSettings
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 from lightning_kg.train.module import KnowledgePretraining
 
@@ -46,7 +48,8 @@ def trained_module():
     data = KnowledgeDataModule(DEMO, num_workers=0)
     torch.manual_seed(0)
     module = KnowledgePretraining(vocab_size=data.vocab_size, entity_vocab_size=data.entity_vocab_size,
-                                  pad_token_id=data.pad_token_id, queue_size=16, encoder={"use_entity_aware_attention": True})
+                                  pad_token_id=data.pad_token_id, objective_settings=ObjectiveSettings(queue_size=16),
+                                  encoder={"use_entity_aware_attention": True})
     with torch.no_grad():
         for parameter in module.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.01)
@@ -75,3 +78,13 @@ def test_a_bare_state_dict_without_hyperparameters_is_a_clear_error(trained_modu
     torch.save(trained_module.state_dict(), tmp_path / "pytorch_model.bin")
     with pytest.raises(FileNotFoundError, match=r"holds weights only; pass --hparams_file <run>/hparams.yaml"):
         export(str(tmp_path / "pytorch_model.bin"), str(tmp_path / "hf"))
+
+
+def test_a_checkpoint_from_before_the_typed_model_exports(tmp_path):
+    """tests/fixtures/checkpoint-711c5c4 (old state-dict names, flat objective keys) exports, and
+    transformers gives the numbers of the model it loads into."""
+    old = Path(__file__).resolve().parent / "fixtures" / "checkpoint-711c5c4" / "last.ckpt"
+    out = export(str(old), str(tmp_path / "hf"), data_dir=DEMO)
+    model, _ = load_checkpoint_model(old)
+    assert model.encoder.embeddings.word.weight.shape[1] == 16  # the fixture's own model, not a default one
+    assert_export_matches(out, model, demo_batch())

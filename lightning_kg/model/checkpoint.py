@@ -9,7 +9,6 @@ probe all read checkpoints through this module, which sits below all three.
 
 from __future__ import annotations
 
-import inspect
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 import yaml
 
 from lightning_kg.model.config import EncoderConfig, check_encoder_overrides
+from lightning_kg.model.old_names import objective_settings_of
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 
 WEIGHT_FILES = ("pytorch_model*.bin", "model*.safetensors")
@@ -84,14 +84,14 @@ def _find_hparams(path: Path) -> Path | None:
 
 def model_from_hparams(hparams: Mapping) -> KnowledgePretrainingModel:
     """The model a run's hyperparameters (``model.*``, as ``KnowledgePretraining`` saves them) describe,
-    freshly initialised: the one place those settings become an encoder config and objectives."""
+    freshly initialised: the one place those settings become an encoder config and objectives. A run
+    from before ``objective_settings`` existed holds them as flat keys (``mlm_weight``), read as well."""
     if hparams.get("vocab_size", 0) <= 0 or hparams.get("entity_vocab_size", 0) <= 0:
         raise ValueError("model.vocab_size and model.entity_vocab_size must be set (the CLI links them from --data)")
     config = EncoderConfig.preset(hparams.get("size", "tiny"), vocab_size=hparams["vocab_size"],
                                   entity_vocab_size=hparams["entity_vocab_size"], pad_token_id=hparams.get("pad_token_id", 1),
                                   **check_encoder_overrides(hparams.get("encoder")))
-    accepted = inspect.signature(KnowledgePretrainingModel.__init__).parameters
-    return KnowledgePretrainingModel(config, **{k: v for k, v in hparams.items() if k in accepted and k != "config"})
+    return KnowledgePretrainingModel(config, objective_settings_of(hparams))
 
 
 def load_checkpoint_model(ckpt_path: str | Path, hparams_file: str | Path | None = None):

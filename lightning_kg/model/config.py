@@ -1,10 +1,13 @@
-"""Encoder sizes. Field names follow Hugging Face's LukeConfig where one exists, so conversion
-in and out (``hf_convert.py``) is a plain rename."""
+"""The model's two settings dataclasses: the encoder's sizes (``EncoderConfig``; field names follow
+Hugging Face's LukeConfig where one exists, so conversion in and out, ``hf_convert.py``, is a plain
+rename) and the objectives' weights and knobs (``ObjectiveSettings``, ``--model.objective_settings.*``)."""
 
 from __future__ import annotations
 
 import typing
 from dataclasses import dataclass, replace
+
+from lightning_kg.dataset.format import OBJECTIVES
 
 PRESETS = {
     # name: (layers, hidden, heads, intermediate, entity_emb_size)
@@ -59,6 +62,45 @@ class EncoderConfig:
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_heads
+
+
+@dataclass(frozen=True)
+class ObjectiveSettings:
+    """The four objectives' weights and settings, declared once for the model and the LightningModule
+    (``--model.objective_settings.mlm_weight 0``). A weight of 0 turns its objective off: no head, no queue,
+    nothing the loader would build only for it."""
+
+    mlm_weight: float = 1.0
+    """Weight of masked language modelling (0 turns it off)."""
+    mep_vocab_weight: float = 1.0
+    """Weight of mLUKE's masked entity prediction over the entity vocabulary."""
+    mep_contrastive_weight: float = 1.0
+    """Weight of XLM-K's contrastive masked entity prediction."""
+    oe_weight: float = 1.0
+    """Weight of XLM-K's object entailment."""
+    mep_layer: int | None = None
+    """Encoder layer (1-based) read on both sides of ``mep_contrastive``: the mention's first token and the
+    knowledge text's first token (XLM-K's ``layer_of_cts_loss``; None: the last)."""
+    temperature: float = 0.05
+    """InfoNCE temperature of the contrastive objectives (XLM-K publishes none; 0.05)."""
+    queue_size: int = 4096
+    """Vectors in each of the two memory banks per contrastive objective (one per side)."""
+    projection_size: int | None = None
+    """Output width of the contrastive projection heads (None: the hidden size, as XLM-K)."""
+    mep_vocab_chunk_size: int = 8192
+    """Entities scored at once by ``mep_vocab``'s exact chunked softmax (bounds its memory to (masked slots x chunk) logits)."""
+
+    def __post_init__(self):
+        if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
+            raise ValueError(f"model.objective_settings: weights must be >= 0 and not all 0; got {self.weights}")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Each objective's weight, in :data:`OBJECTIVES` order."""
+        return dict(zip(OBJECTIVES, (self.mlm_weight, self.mep_vocab_weight, self.mep_contrastive_weight, self.oe_weight)))
+
+    def active(self, objective: str) -> bool:
+        return self.weights[objective] > 0
 
 
 # EncoderConfig fields the data sets (model.vocab_size and friends), so model.encoder must not.

@@ -3,8 +3,8 @@
 - ``WordPredictionHead``: RoBERTa's LM head, decoder tied to the word embeddings (``mlm``).
 - ``EntityPredictionHead`` + ``chunked_cross_entropy``: mLUKE's head, decoder tied to the entity
   table; the softmax over 1M+ entities is computed chunk by chunk (``mep_vocab``).
-- ``ProjectionHead``, ``NegativeQueue``, ``info_nce``: XLM-K's contrastive setup
-  (``mep_contrastive`` and ``oe``).
+- ``ProjectionHead``, ``NegativeQueue``, ``info_nce``: XLM-K's contrastive setup, put together
+  once per objective (``mep_contrastive`` and ``oe``) by ``ContrastiveObjective``.
 """
 
 from __future__ import annotations
@@ -249,3 +249,36 @@ def push_to_queues(queries: torch.Tensor, keys: torch.Tensor, entities: torch.Te
     width = queries.shape[1]
     query_queue.push(rows[:, :width], rows[:, -1].long())
     key_queue.push(rows[:, width : 2 * width], rows[:, -1].long())
+
+
+class ContrastiveObjective(nn.Module):
+    """One of XLM-K's contrastive objectives: a projection head and a negative queue for each side,
+    queries (mentions, or subject + relation) and keys (knowledge texts, or objects).
+
+    The heads are registered before the queues, queries before keys: the order the model's
+    parameters had before this module existed, which an optimiser state is matched by.
+    """
+
+    def __init__(self, hidden_size: int, projection_size: int, queue_size: int, temperature: float):
+        super().__init__()
+        self.query_head = ProjectionHead(hidden_size, projection_size)
+        self.key_head = ProjectionHead(hidden_size, projection_size)
+        self.query_queue = NegativeQueue(queue_size, projection_size)
+        self.key_queue = NegativeQueue(queue_size, projection_size)
+        self.temperature = temperature
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, entities: torch.Tensor) -> ContrastiveOutput:
+        """(K, H) query and key states and their (K,) entity ids -> ``info_nce``'s output, the queues
+        pushed in training. K may be 0 or 1 (below BatchNorm's two rows in training): the loss is then
+        a zero that still reaches both heads, the rank and pair accuracy are empty."""
+        if len(queries) < (2 if self.training else 1):
+            # No loss here, but the heads stay in the graph (DDP must see them used) and this rank
+            # still joins the queues' gather with zero rows: the other ranks wait in it.
+            zero = sum(p.sum() for p in self.parameters()) * 0.0
+            empty = torch.zeros(0, dtype=torch.long, device=queries.device)
+            if self.training:
+                nothing = queries.new_zeros(0, self.key_queue.vectors.shape[1])
+                push_to_queues(nothing, nothing, empty, self.query_queue, self.key_queue)
+            return ContrastiveOutput(zero + queries.sum() * 0.0 + keys.sum() * 0.0, empty, queries.new_zeros(0))
+        return info_nce(self.query_head(queries), self.key_head(keys), entities, self.query_queue, self.key_queue,
+                        self.temperature, push=self.training)

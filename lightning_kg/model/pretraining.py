@@ -1,12 +1,13 @@
 """The pre-training model: one encoder, four weighted objectives (docs/FORMATS.md has the batch).
 
-An objective with weight 0 has no head and costs nothing: no parameters (so DDP sees none unused),
-no extra encoder pass.
+An objective with weight 0 (``ObjectiveSettings``) has no head and costs nothing: no parameters
+(so DDP sees none unused), no extra encoder pass. ``forward`` returns a ``PretrainingOutput``.
 
 The contrastive objectives follow XLM-K's released code (microsoft/Unicoder, ``pretraining/xlmk/``)
 where it decides: projection heads Linear-BN-ReLU-Linear-BN as there (``heads.ProjectionHead``),
 output as wide as the hidden size; two queues per objective, one per side, filled with vectors
-gathered from all ranks and started with random vectors; the four-term bidirectional loss
+gathered from all ranks and started with random vectors (both heads and both queues of an objective
+are one ``heads.ContrastiveObjective``); the four-term bidirectional loss
 (``heads.info_nce``); both sides of ``mep_contrastive`` read from the same layer (its
 ``layer_of_cts_loss``, ``mep_layer`` here). Where neither the code nor the paper gives a value,
 these are config knobs: temperature 0.05 (a common SimCLR/MoCo value), ``queue_size`` 4096,
@@ -15,69 +16,101 @@ these are config knobs: temperature 0.05 (a common SimCLR/MoCo value), ``queue_s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_kg.dataset.format import IGNORE_INDEX
-from lightning_kg.model.config import EncoderConfig
+from lightning_kg.dataset.format import CONTRASTIVE_OBJECTIVES, IGNORE_INDEX, OBJECTIVES
+from lightning_kg.model.config import EncoderConfig, ObjectiveSettings
 from lightning_kg.model.encoder import KnowledgeEncoder
-from lightning_kg.model.heads import (
-    EntityPredictionHead,
-    NegativeQueue,
-    ProjectionHead,
-    WordPredictionHead,
-    chunked_cross_entropy,
-    info_nce,
-    push_to_queues,
-)
+from lightning_kg.model.heads import ContrastiveObjective, EntityPredictionHead, WordPredictionHead, chunked_cross_entropy
+from lightning_kg.model.old_names import rename_old_keys
+
+
+@dataclass
+class PretrainingOutput:
+    """What ``KnowledgePretrainingModel.forward`` returns. An inactive objective's fields are None.
+    An active one whose inputs the batch lacks (no masked token, no fact: single-task batches) has a
+    loss of 0 that still reaches its head (DDP must see every parameter used, and evaluation logs
+    it on every rank) and empty per-example fields."""
+
+    loss: torch.Tensor | None = None
+    """() the active objectives' losses, weighted and summed: what the optimiser minimises (always set by ``forward``)."""
+    mlm_loss: torch.Tensor | None = None
+    """() mean cross-entropy over the masked tokens."""
+    mlm_correct: torch.Tensor | None = None
+    """(masked tokens,) bool: the top-scored word is the masked one."""
+    mep_vocab_loss: torch.Tensor | None = None
+    """() mean cross-entropy over the masked entities, the softmax over the whole entity vocabulary."""
+    mep_vocab_rank: torch.Tensor | None = None
+    """(masked entities,) int64: the entities scored above the masked one (0 = top-1)."""
+    mep_contrastive_loss: torch.Tensor | None = None
+    """() mean of XLM-K's four InfoNCE terms over the mention/knowledge-text pairs."""
+    mep_contrastive_rank: torch.Tensor | None = None
+    """(pairs,) int64: each mention's knowledge text's rank among the batch's other texts and the key queue."""
+    mep_contrastive_pair_accuracy: torch.Tensor | None = None
+    """(pairs with an in-batch negative,) float32: the share of the batch's other texts scored below the
+    mention's own; 0.5 by chance at every step, unlike the loss and the rank."""
+    oe_loss: torch.Tensor | None = None
+    """() mean of the four InfoNCE terms over the facts (subject + relation against object)."""
+    oe_rank: torch.Tensor | None = None
+    """(facts,) int64: each fact's object's rank among the batch's other objects and the key queue."""
+    oe_pair_accuracy: torch.Tensor | None = None
+    """(facts with an in-batch negative,) float32: as ``mep_contrastive_pair_accuracy``, for objects."""
+
+    def losses(self) -> dict[str, torch.Tensor]:
+        """Each active objective's () loss by name, in :data:`OBJECTIVES` order."""
+        losses = (self.mlm_loss, self.mep_vocab_loss, self.mep_contrastive_loss, self.oe_loss)
+        return {name: loss for name, loss in zip(OBJECTIVES, losses) if loss is not None}
+
+    def ranks(self) -> dict[str, torch.Tensor]:
+        """The ranking objectives' (examples,) int64 ranks by name (``mep_vocab``, ``mep_contrastive``, ``oe``), active ones only."""
+        ranks = (self.mep_vocab_rank, self.mep_contrastive_rank, self.oe_rank)
+        return {name: rank for name, rank in zip(OBJECTIVES[1:], ranks) if rank is not None}
+
+    def pair_accuracies(self) -> dict[str, torch.Tensor]:
+        """The contrastive objectives' pair accuracies by name, active ones only."""
+        accuracies = (self.mep_contrastive_pair_accuracy, self.oe_pair_accuracy)
+        return {name: accuracy for name, accuracy in zip(CONTRASTIVE_OBJECTIVES, accuracies) if accuracy is not None}
+
+
+def _rename_old_keys(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    """A ``load_state_dict`` pre-hook: a checkpoint written before the contrastive objectives became
+    modules loads under today's names, whichever code loads it (Lightning's resume, DeepSpeed's
+    engine, ``init_from``, export, probe)."""
+    rename_old_keys(state_dict, prefix)
 
 
 class KnowledgePretrainingModel(nn.Module):
-    def __init__(
-        self,
-        config: EncoderConfig,
-        mlm_weight: float = 1.0,
-        mep_vocab_weight: float = 1.0,
-        mep_contrastive_weight: float = 1.0,
-        oe_weight: float = 1.0,
-        mep_layer: int | None = None,
-        temperature: float = 0.05,
-        queue_size: int = 4096,
-        projection_size: int | None = None,
-        mep_vocab_chunk_size: int = 8192,
-    ):
+    def __init__(self, config: EncoderConfig, objective_settings: ObjectiveSettings = ObjectiveSettings()):
         super().__init__()
         self.config = config
-        self.weights = {"mlm": mlm_weight, "mep_vocab": mep_vocab_weight,
-                        "mep_contrastive": mep_contrastive_weight, "oe": oe_weight}
-        if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
-            raise ValueError(f"objective weights must be >= 0 and not all 0; got {self.weights}")
-        if mep_layer is not None and not 1 <= mep_layer <= config.num_layers:
-            raise ValueError(f"mep_layer must be in 1..{config.num_layers}; got {mep_layer}")
-        self.mep_layer = mep_layer or config.num_layers
-        self.temperature = temperature
-        self.chunk_size = mep_vocab_chunk_size
+        self.objective_settings = objective_settings
+        if objective_settings.mep_layer is not None and not 1 <= objective_settings.mep_layer <= config.num_layers:
+            raise ValueError(f"model.objective_settings.mep_layer must be in 1..{config.num_layers}; got {objective_settings.mep_layer}")
+        self.mep_layer = objective_settings.mep_layer or config.num_layers
         self.encoder = KnowledgeEncoder(config)
-        self.mlm_head = WordPredictionHead(config) if mlm_weight else None
-        self.entity_head = EntityPredictionHead(config) if mep_vocab_weight else None
-        hidden = config.hidden_size
-        projection_size = projection_size or hidden
-        if mep_contrastive_weight:
-            self.mention_projection = ProjectionHead(hidden, projection_size)
-            self.knowledge_projection = ProjectionHead(hidden, projection_size)
-            self.mep_mention_queue = NegativeQueue(queue_size, projection_size)
-            self.mep_knowledge_queue = NegativeQueue(queue_size, projection_size)
-        if oe_weight:
-            self.query_projection = ProjectionHead(hidden, projection_size)
-            self.object_projection = ProjectionHead(hidden, projection_size)
-            self.oe_query_queue = NegativeQueue(queue_size, projection_size)
-            self.oe_object_queue = NegativeQueue(queue_size, projection_size)
+        # Registered in this order (heads, then mep_contrastive, then oe) since before these were
+        # modules: an optimiser state is matched to parameters by position.
+        self.mlm_head = WordPredictionHead(config) if objective_settings.active("mlm") else None
+        self.entity_head = EntityPredictionHead(config) if objective_settings.active("mep_vocab") else None
+        projection_size = objective_settings.projection_size or config.hidden_size
+
+        def contrastive(objective: str) -> ContrastiveObjective | None:
+            if not objective_settings.active(objective):
+                return None
+            return ContrastiveObjective(config.hidden_size, projection_size, objective_settings.queue_size, objective_settings.temperature)
+
+        self.mep_contrastive = contrastive("mep_contrastive")
+        self.oe = contrastive("oe")
         for head in (m for name, m in self.named_children() if name != "encoder"):
             head.apply(KnowledgeEncoder._init_weights)
+        self.register_load_state_dict_pre_hook(_rename_old_keys)
 
     def active(self, objective: str) -> bool:
-        return self.weights[objective] > 0
+        return self.objective_settings.active(objective)
 
     def entity_parameters(self) -> list[nn.Parameter]:
         """Parameters new to a model started from XLM-R: mLUKE's first stage trains only these (LUKE's
@@ -98,28 +131,9 @@ class KnowledgePretrainingModel(nn.Module):
         sizes = [t[0].shape[0] for t in texts]
         return list(torch.split(out.word_hidden[:, 0], sizes)), list(torch.split(out.layer_hidden[:, 0], sizes))
 
-    def _contrastive(self, name: str, queries: torch.Tensor, keys: torch.Tensor, entities: torch.Tensor,
-                     query_head: nn.Module, key_head: nn.Module, query_queue: NegativeQueue,
-                     key_queue: NegativeQueue) -> dict[str, torch.Tensor]:
-        """``{name}_loss``, ``{name}_rank`` and ``{name}_pair_accuracy`` (see ``heads.ContrastiveOutput``)
-        for (K, H) query and key states."""
-        if len(queries) < (2 if self.training else 1):
-            # Training BatchNorm needs two rows. No loss here, but the heads stay in the graph (DDP
-            # must see them used) and this rank still joins the queues' gather with zero rows: the
-            # other ranks wait in it.
-            zero = sum(p.sum() for p in (*query_head.parameters(), *key_head.parameters())) * 0.0
-            empty = torch.zeros(0, dtype=torch.long, device=queries.device)
-            if self.training:
-                nothing = queries.new_zeros(0, key_queue.vectors.shape[1])
-                push_to_queues(nothing, nothing, empty, query_queue, key_queue)
-            return {f"{name}_loss": zero + queries.sum() * 0.0 + keys.sum() * 0.0, f"{name}_rank": empty,
-                    f"{name}_pair_accuracy": queries.new_zeros(0)}
-        out = info_nce(query_head(queries), key_head(keys), entities, query_queue, key_queue, self.temperature,
-                       push=self.training)
-        return {f"{name}_loss": out.loss, f"{name}_rank": out.rank, f"{name}_pair_accuracy": out.pair_accuracy}
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
+    def forward(self, batch: dict[str, torch.Tensor]) -> PretrainingOutput:
+        """A batch (docs/FORMATS.md) -> each active objective's loss and per-example figures, and their weighted sum."""
+        out = PretrainingOutput()
         text = self.encoder(
             batch["input_ids"], batch["attention_mask"], batch["entity_ids"], batch["entity_position_ids"],
             batch["entity_attention_mask"], return_layer=self.mep_layer if self.active("mep_contrastive") else None,
@@ -127,19 +141,20 @@ class KnowledgePretrainingModel(nn.Module):
         if self.active("mlm"):
             masked = batch["mlm_labels"].ne(IGNORE_INDEX)
             labels = batch["mlm_labels"][masked]
-            logits = self.mlm_head(text.word_hidden[masked], self.encoder.embeddings.word.weight)
-            out["mlm_loss"] = F.cross_entropy(logits.float(), labels) if len(labels) else logits.sum() * 0.0
-            out["mlm_correct"] = logits.argmax(-1).eq(labels)
+            logits = self.mlm_head(text.word_hidden[masked], self.encoder.embeddings.word.weight)  # (masked, V)
+            out.mlm_loss = F.cross_entropy(logits.float(), labels) if len(labels) else logits.sum() * 0.0
+            out.mlm_correct = logits.argmax(-1).eq(labels)
         if self.active("mep_vocab"):
             masked = batch["entity_labels"].ne(IGNORE_INDEX)
             labels = batch["entity_labels"][masked]
             queries = self.entity_head(text.entity_hidden[masked]) if text.entity_hidden is not None else None
             if queries is not None and len(labels):
-                out["mep_vocab_loss"], out["mep_vocab_rank"] = chunked_cross_entropy(
-                    queries, self.encoder.entity_embeddings.table.weight, self.entity_head.bias, labels, self.chunk_size)
+                out.mep_vocab_loss, out.mep_vocab_rank = chunked_cross_entropy(
+                    queries, self.encoder.entity_embeddings.table.weight, self.entity_head.bias, labels,
+                    self.objective_settings.mep_vocab_chunk_size)
             else:
-                out["mep_vocab_loss"] = sum(p.sum() for p in self.entity_head.parameters()) * 0.0
-                out["mep_vocab_rank"] = torch.zeros(0, dtype=torch.long, device=batch["input_ids"].device)
+                out.mep_vocab_loss = sum(p.sum() for p in self.entity_head.parameters()) * 0.0
+                out.mep_vocab_rank = torch.zeros(0, dtype=torch.long, device=batch["input_ids"].device)
 
         groups = []
         if self.active("mep_contrastive"):
@@ -152,15 +167,14 @@ class KnowledgePretrainingModel(nn.Module):
             last = at_mep_layer = [text.word_hidden.new_zeros(g[0].shape[0], self.config.hidden_size) for g in groups]
         if self.active("mep_contrastive"):
             rows, positions = batch["mep_mention_positions"].unbind(-1)
-            mentions = text.layer_hidden[rows, positions]
-            out.update(self._contrastive("mep_contrastive", mentions, at_mep_layer[0], batch["mep_entities"],
-                                         self.mention_projection, self.knowledge_projection, self.mep_mention_queue,
-                                         self.mep_knowledge_queue))
+            mentions = text.layer_hidden[rows, positions]  # (pairs, H)
+            (out.mep_contrastive_loss, out.mep_contrastive_rank,
+             out.mep_contrastive_pair_accuracy) = self.mep_contrastive(mentions, at_mep_layer[0], batch["mep_entities"])
         if self.active("oe"):
-            queries, objects = last[-2:]
-            out.update(self._contrastive("oe", queries, objects, batch["oe_objects"], self.query_projection,
-                                         self.object_projection, self.oe_query_queue, self.oe_object_queue))
-        out["loss"] = sum(self.weights[name] * out[f"{name}_loss"] for name in self.weights if self.active(name))
+            queries, objects = last[-2:]  # (facts, H) each
+            out.oe_loss, out.oe_rank, out.oe_pair_accuracy = self.oe(queries, objects, batch["oe_objects"])
+        weights = self.objective_settings.weights
+        out.loss = sum(weights[name] * loss for name, loss in out.losses().items())
         return out
 
     def flops_per_batch(self, batch: dict[str, torch.Tensor]) -> int:

@@ -16,6 +16,7 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from lightning_kg.dataset.entity_vocab import EntityVocab
+from lightning_kg.dataset.format import OBJECTIVES
 from lightning_kg.dataset.tokenizer import load_tokenizer
 from lightning_kg.model.checkpoint import load_checkpoint_model
 from lightning_kg.paths import find_path
@@ -139,7 +140,7 @@ def probe(config: ProbeConfig) -> ProbeResult:
     results = evaluate(query_set.queries, scorers)
 
     rows = summarise(results, query_set.skipped, alignment_accuracy(_label_vectors(model, tokenizer, vocab, probed, config)))
-    objectives = [name for name in model.weights if model.active(name)]
+    objectives = [name for name in OBJECTIVES if model.active(name)]
     title = (f"probe {config.ckpt_path}: {len(probed)} facts of {data_dir / config.facts}, {len(query_set.queries)} asked; "
              f"objectives {', '.join(objectives)}")
     return ProbeResult(rows, query_set.skipped, title, objectives)

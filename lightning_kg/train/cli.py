@@ -21,10 +21,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+from jsonargparse import set_parsing_settings
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, RichProgressBar, ThroughputMonitor
@@ -35,7 +38,9 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lightning_kg.data.batches import samples_in_batch, tokens_in_batch
 from lightning_kg.data.datamodule import KnowledgeDataModule
+from lightning_kg.dataset.format import OBJECTIVES
 from lightning_kg.model.config import check_encoder_overrides
+from lightning_kg.model.old_names import nest_old_hparams
 from lightning_kg.paths import REPOSITORY
 from lightning_kg.train.checkpoints import LAST, AtomicCheckpointIO, LastCheckpoint, newest_checkpoint, newest_run
 from lightning_kg.train.module import KnowledgePretraining, active_objectives
@@ -129,6 +134,8 @@ class KnowledgeCLI(LightningCLI):
         """``after_test(checkpoint, data_dir, out)`` runs on rank 0 after ``test`` (the CLI probes
         there), ``out`` being ``--run_dir``'s ``probe/`` when a run directory was given, else None."""
         self._after_test = after_test
+        # The field docstrings of model.objective_settings (ObjectiveSettings) become its flags' help in fit --help.
+        set_parsing_settings(docstring_parse_attribute_docstrings=True)
         super().__init__(
             KnowledgePretraining,
             KnowledgeDataModule,
@@ -145,19 +152,32 @@ class KnowledgeCLI(LightningCLI):
         parser.add_argument("--run_dir", type=str | None, default=None,
                             help="Run directory for checkpoints, logs and the resolved config (default: a new runs/<time>; "
                                  "an existing one only to resume it, with --ckpt_path)")
-        # The demo's tiny model learns visibly in a few hundred steps with a higher rate, a small queue
-        # (the queues start as random vectors; the demo's ~15 mention pairs a step replace 64 of them
-        # within a few steps, where 4096 would stay mostly random for the whole demo) and knowledge
-        # texts in the mention's language: across languages, mep_contrastive stays at chance on the
-        # validation split for 500 steps (pair accuracy 0.51, against 0.66). conf/data/wikipedia.yaml
-        # sets `any` back for real runs.
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.entity_vocab_size", "model.entity_vocab_size", apply_on="instantiate")
         parser.link_arguments("data.pad_token_id", "model.pad_token_id", apply_on="instantiate")
         parser.link_arguments("data.data_dir", "model.entity_vocab_path", compute_fn=entity_vocab_path, apply_on="instantiate")
         # The loader builds only what the model's active objectives read (no knowledge texts or facts for nothing).
-        parser.link_arguments(("model.mlm_weight", "model.mep_vocab_weight", "model.mep_contrastive_weight", "model.oe_weight"),
+        parser.link_arguments(tuple(f"model.objective_settings.{objective}_weight" for objective in OBJECTIVES),
                               "data.objectives", compute_fn=active_objectives, apply_on="parse")
+
+    def _parse_ckpt_path(self) -> None:
+        """What Lightning's does: a ``--ckpt_path`` file's model hyperparameters are parsed over the
+        config, so that the model built matches the checkpoint. Overridden (no public hook) because a
+        checkpoint from before ``model.objective_settings`` holds those settings as flat keys
+        (``model.mlm_weight``) that no flag takes any more: they are nested first."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        hparams = dict(torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": nest_old_hparams(hparams)}}, self.config)
+        except SystemExit:
+            sys.stderr.write(f"--ckpt_path {ckpt_path}: its model hyperparameters do not parse as this version's model.*\n")
+            raise
 
     def _section(self, config):
         """The config of the running subcommand (all of it with ``run=False``, which has none)."""

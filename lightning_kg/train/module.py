@@ -6,6 +6,7 @@ optimiser groups, the learning-rate schedule, mLUKE's two-stage schedule and tor
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -23,6 +24,9 @@ from lightning_kg.data.batches import has_inputs, tokens_in_batch
 from lightning_kg.dataset.format import CONTRASTIVE_OBJECTIVES, OBJECTIVES
 from lightning_kg.lightning_private import reset_step_results, should_update_logs
 from lightning_kg.model.checkpoint import is_deepspeed_checkpoint, model_from_hparams, read_checkpoint
+from lightning_kg.model.config import ObjectiveSettings
+from lightning_kg.model.old_names import objective_settings_of
+from lightning_kg.model.pretraining import PretrainingOutput
 
 NOT_DECAYED = (nn.Embedding, nn.LayerNorm, nn.BatchNorm1d)  # modules whose weights AdamW leaves undecayed
 
@@ -55,15 +59,7 @@ class KnowledgePretraining(L.LightningModule):
         entity_vocab_size: int = 0,
         pad_token_id: int = 1,
         encoder: dict | None = None,
-        mlm_weight: float = 1.0,
-        mep_vocab_weight: float = 1.0,
-        mep_contrastive_weight: float = 1.0,
-        oe_weight: float = 1.0,
-        mep_layer: int | None = None,
-        temperature: float = 0.05,
-        queue_size: int = 4096,
-        projection_size: int | None = None,
-        mep_vocab_chunk_size: int = 8192,
+        objective_settings: ObjectiveSettings = ObjectiveSettings(),
         init_from: str | None = None,
         entity_vocab_path: str | None = None,
         learning_rate: float = 5e-4,
@@ -82,17 +78,8 @@ class KnowledgePretraining(L.LightningModule):
             pad_token_id: Word padding id; linked from the data's tokenizer.
             encoder: Overrides of the preset's ``EncoderConfig`` fields (lightning_kg/model/config.py), e.g.
                 ``{activation_checkpointing: true}``; an unknown key or a wrong type stops naming ``model.encoder.<key>``.
-            mlm_weight: Weight of masked language modelling (0 turns it off).
-            mep_vocab_weight: Weight of mLUKE's masked entity prediction over the entity vocabulary.
-            mep_contrastive_weight: Weight of XLM-K's contrastive masked entity prediction.
-            oe_weight: Weight of XLM-K's object entailment.
-            mep_layer: Encoder layer (1-based) read on both sides of ``mep_contrastive``: the mention's
-                first token and the knowledge text's first token (XLM-K's ``layer_of_cts_loss``; None: last).
-            temperature: InfoNCE temperature of the contrastive objectives (XLM-K publishes none; 0.05).
-            queue_size: Vectors in each of the two memory banks per contrastive objective (one per side).
-            projection_size: Output width of the contrastive projection heads (None: the hidden size, as XLM-K).
-            mep_vocab_chunk_size: Entities scored at once by ``mep_vocab``'s exact chunked softmax
-                (bounds its memory to (masked slots x chunk) logits).
+            objective_settings: The four objectives' weights (0 turns one off) and their settings, each a flag
+                (``--model.objective_settings.oe_weight 0``); ``ObjectiveSettings`` in lightning_kg/model/config.py.
             init_from: Local Hugging Face directory (XLM-R, LUKE, mLUKE) or a lightning_kg checkpoint to
                 start from (weights only: a fresh optimiser, as mLUKE's second stage), or a DeepSpeed
                 checkpoint directory (consolidated first).
@@ -107,13 +94,16 @@ class KnowledgePretraining(L.LightningModule):
             train_only_entity_parameters: mLUKE's first stage: only the new entity parameters train.
         """
         super().__init__()
+        # save_hyperparameters reads this local: a plain dict (as the CLI passes it), so that a checkpoint
+        # loads with torch.load(weights_only=True) and hparams.yaml with yaml.safe_load.
+        objective_settings = dataclasses.asdict(objective_settings_of({"objective_settings": objective_settings}))
         self.save_hyperparameters()
         self.model = model_from_hparams(self.hparams)
         if init_from:
             self._initialise_from(init_from)
         # Created up front: Lightning finds a logged Metric by its attribute, so none may appear mid-run.
-        names = (["mlm_acc", "mlm_ppl"] if mlm_weight else []) + [f"{objective}_{kind}" for objective in OBJECTIVES[1:]
-                                                                  if self.model.active(objective) for kind in ("acc1", "acc10", "mrr")]
+        names = ["mlm_acc", "mlm_ppl"] if self.model.active("mlm") else []
+        names += [f"{objective}_{kind}" for objective in OBJECTIVES[1:] if self.model.active(objective) for kind in ("acc1", "acc10", "mrr")]
         names += [f"{objective}_pair_acc" for objective in CONTRASTIVE_OBJECTIVES if self.model.active(objective)]
         self.metrics = nn.ModuleDict({f"{stage}_{name}": Perplexity() if name == "mlm_ppl" else MeanMetric()
                                       for stage in ("train", "val", "test") for name in names})
@@ -146,37 +136,35 @@ class KnowledgePretraining(L.LightningModule):
 
     # ------------------------------------------------------------------ steps
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, batch: dict[str, torch.Tensor]) -> PretrainingOutput:
         return self.model(batch)
 
-    def _update_metrics(self, stage: str, outputs: dict[str, torch.Tensor]) -> None:
+    def _update_metrics(self, stage: str, outputs: PretrainingOutput) -> None:
         """Feed one batch's outputs to the stage's metrics: per-example values for accuracies and
         MRR, the MLM loss weighted by its masked tokens for perplexity."""
         values = {}
-        if "mlm_correct" in outputs and outputs["mlm_correct"].numel():
-            values["mlm_acc"] = outputs["mlm_correct"].float()
-            self.metrics[f"{stage}_mlm_ppl"].update(outputs["mlm_loss"].detach().float(), weight=outputs["mlm_correct"].numel())
-        for objective in OBJECTIVES[1:]:
-            if f"{objective}_rank" in outputs:
-                values.update(rank_metrics(objective, outputs[f"{objective}_rank"]))
-            # Chance is 0.5 at every step, unlike the loss and ranks, whose chance level moves with the batch.
-            if f"{objective}_pair_accuracy" in outputs:
-                values[f"{objective}_pair_acc"] = outputs[f"{objective}_pair_accuracy"]
+        if outputs.mlm_correct is not None and outputs.mlm_correct.numel():
+            values["mlm_acc"] = outputs.mlm_correct.float()
+            self.metrics[f"{stage}_mlm_ppl"].update(outputs.mlm_loss.detach().float(), weight=outputs.mlm_correct.numel())
+        for objective, ranks in outputs.ranks().items():
+            values.update(rank_metrics(objective, ranks))
+        # Chance is 0.5 at every step, unlike the loss and ranks, whose chance level moves with the batch.
+        values.update({f"{objective}_pair_acc": accuracy for objective, accuracy in outputs.pair_accuracies().items()})
         for name, value in values.items():
             if value.numel():
                 self.metrics[f"{stage}_{name}"].update(value)
 
-    def _log_losses(self, stage: str, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], **options) -> None:
+    def _log_losses(self, stage: str, outputs: PretrainingOutput, batch: dict[str, torch.Tensor], **options) -> None:
         """The total loss and each objective's, averaged over the epoch by rows, the MLM loss by
         masked tokens (so that ``mlm_ppl`` is its exp)."""
         rows = batch["input_ids"].shape[0]
-        self.log(f"{stage}/loss", outputs["loss"], batch_size=max(1, rows), **options)
-        for objective in OBJECTIVES:
+        self.log(f"{stage}/loss", outputs.loss, batch_size=max(1, rows), **options)
+        for objective, loss in outputs.losses().items():
             # A single-task training batch (data.task_mixing alternating) leaves out the other task's
             # losses, which are 0 by construction; evaluation logs every key, as ranks sync them.
-            if f"{objective}_loss" in outputs and (stage != "train" or has_inputs(objective, batch)):
-                weight = max(1, outputs["mlm_correct"].numel()) if objective == "mlm" else max(1, rows)
-                self.log(f"{stage}/{objective}", outputs[f"{objective}_loss"], batch_size=weight, **options)
+            if stage != "train" or has_inputs(objective, batch):
+                weight = max(1, outputs.mlm_correct.numel()) if objective == "mlm" else max(1, rows)
+                self.log(f"{stage}/{objective}", loss, batch_size=weight, **options)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         outputs = self(batch)
@@ -188,7 +176,7 @@ class KnowledgePretraining(L.LightningModule):
             self._bad_samples = self._bad_samples + batch["bad_samples"]
             self.log("train/bad_samples", self._bad_samples.float(), reduce_fx="sum", sync_dist=True, batch_size=batch_size)
         self._log_speed(batch)
-        return outputs["loss"]
+        return outputs.loss
 
     def on_train_batch_end(self, outputs, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         # Train metrics cover the steps since the last log line (all ranks), then start afresh: at

@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from lightning_kg.data.checks import BadDataError, BadSampleError, BadShardError
 from lightning_kg.data.datamodule import KnowledgeDataModule
+from lightning_kg.model.config import ObjectiveSettings
 from lightning_kg.train.module import KnowledgePretraining
 from tests.data.shard_factory import fact_sample, make_dataset, npy, text_sample, write_shard
 
@@ -239,7 +240,7 @@ def test_the_count_reaches_the_logs_as_a_running_total(dataset, shards, tmp_path
     dm = KnowledgeDataModule(str(dataset), num_workers=0, batch_size=4, fact_batch_size=2, shuffle_buffer=0,
                              max_bad_fraction=0.2, train_shards=shards["mixed"], train_fact_shards=shards["mixed-facts"])
     model = KnowledgePretraining(vocab_size=dm.vocab_size, entity_vocab_size=dm.entity_vocab_size,
-                                 pad_token_id=dm.pad_token_id, queue_size=8, warmup_steps=1)
+                                 pad_token_id=dm.pad_token_id, objective_settings=ObjectiveSettings(queue_size=8), warmup_steps=1)
     trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=CSVLogger(tmp_path, name="", version=""),
                         log_every_n_steps=2, limit_val_batches=0, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModel, LukeConfig, LukeForMaskedLM, LukeModel, XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
 
-from lightning_kg.model.config import EncoderConfig
+from lightning_kg.model.config import EncoderConfig, ObjectiveSettings
 from lightning_kg.model.hf_convert import export_hf, hf_entity_vocab, load_hf_weights
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 
@@ -41,7 +41,7 @@ def random_luke(aware):
 
 
 def our_model(aware, **weights):
-    return KnowledgePretrainingModel(EncoderConfig.preset("tiny", 100, 50, use_entity_aware_attention=aware), **weights).eval()
+    return KnowledgePretrainingModel(EncoderConfig.preset("tiny", 100, 50, use_entity_aware_attention=aware), ObjectiveSettings(**weights)).eval()
 
 
 @pytest.mark.parametrize("aware", [False, True])

@@ -7,7 +7,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lightning_kg.model.config import EncoderConfig
+from lightning_kg.dataset.format import OBJECTIVES
+from lightning_kg.model.config import EncoderConfig, ObjectiveSettings
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 
 VOCAB, ENTITIES = 60, 20
@@ -36,10 +37,10 @@ def fixed_batch():
     }
 
 
-def model(queue_size=0, **weights):
+def model(queue_size=0, **settings):
     torch.manual_seed(0)
     config = EncoderConfig.preset("tiny", VOCAB, ENTITIES, dropout=0.0, attention_dropout=0.0)
-    return KnowledgePretrainingModel(config, queue_size=queue_size, **weights)
+    return KnowledgePretrainingModel(config, ObjectiveSettings(queue_size=queue_size, **settings))
 
 
 def test_every_loss_falls_on_a_fixed_batch():
@@ -48,23 +49,26 @@ def test_every_loss_falls_on_a_fixed_batch():
     first = None
     for _ in range(40):
         out = net(batch)
-        first = first or {k: v.item() for k, v in out.items() if k.endswith("_loss")}
+        first = first or {k: v.item() for k, v in out.losses().items()}
         optimizer.zero_grad()
-        out["loss"].backward()
+        out.loss.backward()
         optimizer.step()
-    last = {k: v.item() for k, v in net(batch).items() if k.endswith("_loss")}
-    assert set(last) == {"mlm_loss", "mep_vocab_loss", "mep_contrastive_loss", "oe_loss"}
+    last = {k: v.item() for k, v in net(batch).losses().items()}
+    assert set(last) == set(OBJECTIVES)
     for name in last:
         assert last[name] < 0.5 * first[name], (name, first[name], last[name])
 
 
 def test_an_objective_with_weight_zero_has_no_head_and_no_output():
     net = model(mep_contrastive_weight=0.0, oe_weight=0.0)
-    assert not hasattr(net, "mention_projection") and not hasattr(net, "oe_queue")
+    assert net.mep_contrastive is None and net.oe is None
+    assert {name.split(".")[0] for name in net.state_dict()} == {"encoder", "mlm_head", "entity_head"}  # no queue buffers
+    assert {type(m).__name__ for m in net.modules()}.isdisjoint({"ContrastiveObjective", "ProjectionHead", "NegativeQueue"})
     out = net(fixed_batch())
-    assert {k for k in out if k.endswith("_loss")} == {"mlm_loss", "mep_vocab_loss"}
-    torch.testing.assert_close(out["loss"], out["mlm_loss"] + out["mep_vocab_loss"])
-    out["loss"].backward()
+    assert set(out.losses()) == {"mlm", "mep_vocab"} and set(out.ranks()) == {"mep_vocab"} and not out.pair_accuracies()
+    assert (out.mep_contrastive_loss, out.mep_contrastive_rank, out.oe_loss, out.oe_pair_accuracy) == (None,) * 4
+    torch.testing.assert_close(out.loss, out.mlm_loss + out.mep_vocab_loss)
+    out.loss.backward()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad and p is not net.encoder.embeddings.token_type.weight)
 
 
@@ -73,8 +77,10 @@ def test_entity_parameters_are_the_tensors_new_to_a_word_only_start(aware):
     torch.manual_seed(0)
     net = KnowledgePretrainingModel(EncoderConfig.preset("tiny", VOCAB, ENTITIES, use_entity_aware_attention=aware))
     names = {name for name, p in net.named_parameters() if any(p is q for q in net.entity_parameters())}
-    assert {n.split(".")[0] for n in names} == {"encoder", "entity_head", "mention_projection", "knowledge_projection",
-                                                "query_projection", "object_projection"}
+    assert {n.split(".")[0] for n in names} == {"encoder", "entity_head", "mep_contrastive", "oe"}
+    contrastive = {n for n, _ in net.named_parameters() if n.startswith(("mep_contrastive.", "oe."))}
+    assert {".".join(n.split(".")[:2]) for n in contrastive} == {f"{o}.{h}" for o in ("mep_contrastive", "oe") for h in ("query_head", "key_head")}
+    assert contrastive <= names
     encoder = {n for n in names if n.startswith("encoder.")}
     queries = {f"encoder.layers.{i}.{q}.{kind}" for i in range(2) for q in ("w2e_query", "e2w_query", "e2e_query")
                for kind in ("weight", "bias")}
@@ -84,7 +90,7 @@ def test_entity_parameters_are_the_tensors_new_to_a_word_only_start(aware):
 
 def test_weights_scale_the_sum_and_all_zero_is_refused():
     out = model(mlm_weight=0.5, mep_vocab_weight=2.0, mep_contrastive_weight=0.0, oe_weight=0.0)(fixed_batch())
-    torch.testing.assert_close(out["loss"], 0.5 * out["mlm_loss"] + 2.0 * out["mep_vocab_loss"])
+    torch.testing.assert_close(out.loss, 0.5 * out.mlm_loss + 2.0 * out.mep_vocab_loss)
     with pytest.raises(ValueError, match="not all 0"):
         model(mlm_weight=0.0, mep_vocab_weight=0.0, mep_contrastive_weight=0.0, oe_weight=0.0)
 
@@ -94,10 +100,10 @@ def test_activation_checkpointing_gives_the_same_gradients():
     plain = model(mep_contrastive_weight=0.0, oe_weight=0.0)
     torch.manual_seed(0)
     config = EncoderConfig.preset("tiny", VOCAB, ENTITIES, dropout=0.0, attention_dropout=0.0, activation_checkpointing=True)
-    checkpointed = KnowledgePretrainingModel(config, queue_size=0, mep_contrastive_weight=0.0, oe_weight=0.0)
+    checkpointed = KnowledgePretrainingModel(config, ObjectiveSettings(queue_size=0, mep_contrastive_weight=0.0, oe_weight=0.0))
     checkpointed.load_state_dict(plain.state_dict())
-    plain(batch)["loss"].backward()
-    checkpointed.train()(batch)["loss"].backward()
+    plain(batch).loss.backward()
+    checkpointed.train()(batch).loss.backward()
     for a, b in zip(plain.parameters(), checkpointed.parameters()):
         if a.grad is not None:
             torch.testing.assert_close(a.grad, b.grad)
@@ -124,9 +130,9 @@ def _train_step_on_rank(rank: int, init_file: str, out_dir: str) -> None:
                             timeout=timedelta(seconds=60))
     net = model(queue_size=8)  # seeded: the same weights and random queue starts on both ranks
     out = net.train()(keep_mention_pairs(fixed_batch(), 1 if rank == 0 else 3))
-    out["loss"].backward()
+    out.loss.backward()
     queues = {name: buffer for name, buffer in net.named_buffers() if "_queue." in name}
-    torch.save({"queues": queues, "losses": {k: v.item() for k, v in out.items() if k.endswith("_loss")}},
+    torch.save({"queues": queues, "losses": {k: v.item() for k, v in out.losses().items()}},
                Path(out_dir) / f"rank{rank}.pt")
     dist.destroy_process_group()
 
@@ -144,15 +150,15 @@ def test_a_rank_with_one_mention_pair_still_joins_the_queue_gather(tmp_path):
                 process.kill()
             pytest.fail("the two ranks did not finish one training step: one waits in a collective the other skipped")
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
-    assert ranks[0]["losses"]["mep_contrastive_loss"] == 0.0 and ranks[1]["losses"]["mep_contrastive_loss"] > 0.0
+    assert ranks[0]["losses"]["mep_contrastive"] == 0.0 and ranks[1]["losses"]["mep_contrastive"] > 0.0
     for name, buffer in ranks[0]["queues"].items():
         torch.testing.assert_close(buffer, ranks[1]["queues"][name], msg=name)
     # The mention queues hold rank 1's three pairs (rank 0 gave none); the 8-slot oe queues the last 8
     # of the 12 facts gathered in rank order (6 from each rank).
     batch = fixed_batch()
-    assert ranks[0]["queues"]["mep_knowledge_queue.entities"].tolist() == batch["mep_entities"][:3].tolist() + [-1] * 5
+    assert ranks[0]["queues"]["mep_contrastive.key_queue.entities"].tolist() == batch["mep_entities"][:3].tolist() + [-1] * 5
     objects = batch["oe_objects"].tolist()
-    assert ranks[0]["queues"]["oe_object_queue.entities"].tolist() == objects[4:] + objects
+    assert ranks[0]["queues"]["oe.key_queue.entities"].tolist() == objects[4:] + objects
 
 
 @pytest.mark.parametrize("mep_layer", [1, None])
@@ -161,8 +167,8 @@ def test_mep_contrastive_reads_both_sides_from_mep_layer(mep_layer):
     ``mep_layer`` (XLM-K's layer_of_cts_loss), the last one when None."""
     net, batch = model(mep_layer=mep_layer).eval(), fixed_batch()
     seen = {}
-    for name in ("mention_projection", "knowledge_projection"):
-        getattr(net, name).register_forward_pre_hook(lambda module, args, name=name: seen.setdefault(name, args[0]))
+    for name in ("query_head", "key_head"):
+        getattr(net.mep_contrastive, name).register_forward_pre_hook(lambda module, args, name=name: seen.setdefault(name, args[0]))
     with torch.no_grad():
         net(batch)
         layer = mep_layer or 2
@@ -170,21 +176,21 @@ def test_mep_contrastive_reads_both_sides_from_mep_layer(mep_layer):
                            batch["entity_attention_mask"], return_layer=layer).layer_hidden
         knowledge = net.encoder(batch["mep_knowledge_ids"], batch["mep_knowledge_mask"], return_layer=layer).layer_hidden
     rows, positions = batch["mep_mention_positions"].unbind(-1)
-    torch.testing.assert_close(seen["mention_projection"], text[rows, positions])
-    torch.testing.assert_close(seen["knowledge_projection"], knowledge[:, 0])
+    torch.testing.assert_close(seen["query_head"], text[rows, positions])
+    torch.testing.assert_close(seen["key_head"], knowledge[:, 0])
     if mep_layer == 1:  # and layer 1 is not the last layer's state
         last = net.encoder(batch["mep_knowledge_ids"], batch["mep_knowledge_mask"]).word_hidden[:, 0]
-        assert not torch.allclose(seen["knowledge_projection"], last)
+        assert not torch.allclose(seen["key_head"], last)
 
 
 def test_every_model_knob_is_a_command_line_flag(tmp_path):
     from lightning_kg.train.cli import KnowledgeCLI
 
     demo = str(Path(__file__).resolve().parents[2] / "shards" / "demo")
-    cli = KnowledgeCLI(["--data.data_dir", demo, "--run_dir", str(tmp_path), "--model.projection_size", "32",
-                        "--model.mep_vocab_chunk_size", "100", "--model.temperature", "0.1", "--model.queue_size", "8",
-                        "--model.mep_layer", "1"], run=False)
+    cli = KnowledgeCLI(["--data.data_dir", demo, "--run_dir", str(tmp_path), "--model.objective_settings.projection_size", "32",
+                        "--model.objective_settings.mep_vocab_chunk_size", "100", "--model.objective_settings.temperature", "0.1",
+                        "--model.objective_settings.queue_size", "8", "--model.objective_settings.mep_layer", "1"], run=False)
     net = cli.model.model
-    assert net.mention_projection.net[-1].num_features == 32 and net.mep_knowledge_queue.vectors.shape == (8, 32)
-    assert (net.chunk_size, net.temperature, net.mep_layer) == (100, 0.1, 1)
+    assert net.mep_contrastive.query_head.net[-1].num_features == 32 and net.mep_contrastive.key_queue.vectors.shape == (8, 32)
+    assert (net.objective_settings.mep_vocab_chunk_size, net.mep_contrastive.temperature, net.oe.temperature, net.mep_layer) == (100, 0.1, 0.1, 1)
     assert cli.model.hparams.entity_vocab_path == f"{demo}/entity_vocab.jsonl"  # linked, for init_from's entity rows

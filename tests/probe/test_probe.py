@@ -13,6 +13,7 @@ import torch
 from lightning_kg.cli import main
 from lightning_kg.dataset.entity_vocab import EntityVocab
 from lightning_kg.dataset.tokenizer import load_tokenizer
+from lightning_kg.model.config import ObjectiveSettings
 from lightning_kg.probe.metrics import COLUMNS, LabelVectors, alignment_accuracy, answer_rank, evaluate, summarise
 from lightning_kg.probe.queries import NO_TEMPLATE, ONE_CANDIDATE, Fact, build_queries, read_facts
 from lightning_kg.probe.report import format_table
@@ -159,7 +160,8 @@ def write_checkpoint(path: Path, data_dir: str = str(DEMO), **weights) -> Path:
     """An untrained tiny model for the demo data, saved as a training run saves it."""
     torch.manual_seed(0)
     entities = len(EntityVocab.load(DEMO / "entity_vocab.jsonl"))
-    module = KnowledgePretraining(vocab_size=len(load_tokenizer(DEMO / "tokenizer")), entity_vocab_size=entities, **weights)
+    module = KnowledgePretraining(vocab_size=len(load_tokenizer(DEMO / "tokenizer")), entity_vocab_size=entities,
+                                  objective_settings=ObjectiveSettings(**weights))
     path.parent.mkdir(parents=True)
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
                 "pytorch-lightning_version": lightning.__version__, "datamodule_hyper_parameters": {"data_dir": data_dir}}, path)

@@ -65,3 +65,14 @@ def test_only_rank_zero_probes(tmp_path, monkeypatch):
     monkeypatch.setattr(rank_zero_only, "rank", 0)
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         probe_and_write(config)
+
+
+@pytest.mark.slow  # a whole probe of the demo: about 100 s on a shared 2-core CPU
+def test_a_checkpoint_from_before_the_typed_model_is_probed(tmp_path):
+    """tests/fixtures/checkpoint-711c5c4: old state-dict names and flat objective keys, all four
+    objectives, so both the entity and the word scorer run."""
+    old = REPOSITORY / "tests" / "fixtures" / "checkpoint-711c5c4" / "last.ckpt"
+    main(["probe", "--ckpt_path", str(old), "--out", str(tmp_path / "probe"), "--alignment_entities", "40"])
+    mean = list(csv.DictReader(open(tmp_path / "probe" / "probe.csv", encoding="utf-8")))[-1]
+    assert mean["key"] == "mean" and int(mean["queries"]) == 296
+    assert 0.0 <= float(mean["entity_p1"]) <= 1.0 and 0.0 <= float(mean["word_p1"]) <= 1.0

@@ -11,7 +11,7 @@ import torch
 
 from lightning_kg.dataset.entity_vocab import MASK_ID, EntityVocab
 from lightning_kg.dataset.tokenizer import load_tokenizer
-from lightning_kg.model.config import EncoderConfig
+from lightning_kg.model.config import EncoderConfig, ObjectiveSettings
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 from lightning_kg.probe.metrics import evaluate, summarise
 from lightning_kg.probe.queries import build_queries, read_facts
@@ -33,7 +33,7 @@ def world(tmp_path_factory):
 def tiny_model(tokenizer, seed: int = 0, **overrides) -> KnowledgePretrainingModel:
     torch.manual_seed(seed)
     config = EncoderConfig(vocab_size=len(tokenizer), entity_vocab_size=FIRST_SUBJECT + SUBJECTS, dropout=0.0, attention_dropout=0.0, **overrides)
-    return KnowledgePretrainingModel(config, mep_contrastive_weight=0.0, oe_weight=0.0).eval()
+    return KnowledgePretrainingModel(config, ObjectiveSettings(mep_contrastive_weight=0.0, oe_weight=0.0)).eval()
 
 
 def p1(queries, scorer) -> float:
@@ -118,7 +118,7 @@ def memorise(model: KnowledgePretrainingModel, tokenizer, queries, steps: int = 
     model.train()
     for _ in range(steps):
         optimizer.zero_grad()
-        model(batch)["loss"].backward()
+        model(batch).loss.backward()
         optimizer.step()
     model.eval()
 

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from lightning_kg.cli import main
 from lightning_kg.data.datamodule import KnowledgeDataModule
+from lightning_kg.model.config import ObjectiveSettings
 from lightning_kg.train.cli import new_run_dir
 from lightning_kg.train.module import KnowledgePretraining
 from tests.test_export import assert_export_matches, demo_batch
@@ -106,7 +107,7 @@ def train(tmp_path, steps, stop_at=None, ckpt_path=None, workers=0):
     L.seed_everything(0)
     data = KnowledgeDataModule(DEMO, num_workers=workers, batch_size=4, fact_batch_size=4, shuffle_buffer=50)
     model = KnowledgePretraining(vocab_size=data.vocab_size, entity_vocab_size=data.entity_vocab_size,
-                                 pad_token_id=data.pad_token_id, queue_size=16, warmup_steps=2)
+                                 pad_token_id=data.pad_token_id, objective_settings=ObjectiveSettings(queue_size=16), warmup_steps=2)
     callbacks = [ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=1, save_last=True)]
     if stop_at:
         callbacks.append(StopAt(stop_at))
@@ -179,7 +180,7 @@ def test_one_last_checkpoint_resume_by_literal_last_keeps_every_metric(tmp_path,
 
 def test_print_config_shows_every_knob(capsys):
     with pytest.raises(SystemExit):
-        main(["fit", "--print_config", "--model.mep_vocab_weight", "0.5"])
+        main(["fit", "--print_config", "--model.objective_settings.mep_vocab_weight", "0.5"])
     printed = capsys.readouterr().out
     assert "mep_vocab_weight: 0.5" in printed and "knowledge_language: same" in printed and "max_steps: 500" in printed
 

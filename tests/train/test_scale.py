@@ -104,11 +104,12 @@ def test_bf16_mixed_one_step(tmp_path):
     import lightning as L
 
     from lightning_kg.data.datamodule import KnowledgeDataModule
+    from lightning_kg.model.config import ObjectiveSettings
     from lightning_kg.train.module import KnowledgePretraining
 
     data = KnowledgeDataModule(DEMO, batch_size=4, fact_batch_size=4, num_workers=0)
     module = KnowledgePretraining(vocab_size=data.vocab_size, entity_vocab_size=data.entity_vocab_size,
-                                  pad_token_id=data.pad_token_id, queue_size=16)
+                                  pad_token_id=data.pad_token_id, objective_settings=ObjectiveSettings(queue_size=16))
     before = module.model.encoder.entity_embeddings.table.weight.detach().clone()
     trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", max_steps=1, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, default_root_dir=tmp_path)
