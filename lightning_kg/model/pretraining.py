@@ -128,7 +128,9 @@ class KnowledgePretrainingModel(nn.Module):
             masked = batch["mlm_labels"].ne(IGNORE_INDEX)
             labels = batch["mlm_labels"][masked]
             logits = self.mlm_head(text.word_hidden[masked], self.encoder.embeddings.word.weight)
-            out["mlm_loss"] = F.cross_entropy(logits.float(), labels) if len(labels) else logits.sum() * 0.0
+            token_losses = F.cross_entropy(logits.float(), labels, reduction="none")  # (masked tokens,)
+            out["mlm_loss"] = token_losses.mean() if len(labels) else logits.sum() * 0.0
+            out["mlm_token_losses"] = token_losses.detach()  # for metrics per language
             out["mlm_correct"] = logits.argmax(-1).eq(labels)
         if self.active("mep_vocab"):
             masked = batch["entity_labels"].ne(IGNORE_INDEX)
