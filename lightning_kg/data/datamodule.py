@@ -8,6 +8,8 @@ Design choices, each for a reason (how the streams read, resume and split across
   counting and warning, and fills each batch from the next good samples.
 - Every rank runs the same number of validation batches (the fewest any rank's slice holds, from
   the manifest's counts), or DDP and ZeRO-3 would hang.
+- ``language_sampling_alpha`` below 1 draws text rows by language, p_l ~ n_l^alpha from the
+  manifest's per-shard counts (``language_sampling.py``); the mix is printed at start.
 - Only what the model's active objectives read is built (``objectives``): no knowledge texts
   without ``mep_contrastive``, no facts read at all without ``oe``.
 """
@@ -254,7 +256,7 @@ class KnowledgeDataModule(L.LightningDataModule):
             text_share = 0.5 if h.task_mixing == "alternating" and self._active("oe") else 1.0  # text on every other step
             table = sampling_table(totals, probabilities, h.batch_size * world_size * text_share, h.language_sampling_alpha)
             print(table)
-            if self.trainer is not None:
+            if self.trainer is not None and self.trainer.loggers:  # a run that keeps logs (the CLI's run directory)
                 Path(self.trainer.default_root_dir).mkdir(parents=True, exist_ok=True)
                 write_text(Path(self.trainer.default_root_dir) / "language_sampling.md", table)
         if h.language_sampling_alpha == 1:

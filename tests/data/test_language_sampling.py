@@ -49,7 +49,7 @@ def test_language_frequencies_over_many_draws_follow_the_formula():
 
 def test_the_table_is_printed_and_written_to_the_run_directory(tmp_path, capsys):
     dm = KnowledgeDataModule(str(DEMO), num_workers=0, batch_size=8, language_sampling_alpha=0.3, objectives=["mlm"])
-    dm.trainer = SimpleNamespace(default_root_dir=str(tmp_path / "run"), global_rank=0, world_size=1)
+    dm.trainer = SimpleNamespace(default_root_dir=str(tmp_path / "run"), global_rank=0, world_size=1, loggers=["csv"])
     dm.train_dataloader()
     table = (tmp_path / "run" / "language_sampling.md").read_text(encoding="utf-8")
     assert table in capsys.readouterr().out
