@@ -8,6 +8,8 @@ Design choices, each for a reason (how the streams read, resume and split across
   counting and warning, and fills each batch from the next good samples.
 - Every rank runs the same number of validation batches (the fewest any rank's slice holds, from
   the manifest's counts), or DDP and ZeRO-3 would hang.
+- ``language_sampling_alpha`` below 1 draws text rows by language, p_l ~ n_l^alpha from the
+  manifest's per-shard counts (``language_sampling.py``); the mix is printed at start.
 - Only what the model's active objectives read is built (``objectives``): no knowledge texts
   without ``mep_contrastive``, no facts read at all without ``oe``.
 """
@@ -27,8 +29,10 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from lightning_kg.data.checks import SampleLimits
+from lightning_kg.data.language_sampling import sampling_probabilities, sampling_table, shard_language_counts
 from lightning_kg.data.masking import Collator
 from lightning_kg.data.streams import EvalStream, TrainLoader, TrainStream, rank_shards, slice_sizes
+from lightning_kg.dataset.files import write_text
 from lightning_kg.dataset.format import OBJECTIVES
 from lightning_kg.dataset.knowledge import KnowledgeTable
 from lightning_kg.dataset.manifest import check_checkpoint, check_files
@@ -89,6 +93,7 @@ class KnowledgeDataModule(L.LightningDataModule):
         bad_samples: Literal["fail", "skip"] = "skip",
         max_bad_fraction: float = 0.01,
         task_mixing: Literal["mixed", "alternating"] = "mixed",
+        language_sampling_alpha: float = 1.0,
         objectives: list[str] = list(OBJECTIVES),  # noqa: B006 - never mutated
     ):
         """
@@ -128,6 +133,10 @@ class KnowledgeDataModule(L.LightningDataModule):
             task_mixing: ``mixed``: every training batch holds ``batch_size`` text rows and up to
                 ``fact_batch_size`` facts; ``alternating``: XLM-K's single-task batches, text rows only
                 and facts only in turn (one optimiser step each). Evaluation batches are always mixed.
+            language_sampling_alpha: Training text rows of language l are drawn with probability proportional
+                to n_l^alpha, n_l its samples in the train shards (manifest.json's counts): 1.0 reads the data
+                as it is; XLM-R 0.3, mLUKE 0.7 read small languages more often. Facts are mixed as they are.
+                The start of a run prints the mix and writes it to the run directory (language_sampling.md).
             objectives: The objectives the model trains; the CLI sets it from the model's weights. Only
                 what they read is built: entity masks for ``mep_vocab`` and ``mep_contrastive``, knowledge
                 texts of masked mentions for ``mep_contrastive``, facts (not even read) for ``oe``.
@@ -148,6 +157,9 @@ class KnowledgeDataModule(L.LightningDataModule):
             raise ValueError(f"data.task_mixing is {task_mixing!r}, expected 'mixed' or 'alternating'")
         if bad_samples not in ("fail", "skip"):
             raise ValueError(f"data.bad_samples is {bad_samples!r}, expected 'fail' or 'skip'")
+        if not 0 <= language_sampling_alpha <= 1:
+            raise ValueError(f"data.language_sampling_alpha is {language_sampling_alpha}, expected a value in [0, 1] "
+                             "(1: as in the data, XLM-R 0.3, mLUKE 0.7)")
         if not 0 <= max_bad_fraction < 1:  # 1 would let a stream of nothing but bad shards run forever
             raise ValueError(f"data.max_bad_fraction is {max_bad_fraction}, expected a share in [0, 1)")
         self._restored_position = 0
@@ -172,6 +184,11 @@ class KnowledgeDataModule(L.LightningDataModule):
     @cached_property
     def knowledge(self) -> KnowledgeTable:
         return KnowledgeTable.load(self.data_dir)
+
+    @property
+    def languages(self) -> list[str]:
+        """The dataset's languages (manifest.json), the order of a batch's ``text_language_ids``."""
+        return list(self.manifest.get("languages", []))
 
     @property
     def vocab_size(self) -> int:
@@ -203,7 +220,7 @@ class KnowledgeDataModule(L.LightningDataModule):
             whole_mention_masking=h.whole_mention_masking, knowledge_language=h.knowledge_language,
             max_entities=h.max_entities, knowledge_max_length=h.knowledge_max_length,
             entity_masking=self._active("mep_vocab") or self._active("mep_contrastive"),
-            mention_knowledge=self._active("mep_contrastive"), facts=self._active("oe"),
+            mention_knowledge=self._active("mep_contrastive"), facts=self._active("oe"), languages=tuple(self.languages),
         )
 
     def _urls(self, override: str | list[str] | None, split: str) -> list[str]:
@@ -220,6 +237,32 @@ class KnowledgeDataModule(L.LightningDataModule):
                   for shards in self.manifest.get("shards", {}).values() for shard in shards}
         return {url: listed[os.path.abspath(url)] for url in urls
                 if not url.startswith("pipe:") and "://" not in url and os.path.abspath(url) in listed}
+
+    def _text_languages(self, text_urls: list[str], rank: int, world_size: int) -> dict[str, tuple[list[str], float]] | None:
+        """Language -> (this rank's shards holding it, sampling probability) for the train stream, or
+        None with alpha 1 (the data's own mix); rank 0 prints the mix and writes it to the run directory."""
+        h = self.hparams
+        listed = {os.path.abspath(self.data_dir / shard["name"]): shard.get("languages")
+                  for shard in self.manifest.get("shards", {}).get("train", [])}
+        if h.language_sampling_alpha == 1 and any(listed.get(os.path.abspath(url)) is None for url in text_urls):
+            return None  # the data's own mix needs no counts: an older manifest's shards are not read just to print them
+        counts = shard_language_counts(text_urls, {url: listed.get(os.path.abspath(url)) for url in text_urls})
+        totals: dict[str, int] = {}
+        for per_shard in counts.values():
+            for lang, n in per_shard.items():
+                totals[lang] = totals.get(lang, 0) + n
+        probabilities = sampling_probabilities(totals, h.language_sampling_alpha)
+        if rank == 0:
+            text_share = 0.5 if h.task_mixing == "alternating" and self._active("oe") else 1.0  # text on every other step
+            table = sampling_table(totals, probabilities, h.batch_size * world_size * text_share, h.language_sampling_alpha)
+            print(table)
+            if self.trainer is not None and self.trainer.loggers:  # a run that keeps logs (the CLI's run directory)
+                Path(self.trainer.default_root_dir).mkdir(parents=True, exist_ok=True)
+                write_text(Path(self.trainer.default_root_dir) / "language_sampling.md", table)
+        if h.language_sampling_alpha == 1:
+            return None
+        return {lang: (rank_shards([url for url in text_urls if counts[url].get(lang)], rank, world_size), probability)
+                for lang, probability in probabilities.items()}
 
     def _rank_and_world(self) -> tuple[int, int]:
         if self.trainer is not None:
@@ -246,11 +289,13 @@ class KnowledgeDataModule(L.LightningDataModule):
                              f"--data.num_workers {self._restored_lanes if self._restored_lanes > 1 else 0} to continue it exactly")
         rank, world_size = self._rank_and_world()
         fact_urls = self._urls(h.train_fact_shards, "facts-train")
+        text_languages = self._text_languages(text_urls, rank, world_size)
+        shard_sizes = self._shard_sizes(text_urls + fact_urls)
         text_urls, fact_urls = rank_shards(text_urls, rank, world_size), rank_shards(fact_urls, rank, world_size)
         stream = TrainStream(text_urls, fact_urls, self.collator(), self.limits,
                              h.batch_size, h.fact_batch_size, h.shuffle_buffer, h.seed, rank, lanes,
-                             self._shard_sizes(text_urls + fact_urls), h.bad_samples == "skip", h.max_bad_fraction,
-                             alternate=h.task_mixing == "alternating")
+                             shard_sizes, h.bad_samples == "skip", h.max_bad_fraction,
+                             alternate=h.task_mixing == "alternating", text_languages=text_languages)
         return TrainLoader(stream, self.consumed_batches, **self._loader_options(h.num_workers))
 
     def _eval_batches(self, text_urls: list[str], shard_sizes: dict[str, int], world_size: int) -> tuple[int | None, bool]:
@@ -313,11 +358,15 @@ class KnowledgeDataModule(L.LightningDataModule):
     # the loaders are built (lightning/pytorch/trainer/connectors/checkpoint_connector.py).
     def state_dict(self) -> dict:
         return {"consumed_batches": self.consumed_batches(), "lanes": max(1, self.hparams.num_workers), "seed": self.hparams.seed,
-                "dataset_hashes": self.manifest.get("hashes", {})}
+                "dataset_hashes": self.manifest.get("hashes", {}), "language_sampling_alpha": self.hparams.language_sampling_alpha}
 
     def load_state_dict(self, state: dict) -> None:
         check_checkpoint(state.get("dataset_hashes", {}), self.manifest, self.data_dir, self.hparams.allow_mismatch)
         if int(state["seed"]) != self.hparams.seed:
             raise ValueError(f"the checkpoint's data stream has seed {state['seed']}; resume with --data.seed {state['seed']}")
+        alpha = float(state.get("language_sampling_alpha", 1.0))  # checkpoints before it was a knob read the data's mix
+        if alpha != self.hparams.language_sampling_alpha:
+            raise ValueError(f"the checkpoint's data stream has language_sampling_alpha {alpha:g}; resume with "
+                             f"--data.language_sampling_alpha {alpha:g} to continue it exactly")
         self._restored_position = int(state["consumed_batches"])
         self._restored_lanes = int(state["lanes"])

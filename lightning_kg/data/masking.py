@@ -123,6 +123,7 @@ class Collator:
     ``mep_contrastive``) masks entity slots; ``mention_knowledge`` (``mep_contrastive``) forces the
     masked mentions' words to ``<mask>`` and pairs them with knowledge texts (the ``mep_*`` keys);
     ``facts`` (``oe``) builds the ``oe_*`` keys. ``knowledge`` may be None when neither of the last two is on.
+    With ``languages`` (the dataset's), ``text_language_ids`` gives each row's language, for metrics per language.
     """
 
     pad_token_id: int
@@ -141,6 +142,7 @@ class Collator:
     entity_masking: bool = True
     mention_knowledge: bool = True
     facts: bool = True
+    languages: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.knowledge_language not in ("any", "same"):
@@ -200,6 +202,9 @@ class Collator:
             "entity_attention_mask": _pad([np.ones(len(r), dtype=np.int64) for r in entity_rows], 0, self.pad_to_multiple_of, minimum=1),
             "entity_labels": _pad(entity_labels, IGNORE_INDEX, self.pad_to_multiple_of, minimum=1),
         }
+        if self.languages:
+            batch["text_language_ids"] = torch.tensor([self.languages.index(s["lang"]) if s.get("lang") in self.languages else -1
+                                                       for s in texts], dtype=torch.long)
         if self.mention_knowledge:
             batch["mep_mention_positions"] = torch.tensor(mep_positions, dtype=torch.long).reshape(-1, 2)
             batch["mep_entities"] = torch.tensor(mep_entities, dtype=torch.long)

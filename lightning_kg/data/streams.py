@@ -11,6 +11,9 @@ loader worker reads, in which order, and how a resumed run continues exactly.
   drawn from a generator seeded by (seed, rank, g). The checkpoint stores how many batches the
   trainer consumed; a resumed run replays each lane's raw samples to that point without masking
   them, so no sample is repeated or skipped.
+- With ``text_languages`` (``language_sampling_alpha`` below 1), text rows are drawn by language
+  (``language_sampling.py``): one resampled stream per language, each of this rank's share of the
+  shards holding that language, and a seeded pick of each row's language.
 - With ``alternate`` (``task_mixing: alternating``), even global batches hold only text rows and odd
   ones only facts, so all ranks train the same task at each step.
 - Training skips bad samples (``checks.py``) by default; the replay of a resumed run decodes its
@@ -30,6 +33,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from lightning_kg.data.checks import BadDataTally, SampleLimits, decode_sample, shard_samples
+from lightning_kg.data.language_sampling import mixed_by_language, of_language
 from lightning_kg.data.masking import Collator
 
 
@@ -42,15 +46,19 @@ class TrainStream(IterableDataset):
 
     ``start`` is the global number of the first batch to yield; the loader sets it at each
     ``iter()`` from the trainer's progress, so a new epoch or a resumed run continues the stream.
+    ``text_languages``: language -> (this rank's shards holding it, sampling probability), or None
+    to read ``text_urls`` in the data's own mix.
     """
 
     def __init__(self, text_urls: list[str], fact_urls: list[str], collator: Collator, limits: SampleLimits,
                  batch_size: int, fact_batch_size: int, shuffle_buffer: int, seed: int, rank: int, lanes: int,
-                 shard_sizes: dict[str, int], skip_bad: bool, max_bad_fraction: float, alternate: bool = False):
+                 shard_sizes: dict[str, int], skip_bad: bool, max_bad_fraction: float, alternate: bool = False,
+                 text_languages: dict[str, tuple[list[str], float]] | None = None):
         self.text_urls, self.fact_urls, self.collator, self.limits = text_urls, fact_urls, collator, limits
         self.batch_size, self.fact_batch_size, self.shuffle_buffer = batch_size, fact_batch_size, shuffle_buffer
         self.seed, self.rank, self.lanes, self.start, self.alternate = seed, rank, lanes, 0, alternate
         self.shard_sizes, self.skip_bad, self.max_bad_fraction = shard_sizes, skip_bad, max_bad_fraction
+        self.text_languages = text_languages
 
     def _raw_samples(self, urls: list[str], seed: int) -> Iterator[dict]:
         stages = [wds.ResampledShards(urls, seed=seed, deterministic=True, worker_seed=lambda: 0),
@@ -59,6 +67,15 @@ class TrainStream(IterableDataset):
             stages.append(wds.shuffle(self.shuffle_buffer, initial=min(100, self.shuffle_buffer), seed=seed))
         return iter(wds.DataPipeline(*stages))
 
+    def text_samples(self, lane: int) -> Iterator[dict]:
+        """Lane ``lane``'s endless raw text samples, in the data's mix or drawn by language."""
+        if not self.text_languages:
+            return self._raw_samples(self.text_urls, _derived_seed(self.seed, self.rank, lane, 0))
+        streams = {lang: of_language(self._raw_samples(urls, _derived_seed(self.seed, self.rank, lane, 0, number + 1)), lang)
+                   for number, (lang, (urls, _)) in enumerate(sorted(self.text_languages.items()))}
+        probabilities = {lang: probability for lang, (_, probability) in self.text_languages.items()}
+        return mixed_by_language(streams, probabilities, _derived_seed(self.seed, self.rank, lane, 2))
+
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
@@ -66,7 +83,7 @@ class TrainStream(IterableDataset):
             raise RuntimeError(f"the stream has {self.lanes} lanes but the loader runs {workers} workers")
         first = self.start + worker  # this worker yields batches first, first + lanes, ...
         lane = first % self.lanes
-        texts = self._raw_samples(self.text_urls, _derived_seed(self.seed, self.rank, lane, 0))
+        texts = self.text_samples(lane)
         facts = self._raw_samples(self.fact_urls, _derived_seed(self.seed, self.rank, lane, 1)) if self.fact_urls else None
         tally = BadDataTally(self.skip_bad, self.max_bad_fraction, self.limits)
         number = lane  # global number of the lane's next batch

@@ -42,6 +42,8 @@ class PretrainingOutput:
     """() mean cross-entropy over the masked tokens."""
     mlm_correct: torch.Tensor | None = None
     """(masked tokens,) bool: the top-scored word is the masked one."""
+    mlm_token_losses: torch.Tensor | None = None
+    """(masked tokens,) float32, detached: each masked token's cross-entropy (validation per language)."""
     mep_vocab_loss: torch.Tensor | None = None
     """() mean cross-entropy over the masked entities, the softmax over the whole entity vocabulary."""
     mep_vocab_rank: torch.Tensor | None = None
@@ -142,7 +144,9 @@ class KnowledgePretrainingModel(nn.Module):
             masked = batch["mlm_labels"].ne(IGNORE_INDEX)
             labels = batch["mlm_labels"][masked]
             logits = self.mlm_head(text.word_hidden[masked], self.encoder.embeddings.word.weight)  # (masked, V)
-            out.mlm_loss = F.cross_entropy(logits.float(), labels) if len(labels) else logits.sum() * 0.0
+            token_losses = F.cross_entropy(logits.float(), labels, reduction="none")  # (masked,)
+            out.mlm_loss = token_losses.mean() if len(labels) else logits.sum() * 0.0
+            out.mlm_token_losses = token_losses.detach()
             out.mlm_correct = logits.argmax(-1).eq(labels)
         if self.active("mep_vocab"):
             masked = batch["entity_labels"].ne(IGNORE_INDEX)

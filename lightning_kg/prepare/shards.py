@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +29,9 @@ class ShardInfo:
     samples: int
     bytes: int
     sha256: str
+    languages: dict[str, int] | None = None
+    """Samples per language (the ``lang`` of each sample's json), for the loader's language
+    sampling; None in journals written before they were counted."""
 
 
 def encode_sample(sample: dict) -> dict:
@@ -112,6 +116,7 @@ class ShardSink:
         self.shards: list[ShardInfo] = []
         self._pending: list[dict] = []
         self._pending_bytes = 0
+        self._pending_languages: Counter = Counter()
 
     def write(self, sample: dict) -> None:
         encoded = encode_sample(sample)
@@ -120,6 +125,8 @@ class ShardSink:
             self._flush()
         self._pending.append(encoded)
         self._pending_bytes += size
+        if "lang" in sample.get("json", {}):
+            self._pending_languages[sample["json"]["lang"]] += 1
 
     def close(self) -> list[ShardInfo]:
         if self._pending:
@@ -132,9 +139,10 @@ class ShardSink:
             info = self.journal.finished[name]
         else:
             info = self._write_shard(name, self._pending)
+            info.languages = dict(sorted(self._pending_languages.items()))
             self.journal.add(info)
         self.shards.append(info)
-        self._pending, self._pending_bytes = [], 0
+        self._pending, self._pending_bytes, self._pending_languages = [], 0, Counter()
 
     def _write_shard(self, name: str, samples: list[dict]) -> ShardInfo:
         final = self.directory / name

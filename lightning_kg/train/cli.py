@@ -155,6 +155,7 @@ class KnowledgeCLI(LightningCLI):
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.entity_vocab_size", "model.entity_vocab_size", apply_on="instantiate")
         parser.link_arguments("data.pad_token_id", "model.pad_token_id", apply_on="instantiate")
+        parser.link_arguments("data.languages", "model.languages", apply_on="instantiate")
         parser.link_arguments("data.data_dir", "model.entity_vocab_path", compute_fn=entity_vocab_path, apply_on="instantiate")
         # The loader builds only what the model's active objectives read (no knowledge texts or facts for nothing).
         parser.link_arguments(tuple(f"model.objective_settings.{objective}_weight" for objective in OBJECTIVES),

@@ -27,6 +27,7 @@ from lightning_kg.model.checkpoint import is_deepspeed_checkpoint, model_from_hp
 from lightning_kg.model.config import ObjectiveSettings
 from lightning_kg.model.old_names import objective_settings_of
 from lightning_kg.model.pretraining import PretrainingOutput
+from lightning_kg.train.language_metrics import LanguageMetrics
 
 NOT_DECAYED = (nn.Embedding, nn.LayerNorm, nn.BatchNorm1d)  # modules whose weights AdamW leaves undecayed
 
@@ -69,6 +70,7 @@ class KnowledgePretraining(L.LightningModule):
         warmup_steps: int = 20,
         schedule: Literal["linear", "cosine", "constant"] = "linear",
         train_only_entity_parameters: bool = False,
+        languages: list[str] | None = None,
     ):
         """
         Args:
@@ -92,6 +94,8 @@ class KnowledgePretraining(L.LightningModule):
             warmup_steps: Linear warmup steps.
             schedule: Decay after warmup to ``max_steps``.
             train_only_entity_parameters: mLUKE's first stage: only the new entity parameters train.
+            languages: The dataset's languages (linked from the data): validation and test then report MLM
+                loss and accuracy and mep_vocab accuracy@1 per language (``val_lang/mlm_acc/en``).
         """
         super().__init__()
         # save_hyperparameters reads this local: a plain dict (as the CLI passes it), so that a checkpoint
@@ -107,6 +111,7 @@ class KnowledgePretraining(L.LightningModule):
         names += [f"{objective}_pair_acc" for objective in CONTRASTIVE_OBJECTIVES if self.model.active(objective)]
         self.metrics = nn.ModuleDict({f"{stage}_{name}": Perplexity() if name == "mlm_ppl" else MeanMetric()
                                       for stage in ("train", "val", "test") for name in names})
+        self.language_metrics = nn.ModuleDict({stage: LanguageMetrics(languages) for stage in ("val", "test")} if languages else {})
         self._last_step_time: float | None = None
         self._tokens_per_second: float | None = None
         self._bad_samples: int | torch.Tensor = 0  # skipped by the loader since this process started
@@ -212,6 +217,21 @@ class KnowledgePretraining(L.LightningModule):
         for key, metric in self.metrics.items():
             if key.startswith(f"{stage}_"):
                 self.log(f"{stage}/{key.removeprefix(stage + '_')}", metric, on_step=False, on_epoch=True)
+        if stage in self.language_metrics:
+            self.language_metrics[stage].update(outputs, batch)
+
+    def _log_language_metrics(self, stage: str) -> None:
+        """The split's figures per language, summed over ranks by the metric (so all ranks log the same)."""
+        if stage in self.language_metrics:
+            for name, value in self.language_metrics[stage].compute().items():
+                self.log(f"{stage}_lang/{name}", value, sync_dist=True)
+            self.language_metrics[stage].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_language_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_language_metrics("test")
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluation_step("val", batch)

@@ -77,7 +77,7 @@ def test_a_resumed_stream_continues_exactly(dataset, workers):
     first = KnowledgeDataModule(str(dataset), **options)
     head = batches(first, 3)
     state = first.state_dict() | {"consumed_batches": 3}  # what a trainer that used 3 batches reports
-    assert state == {"consumed_batches": 3, "lanes": max(1, workers), "seed": 0, "dataset_hashes": {}}
+    assert state == {"consumed_batches": 3, "lanes": max(1, workers), "seed": 0, "dataset_hashes": {}, "language_sampling_alpha": 1.0}
     resumed = KnowledgeDataModule(str(dataset), **options)
     resumed.load_state_dict(state)
     assert_same(straight, head + batches(resumed, 3))

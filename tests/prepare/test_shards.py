@@ -101,3 +101,12 @@ def test_journal_lines_of_another_fingerprint_are_not_finished_work(tmp_path):
     sink.close()
     assert list(ShardJournal(tmp_path / "journal.jsonl", fingerprint="old").finished) == ["train-000000.tar"]
     assert ShardJournal(tmp_path / "journal.jsonl", fingerprint="new").finished == {}
+
+
+def test_each_shard_counts_its_samples_per_language_and_the_journal_keeps_them(tmp_path):
+    journal = ShardJournal(tmp_path / "journal.jsonl")
+    sink = ShardSink(tmp_path, "train", journal, max_samples=4, max_bytes=1 << 30)
+    for number, sample in enumerate(samples(6)):
+        sink.write(sample | {"json": {"lang": "sw" if number in (1, 4) else "en", "title": "t"}})
+    assert [info.languages for info in sink.close()] == [{"en": 3, "sw": 1}, {"en": 1, "sw": 1}]
+    assert ShardJournal(tmp_path / "journal.jsonl").finished["train-000000.tar"].languages == {"en": 3, "sw": 1}

@@ -34,7 +34,8 @@ class BatchRecorder(Callback):
         # The unmasked text: a label where MLM masked a token, else the input.
         ids = batch["mlm_labels"].where(batch["mlm_labels"].ne(IGNORE_INDEX), batch["input_ids"])
         rows = [row[mask.bool()].tolist() for row, mask in zip(ids, batch["attention_mask"])]
-        self._write(trainer, {"step": trainer.global_step, "rows": rows})
+        languages = batch["text_language_ids"].tolist() if "text_language_ids" in batch else None
+        self._write(trainer, {"step": trainer.global_step, "rows": rows, "languages": languages})
 
 
 class SignalAt(Callback):

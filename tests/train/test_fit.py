@@ -223,3 +223,17 @@ def test_mluke_two_stage_schedule(demo_run, tmp_path):
     assert not torch.equal(after["model.encoder.entity_embeddings.table.weight"], before["model.encoder.entity_embeddings.table.weight"])
     with pytest.raises(FileNotFoundError, match="model.init_from: .*nowhere does not exist"):
         KnowledgePretraining(vocab_size=data.vocab_size, entity_vocab_size=data.entity_vocab_size, init_from=str(tmp_path / "nowhere"))
+
+
+def test_language_sampling_prints_its_table_and_validation_reports_each_language(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    main(["fit", *SMALL, "--data.language_sampling_alpha", "0.3", "--trainer.max_steps", "4", "--trainer.val_check_interval", "4",
+          "--run_dir", str(run_dir)])
+    table = (run_dir / "language_sampling.md").read_text(encoding="utf-8")
+    assert table in capsys.readouterr().out and "| zh | 54 | 0.0310 | 0.0606 | 485 |" in table  # 8 rows a step
+    row = [r for r in metrics(run_dir) if r.get("val_lang/mlm_acc/en")][-1]
+    for name in ("mlm_loss", "mlm_acc", "mep_vocab_acc1"):
+        values = [float(value) for key, value in row.items() if key.startswith(f"val_lang/{name}/") and value]
+        # The whole val split (58 rows, 3 to 5 per language): every language has rows, masked tokens and entities.
+        assert len(values) == 14 and all(0 <= v < 20 for v in values), name
+    assert float(row["val_lang/mlm_loss/en"]) > 5  # four steps from random weights: still near log(8000) = 9

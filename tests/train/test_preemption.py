@@ -52,11 +52,11 @@ def callbacks(tmp_path: Path, name: str, *specs: tuple[str, dict]) -> str:
     return str(config)
 
 
-def start_and_wait_for_step(tmp_path: Path, run_dir: Path, step: int) -> subprocess.Popen:
+def start_and_wait_for_step(tmp_path: Path, run_dir: Path, step: int, *extra: str) -> subprocess.Popen:
     """Start a run that reports each step to a file; return once it is at ``step``."""
     steps = tmp_path / f"{run_dir.name}-steps"
     config = callbacks(tmp_path, run_dir.name, ("BatchRecorder", {"out": str(steps)}))
-    process = subprocess.Popen(command(run_dir, "--config", config), cwd=ROOT, stdout=subprocess.PIPE,
+    process = subprocess.Popen(command(run_dir, "--config", config, *extra), cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=environment())
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
@@ -99,6 +99,19 @@ def test_sigkill_at_a_random_step_then_resume_ends_as_a_run_never_stopped(straig
     assert step - 1 <= saved["global_step"] < STEPS
     run(run_dir, "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"))
     assert_same(straight, weights(run_dir / "checkpoints" / "last.ckpt"))
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_with_language_sampling_ends_as_a_run_never_stopped(tmp_path):
+    sampling = ("--data.language_sampling_alpha", "0.3")
+    run(tmp_path / "straight", *sampling)
+    run_dir = tmp_path / "killed"
+    process = start_and_wait_for_step(tmp_path, run_dir, 7, *sampling)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert 6 <= load(run_dir / "checkpoints" / "last.ckpt")["global_step"] < STEPS
+    run(run_dir, "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"), *sampling)
+    assert_same(weights(tmp_path / "straight" / "checkpoints" / "last.ckpt"), weights(run_dir / "checkpoints" / "last.ckpt"))
 
 
 def test_sigterm_twice_saves_once_exits_143_and_resumes_exactly(straight, tmp_path):

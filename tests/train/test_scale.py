@@ -126,3 +126,20 @@ def test_ddp_trains_alternating_single_task_batches(tmp_path):
         "--trainer.log_every_n_steps", "1", "--trainer.val_check_interval", "4", "--run_dir", str(tmp_path / "run"))
     rows = [row for row in csv.DictReader(open(tmp_path / "run" / "metrics.csv")) if row.get("train/loss")]
     assert [(bool(row["train/mlm"]), bool(row["train/oe"])) for row in rows] == [(True, False), (False, True)] * 2
+
+
+@pytest.mark.slow
+def test_ddp_samples_languages_of_a_single_shard_on_both_ranks(tmp_path):
+    # Alpha 0.3 on the demo: 13 of its 14 languages sit in one train shard, fewer than the 2 ranks,
+    # so both ranks resample those; each rank must still run every step and validation sync.
+    fit("--config", "conf/strategy/ddp.yaml", "--config", recorder_config(tmp_path, "sampled"), "--data.language_sampling_alpha", "0.3",
+        "--trainer.max_steps", "4", "--trainer.val_check_interval", "4", "--run_dir", str(tmp_path / "run"))
+    drawn = []
+    for rank in (0, 1):
+        start, *batches = records(tmp_path / "sampled", rank)
+        assert start["world_size"] == 2 and [b["step"] for b in batches] == [0, 1, 2, 3]
+        assert all(len(b["languages"]) == 8 for b in batches)
+        drawn += [lang for b in batches for lang in b["languages"]]
+    assert len(set(drawn)) >= 10  # 64 rows at p_l between 0.06 and 0.13 reach most of the 14 languages
+    validation = [row for row in csv.DictReader(open(tmp_path / "run" / "metrics.csv")) if row.get("val_lang/mlm_acc/bg")]
+    assert len(validation) == 1 and float(validation[0]["val_lang/mlm_loss/bg"]) > 5  # synced over both ranks' slices
