@@ -115,7 +115,8 @@ class KnowledgePretraining(L.LightningModule):
         names = (["mlm_acc", "mlm_ppl"] if mlm_weight else []) + [f"{objective}_{kind}" for objective in OBJECTIVES[1:]
                                                                   if self.model.active(objective) for kind in ("acc1", "acc10", "mrr")]
         names += [f"{objective}_pair_acc" for objective in CONTRASTIVE_OBJECTIVES if self.model.active(objective)]
-        self.metrics = nn.ModuleDict({f"{stage}_{name}": Perplexity() if name == "mlm_ppl" else MeanMetric()
+        # nan_strategy "disable": the default's NaN check reads the device every update (a sync per step).
+        self.metrics = nn.ModuleDict({f"{stage}_{name}": (Perplexity if name == "mlm_ppl" else MeanMetric)(nan_strategy="disable")
                                       for stage in ("train", "val", "test") for name in names})
         self._last_step_time: float | None = None
         self._tokens_per_second: float | None = None
@@ -155,7 +156,8 @@ class KnowledgePretraining(L.LightningModule):
         values = {}
         if "mlm_correct" in outputs and outputs["mlm_correct"].numel():
             values["mlm_acc"] = outputs["mlm_correct"].float()
-            self.metrics[f"{stage}_mlm_ppl"].update(outputs["mlm_loss"].detach().float(), weight=outputs["mlm_correct"].numel())
+            # Weighted by repeating the loss once per masked token: with nan_strategy "disable" torchmetrics drops ``weight``.
+            self.metrics[f"{stage}_mlm_ppl"].update(outputs["mlm_loss"].detach().float().expand(outputs["mlm_correct"].numel()))
         for objective in OBJECTIVES[1:]:
             if f"{objective}_rank" in outputs:
                 values.update(rank_metrics(objective, outputs[f"{objective}_rank"]))
