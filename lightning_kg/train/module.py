@@ -73,6 +73,7 @@ class KnowledgePretraining(L.LightningModule):
         warmup_steps: int = 20,
         schedule: Literal["linear", "cosine", "constant"] = "linear",
         train_only_entity_parameters: bool = False,
+        compile: bool = False,
     ):
         """
         Args:
@@ -105,12 +106,16 @@ class KnowledgePretraining(L.LightningModule):
             warmup_steps: Linear warmup steps.
             schedule: Decay after warmup to ``max_steps``.
             train_only_entity_parameters: mLUKE's first stage: only the new entity parameters train.
+            compile: ``torch.compile`` the encoder (in place, so checkpoints keep their keys): the first
+                steps compile (a minute or more for the base size), later ones run fused kernels.
         """
         super().__init__()
         self.save_hyperparameters()
         self.model = model_from_hparams(self.hparams)
         if init_from:
             self._initialise_from(init_from)
+        if compile:
+            self.model.encoder.compile()
         # Created up front: Lightning finds a logged Metric by its attribute, so none may appear mid-run.
         names = (["mlm_acc", "mlm_ppl"] if mlm_weight else []) + [f"{objective}_{kind}" for objective in OBJECTIVES[1:]
                                                                   if self.model.active(objective) for kind in ("acc1", "acc10", "mrr")]
@@ -287,6 +292,7 @@ class KnowledgePretraining(L.LightningModule):
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=self.hparams.learning_rate, betas=tuple(self.hparams.betas), eps=self.hparams.eps,
+            fused=self.device.type == "cuda",  # one kernel for all parameters instead of several per tensor
         )
         total = self.trainer.max_steps if self.trainer.max_steps and self.trainer.max_steps > 0 else None
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(self.hparams.warmup_steps, total, self.hparams.schedule))
