@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--size", default="tiny", choices=["tiny", "base", "large"])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, help="synthetic batches of this length (default: demo batches)")
+    parser.add_argument("--entity-vocab", type=int, default=500_000, help="entity vocabulary of synthetic batches")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
@@ -45,7 +46,7 @@ def main() -> None:
     if args.seq_len is None:
         batches, vocab, entity_vocab, pad_id = demo_batches(count, args.batch_size)
     else:
-        vocab, entity_vocab, pad_id = (8_003 if args.size == "tiny" else XLMR_VOCAB), 500_000, 1
+        vocab, entity_vocab, pad_id = (8_003 if args.size == "tiny" else XLMR_VOCAB), args.entity_vocab, 1
         batches = synthetic_batches(count, args.batch_size, args.seq_len, vocab, entity_vocab, mask_token_id=vocab - 1)
     batches = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in batches]
     config = EncoderConfig.preset(args.size, vocab_size=vocab, entity_vocab_size=entity_vocab, pad_token_id=pad_id)

@@ -181,6 +181,8 @@ def main() -> None:
         mfu = flops / step_seconds / (args.peak_tflops * 1e12)
         print(f"  MFU, 4 objectives: {mfu:.1%} ({flops / step_seconds / 1e12:.1f} TFLOP/s of {args.peak_tflops:g})")
         record(device, f"train step MFU %, {args.size}, 4 objectives, peak {args.peak_tflops:g} TFLOP/s", mfu * 100, None, None)
+        peak_gib = torch.cuda.max_memory_allocated() / 2**30  # all three contestants' states together
+        print(f"  peak GPU memory allocated (all contestants): {peak_gib:.1f} GiB")
 
 
 if __name__ == "__main__":
