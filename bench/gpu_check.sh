@@ -26,10 +26,10 @@ fi
 
 if $dry; then
   size=tiny seq=64 precision=fp32 steps=(--repeats 1 --steps 1) vocab=(--vocab 10000 --quick) entities=(--entity-vocab 1000)
-  fit=(--config conf/trainer/cpu.yaml --config conf/strategy/cpu-zero2.yaml --trainer.max_steps 4)
+  fit=(--config conf/trainer/cpu.yaml --config conf/strategy/cpu-zero2.yaml --trainer.max_steps 4 --trainer.log_every_n_steps 2)
 else
   size=base seq=512 precision=bf16 steps=(--repeats 3 --steps 5) vocab=(--vocab 1000000) entities=(--entity-vocab 500000)
-  fit=(--config conf/trainer/gpu.yaml --config conf/strategy/zero2.yaml --trainer.devices 1 --trainer.max_steps 200)
+  fit=(--config conf/trainer/gpu.yaml --config conf/strategy/zero2.yaml --trainer.devices 1 --trainer.max_steps 200 --trainer.log_every_n_steps 10)
 fi
 
 step() {  # a titled step whose output goes to the results file too; a failure is recorded, then the rest runs
@@ -48,7 +48,7 @@ step "compiled encoder vs eager" "$python" bench/compile_speed.py --size $size -
 step "SDPA kernel" "$python" bench/attention_kernel.py --size $size --seq-len $seq
 step "mep_vocab memory at 1M entities" "$python" bench/mep_memory.py "${vocab[@]}"
 step "fit on the demo, ZeRO-2" "$python" -m lightning_kg fit --data.data_dir shards/demo --run_dir "$run_dir/fit" \
-  --trainer.enable_progress_bar false --trainer.log_every_n_steps 10 --trainer.limit_val_batches 0 "${fit[@]}"
+  --trainer.enable_progress_bar false --trainer.limit_val_batches 0 "${fit[@]}"
 step "fit metrics (last rows)" bash -c "tail -n 3 '$run_dir/fit/metrics.csv'"
 echo "done: $results (failed steps: $failed)" | tee -a "$results"
 exit $failed
