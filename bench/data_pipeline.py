@@ -7,15 +7,24 @@ loader is never the bottleneck when loader/consumer is well above 1. Because wor
 training step share the CPU, each worker count is also run end to end (load, then train, as fit
 does), which shows what the sharing costs on this machine.
 
+With --seq-len, the loader reads synthetic shards of rows that long instead (tests/data/shard_factory.py's
+layout, a mention every ~20 tokens), and its rows/s per worker is set against what one H100 trains
+on at 40% MFU with the base model (the arithmetic is printed); no training step is run.
+
     python bench/data_pipeline.py --quick
+    python bench/data_pipeline.py --quick --seq-len 512
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 from common import record
 
@@ -24,8 +33,8 @@ from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
 
 
-def loader(workers: int, rows: int):
-    data = KnowledgeDataModule("shards/demo", batch_size=rows, fact_batch_size=rows, num_workers=workers)
+def loader(workers: int, rows: int, data_dir: str = "shards/demo"):
+    data = KnowledgeDataModule(data_dir, batch_size=rows, fact_batch_size=rows, num_workers=workers)
     return data, data.train_dataloader()
 
 
@@ -61,17 +70,67 @@ def rate(batches, count: int, rows: int, step=None, warmup: int = 3) -> tuple[fl
     return to_first, count * rows / (time.perf_counter() - begin)
 
 
+def synthetic_dataset(directory: Path, seq_len: int) -> str:
+    """A dataset of text rows exactly ``seq_len`` tokens long, in shard_factory's layout."""
+    from tests.data import shard_factory
+
+    def full_row(key: str, rng: np.random.Generator, num_entities: int) -> dict:
+        ids = np.concatenate([[shard_factory.BOS], rng.integers(4, shard_factory.MASK, seq_len - 2), [shard_factory.EOS]]).astype(np.int32)
+        mentions, position = [], 1
+        while position + 4 < seq_len - 1:  # a 1-3 token mention every ~20 tokens, as in Wikipedia text
+            width = int(rng.integers(1, 4))
+            mentions.append([position, position + width, int(rng.integers(3, num_entities))])
+            position += width + int(rng.integers(10, 30))
+        meta = {"lang": "en", "title": key, "mentions": mentions}
+        return {"__key__": key, "input_ids.npy": shard_factory.npy(ids), "json": json.dumps(meta).encode()}
+
+    shard_factory.text_sample, shard_factory.MAX_SEQ_LENGTH = full_row, seq_len
+    return str(shard_factory.make_dataset(directory, train_shards=4, val_shards=1, samples_per_shard=256, facts_per_shard=200))
+
+
+def h100_rows_per_second(seq_len: int, mfu: float = 0.4, peak: float = 989e12) -> float:
+    """Rows of ``seq_len`` tokens one H100 trains on per second at ``mfu``, base model, text rows only
+    (knowledge texts add FLOPs per row, so fewer rows: this errs toward a hungrier GPU); prints the sum."""
+    layers, hidden, intermediate, vocab = 12, 768, 3072, 250_002
+    weights = layers * (4 * hidden**2 + 2 * hidden * intermediate)
+    per_token = 3 * (2 * weights + 4 * layers * hidden * seq_len + 0.15 * 2 * hidden * vocab)
+    rows = mfu * peak / (per_token * seq_len)
+    print(f"  one H100 at {mfu:.0%} MFU: 3 x (2 x {weights / 1e6:.1f}M layer weights + 4 x {layers} x {hidden} x {seq_len} attention"
+          f" + 15% masked x 2 x {hidden} x {vocab:,} MLM head) = {per_token / 1e6:.0f} MFLOP per token;")
+    print(f"  {mfu:.0%} x {peak / 1e12:.0f} TFLOP/s / ({per_token / 1e6:.0f} MFLOP x {seq_len} tokens) = {rows:,.0f} rows/s")
+    return rows
+
+
+def headroom(seq_len: int, rows: int, batches: int) -> None:
+    """Loader rows/s at 0, 1 and 2 workers on synthetic ``seq_len``-token shards, against one H100's consumption."""
+    with tempfile.TemporaryDirectory() as scratch:
+        data_dir = synthetic_dataset(Path(scratch) / "synthetic", seq_len)
+        print(f"synthetic shards of {seq_len}-token rows, batch {rows} text rows + {rows} facts")
+        needed = h100_rows_per_second(seq_len)
+        print(f"  {'workers':>7s} {'rows/s':>8s} {'per worker':>11s} {'x 8 workers / H100':>19s}")
+        for workers in (0, 1, 2):
+            _, produced = rate(iter(loader(workers, rows, data_dir)[1]), batches, rows)
+            per_worker = produced / max(workers, 1)
+            print(f"  {workers:7d} {produced:8.1f} {per_worker:11.1f} {8 * per_worker / needed:18.2f}x")
+            record("cpu", f"loader rows/s per worker, {seq_len}-token rows, {workers} workers, vs one H100 at 40% MFU (base)",
+                   per_worker, needed, per_worker / needed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=16, help="text rows (and facts) per batch, as conf/data/demo.yaml")
     parser.add_argument("--batches", type=int, default=60, help="batches timed per loader setting")
     parser.add_argument("--steps", type=int, default=20, help="training steps timed")
+    parser.add_argument("--seq-len", type=int, help="synthetic shards of rows this long, against one H100's consumption")
     parser.add_argument("--quick", action="store_true", help="20 batches per loader setting, 8 training steps")
     args = parser.parse_args()
     if args.quick:
         args.batches, args.steps = 20, 8
     torch.manual_seed(0)
     rows = args.batch_size
+    if args.seq_len:
+        headroom(args.seq_len, rows, args.batches)
+        return
 
     data, _ = loader(0, rows)
     held = list(itertools.islice(iter(data.train_dataloader()), args.steps + 3))

@@ -28,7 +28,7 @@ import torch
 from common import record, timed
 from transformers import LukeForMaskedLM
 
-from lightning_kg.data.batches import tokens_in_batch
+from lightning_kg.data.batches import count_batch, tokens_in_batch
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.dataset.entity_vocab import MASK_ID
 from lightning_kg.dataset.format import IGNORE_INDEX
@@ -76,6 +76,7 @@ def synthetic_batches(count: int, rows: int, seq_len: int, vocab: int, entity_vo
         for name, count in (("mep_knowledge", len(mention_rows)), ("oe_query", rows), ("oe_object", rows)):
             batch[f"{name}_ids"] = randint(5, vocab, (count, knowledge_len))
             batch[f"{name}_mask"] = torch.ones(count, knowledge_len, dtype=torch.long)
+        batch["counts"] = count_batch(batch)  # on the host, as the collator does: the step then reads nothing back
         batches.append(batch)
     return batches
 
@@ -133,7 +134,7 @@ def main() -> None:
         entity_vocab, pad_id = args.entity_vocab, 1
         batches = synthetic_batches(count, args.batch_size, args.seq_len, vocab, entity_vocab, mask_token_id=vocab - 1)
         source = f"synthetic, collator's make-up, {entity_vocab:,} entities"
-    batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
+    batches = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in batches]
 
     config = EncoderConfig.preset(args.size, vocab_size=vocab, entity_vocab_size=entity_vocab, pad_token_id=pad_id)
     ours = KnowledgePretrainingModel(config).to(device)
@@ -180,6 +181,8 @@ def main() -> None:
         mfu = flops / step_seconds / (args.peak_tflops * 1e12)
         print(f"  MFU, 4 objectives: {mfu:.1%} ({flops / step_seconds / 1e12:.1f} TFLOP/s of {args.peak_tflops:g})")
         record(device, f"train step MFU %, {args.size}, 4 objectives, peak {args.peak_tflops:g} TFLOP/s", mfu * 100, None, None)
+        peak_gib = torch.cuda.max_memory_allocated() / 2**30  # all three contestants' states together
+        print(f"  peak GPU memory allocated (all contestants): {peak_gib:.1f} GiB")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,37 @@
 """What a batch holds, counted the same way by the training step, the loggers and the throughput
-monitor: which objectives it feeds, its samples and its real tokens."""
+monitor: which objectives it feeds, its samples and its real tokens.
+
+The collator counts once, on the host, into ``batch["counts"]`` (plain ints, which Lightning leaves
+on the host when it moves the batch): reading them back from the device would make every step wait
+for the GPU (a device-to-host sync).
+"""
 
 from __future__ import annotations
 
 import torch
+
+from lightning_kg.dataset.format import IGNORE_INDEX
+
+KNOWLEDGE_MASKS = ("mep_knowledge_mask", "oe_query_mask", "oe_object_mask")
+
+
+def count_batch(batch: dict[str, torch.Tensor]) -> dict[str, int]:
+    """The host integers the step's logs, FLOPs and attention mask need, from a batch on the CPU:
+    ``samples`` (text rows and facts), ``tokens`` (real tokens the encoder reads: text rows and
+    knowledge texts), ``masked_words`` and ``masked_entities`` (MLM and ``mep_vocab`` targets) and
+    ``text_padding`` (padded word and entity positions of the text rows; 0: attention needs no mask)."""
+    tokens = int(batch["attention_mask"].sum()) + sum(int(batch[key].sum()) for key in KNOWLEDGE_MASKS if key in batch)
+    padding = int(batch["attention_mask"].numel() - batch["attention_mask"].sum())
+    padding += int(batch["entity_attention_mask"].numel() - batch["entity_attention_mask"].sum())
+    return {"samples": batch["input_ids"].shape[0] + (batch["oe_objects"].shape[0] if "oe_objects" in batch else 0),
+            "tokens": tokens, "masked_words": int(batch["mlm_labels"].ne(IGNORE_INDEX).sum()),
+            "masked_entities": int(batch["entity_labels"].ne(IGNORE_INDEX).sum()), "text_padding": padding}
+
+
+def batch_counts(batch: dict[str, torch.Tensor]) -> dict[str, int]:
+    """``batch["counts"]`` as the collator made it; counted here (reading the tensors) for a batch
+    built by hand."""
+    return batch["counts"] if "counts" in batch else count_batch(batch)
 
 
 def has_inputs(objective: str, batch: dict[str, torch.Tensor]) -> bool:
@@ -14,13 +42,9 @@ def has_inputs(objective: str, batch: dict[str, torch.Tensor]) -> bool:
 
 def samples_in_batch(batch: dict[str, torch.Tensor]) -> int:
     """Text rows and facts in a batch."""
-    return batch["input_ids"].shape[0] + (batch["oe_objects"].shape[0] if "oe_objects" in batch else 0)
+    return batch_counts(batch)["samples"]
 
 
 def tokens_in_batch(batch: dict[str, torch.Tensor]) -> int:
     """Real (non-padding) tokens the encoder reads in a batch: text rows and knowledge texts."""
-    total = int(batch["attention_mask"].sum())
-    for key in ("mep_knowledge_mask", "oe_query_mask", "oe_object_mask"):
-        if key in batch:
-            total += int(batch[key].sum())
-    return total
+    return batch_counts(batch)["tokens"]

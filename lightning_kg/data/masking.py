@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lightning_kg.data.batches import count_batch
 from lightning_kg.dataset.entity_vocab import MASK_ID, PAD_ID, UNK_ID
 from lightning_kg.dataset.format import IGNORE_INDEX
 from lightning_kg.dataset.knowledge import KnowledgeTable
@@ -211,6 +212,7 @@ class Collator:
             batch.update(self._texts("mep_knowledge", mep_knowledge))
         if self.facts:
             batch.update(self._facts(facts, rng))
+        batch["counts"] = count_batch(batch)  # host ints, so the step never reads them back from the GPU
         return batch
 
     def _facts(self, facts: Sequence[dict], rng: np.random.Generator) -> dict[str, torch.Tensor]:

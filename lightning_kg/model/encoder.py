@@ -2,8 +2,10 @@
 
 Everything the forward pass needs is in this file. Words and entities are embedded separately,
 concatenated, and run through the same layers, so every layer lets words attend to entities and
-back (LUKE). Attention goes through ``scaled_dot_product_attention`` so GPUs get fused kernels;
-there is no Python loop over the batch, and the module compiles with ``torch.compile``.
+back (LUKE). Attention goes through ``scaled_dot_product_attention`` so GPUs get fused kernels:
+with no mask when no position is padded (the flash kernel takes none) and a boolean one otherwise
+(an additive float mask is materialised and keeps SDPA on slower kernels). There is no Python loop
+over the batch, and the module compiles with ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -94,8 +96,9 @@ class Layer(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_size).transpose(1, 2)
 
-    def forward(self, hidden: torch.Tensor, mask_bias: torch.Tensor, words: int) -> torch.Tensor:
-        """(B, T, H) states, (B, 1, 1, T) additive mask, ``words`` = S word positions first."""
+    def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor | None, words: int) -> torch.Tensor:
+        """(B, T, H) states, (B, 1, 1, T) bool mask (True: attend) or None (nothing padded),
+        ``words`` = S word positions first."""
         key, value = self._heads(self.key(hidden)), self._heads(self.value(hidden))
         dropout = self.attention_dropout if self.training else 0.0
         if self.entity_aware and hidden.shape[1] > words:
@@ -109,11 +112,11 @@ class Layer(nn.Module):
             zeros = torch.zeros_like(key)
             key = torch.cat([torch.cat([key[:, :, :words], zeros[:, :, :words]], -1),
                              torch.cat([zeros[:, :, words:], key[:, :, words:]], -1)], dim=2)
-            attended = F.scaled_dot_product_attention(query, key, value, attn_mask=mask_bias, dropout_p=dropout,
+            attended = F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask, dropout_p=dropout,
                                                       scale=1.0 / math.sqrt(self.head_size))
         else:
             attended = F.scaled_dot_product_attention(self._heads(self.query(hidden)), key, value,
-                                                      attn_mask=mask_bias, dropout_p=dropout)
+                                                      attn_mask=key_mask, dropout_p=dropout)
         attended = attended.transpose(1, 2).reshape(hidden.shape)
         hidden = self.attention_norm(hidden + self.dropout(self.attention_out(attended)))
         return self.ffn_norm(hidden + self.dropout(self.ffn_out(F.gelu(self.ffn_in(hidden)))))
@@ -150,9 +153,12 @@ class KnowledgeEncoder(nn.Module):
         entity_position_ids: torch.Tensor | None = None,
         entity_attention_mask: torch.Tensor | None = None,
         return_layer: int | None = None,
+        padded: bool | None = None,
     ) -> EncoderOutput:
         """Words (B, S) with mask (B, S); optional entities (B, E), positions (B, E, M), mask (B, E).
-        ``return_layer`` (1-based) also returns the word states after that layer."""
+        ``return_layer`` (1-based) also returns the word states after that layer. ``padded``: whether
+        any word or entity position is padding, as the caller counted it on the host; None reads the
+        masks, which waits for the device (training passes the collator's count instead)."""
         words = input_ids.shape[1]
         hidden = self.embeddings(input_ids)
         mask = attention_mask
@@ -160,14 +166,17 @@ class KnowledgeEncoder(nn.Module):
         if has_entities:
             hidden = torch.cat([hidden, self.entity_embeddings(entity_ids, entity_position_ids)], dim=1)
             mask = torch.cat([attention_mask, entity_attention_mask], dim=1)
-        # A finite minimum, not -inf: a fully padded row then averages instead of giving NaN.
-        mask_bias = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        if padded is None:
+            padded = not bool(mask.all())
+        # (B, 1, 1, T), broadcast over heads and queries. A row with no real position (none in our
+        # batches: every row has <s>) attends to nothing and gets zeros.
+        key_mask = mask[:, None, None, :].bool() if padded else None
         layer_hidden = None
         for number, layer in enumerate(self.layers, 1):
             if self.config.activation_checkpointing and self.training:
-                hidden = checkpoint(layer, hidden, mask_bias, words, use_reentrant=False)
+                hidden = checkpoint(layer, hidden, key_mask, words, use_reentrant=False)
             else:
-                hidden = layer(hidden, mask_bias, words)
+                hidden = layer(hidden, key_mask, words)
             if number == return_layer:
                 layer_hidden = hidden[:, :words]
         return EncoderOutput(hidden[:, :words], hidden[:, words:] if has_entities else None, layer_hidden)

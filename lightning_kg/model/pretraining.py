@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_kg.data.batches import batch_counts
 from lightning_kg.dataset.format import CONTRASTIVE_OBJECTIVES, IGNORE_INDEX, OBJECTIVES
 from lightning_kg.model.config import EncoderConfig, ObjectiveSettings
 from lightning_kg.model.encoder import KnowledgeEncoder
@@ -129,7 +130,8 @@ class KnowledgePretrainingModel(nn.Module):
         length = max(ids.shape[1] for ids, _ in texts)
         ids = torch.cat([F.pad(ids, (0, length - ids.shape[1]), value=self.config.pad_token_id) for ids, _ in texts])
         mask = torch.cat([F.pad(mask, (0, length - mask.shape[1])) for _, mask in texts])
-        out = self.encoder(ids, mask, return_layer=self.mep_layer)
+        # Short texts of different lengths: nearly always padded, so always masked (no host read to tell).
+        out = self.encoder(ids, mask, return_layer=self.mep_layer, padded=True)
         sizes = [t[0].shape[0] for t in texts]
         return list(torch.split(out.word_hidden[:, 0], sizes)), list(torch.split(out.layer_hidden[:, 0], sizes))
 
@@ -139,6 +141,7 @@ class KnowledgePretrainingModel(nn.Module):
         text = self.encoder(
             batch["input_ids"], batch["attention_mask"], batch["entity_ids"], batch["entity_position_ids"],
             batch["entity_attention_mask"], return_layer=self.mep_layer if self.active("mep_contrastive") else None,
+            padded=batch_counts(batch)["text_padding"] > 0,
         )
         if self.active("mlm"):
             masked = batch["mlm_labels"].ne(IGNORE_INDEX)
@@ -191,8 +194,9 @@ class KnowledgePretrainingModel(nn.Module):
             if key in batch:
                 sequences += [batch[key].shape[1]] * batch[key].shape[0]
         forward = sum(2 * layer_weights * t + 4 * config.num_layers * config.hidden_size * t * t for t in sequences)
+        counts = batch_counts(batch)  # host ints: counting here must not wait for the device
         if self.active("mlm"):
-            forward += 2 * int(batch["mlm_labels"].ne(IGNORE_INDEX).sum()) * config.hidden_size * config.vocab_size
+            forward += 2 * counts["masked_words"] * config.hidden_size * config.vocab_size
         if self.active("mep_vocab"):
-            forward += 2 * int(batch["entity_labels"].ne(IGNORE_INDEX).sum()) * config.entity_emb_size * config.entity_vocab_size
+            forward += 2 * counts["masked_entities"] * config.entity_emb_size * config.entity_vocab_size
         return 3 * forward

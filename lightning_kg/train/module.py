@@ -71,6 +71,7 @@ class KnowledgePretraining(L.LightningModule):
         schedule: Literal["linear", "cosine", "constant"] = "linear",
         train_only_entity_parameters: bool = False,
         languages: list[str] | None = None,
+        compile: bool = False,
     ):
         """
         Args:
@@ -96,6 +97,8 @@ class KnowledgePretraining(L.LightningModule):
             train_only_entity_parameters: mLUKE's first stage: only the new entity parameters train.
             languages: The dataset's languages (linked from the data): validation and test then report MLM
                 loss and accuracy and mep_vocab accuracy@1 per language (``val_lang/mlm_acc/en``).
+            compile: ``torch.compile`` the encoder (in place, so checkpoints keep their keys): the first
+                steps compile (a minute or more for the base size), later ones run fused kernels.
         """
         super().__init__()
         # save_hyperparameters reads this local: a plain dict (as the CLI passes it), so that a checkpoint
@@ -105,11 +108,14 @@ class KnowledgePretraining(L.LightningModule):
         self.model = model_from_hparams(self.hparams)
         if init_from:
             self._initialise_from(init_from)
+        if compile:
+            self.model.encoder.compile()
         # Created up front: Lightning finds a logged Metric by its attribute, so none may appear mid-run.
         names = ["mlm_acc", "mlm_ppl"] if self.model.active("mlm") else []
         names += [f"{objective}_{kind}" for objective in OBJECTIVES[1:] if self.model.active(objective) for kind in ("acc1", "acc10", "mrr")]
         names += [f"{objective}_pair_acc" for objective in CONTRASTIVE_OBJECTIVES if self.model.active(objective)]
-        self.metrics = nn.ModuleDict({f"{stage}_{name}": Perplexity() if name == "mlm_ppl" else MeanMetric()
+        # nan_strategy "disable": the default's NaN check reads the device every update (a sync per step).
+        self.metrics = nn.ModuleDict({f"{stage}_{name}": (Perplexity if name == "mlm_ppl" else MeanMetric)(nan_strategy="disable")
                                       for stage in ("train", "val", "test") for name in names})
         self.language_metrics = nn.ModuleDict({stage: LanguageMetrics(languages) for stage in ("val", "test")} if languages else {})
         self._last_step_time: float | None = None
@@ -150,7 +156,8 @@ class KnowledgePretraining(L.LightningModule):
         values = {}
         if outputs.mlm_correct is not None and outputs.mlm_correct.numel():
             values["mlm_acc"] = outputs.mlm_correct.float()
-            self.metrics[f"{stage}_mlm_ppl"].update(outputs.mlm_loss.detach().float(), weight=outputs.mlm_correct.numel())
+            # Weighted by repeating the loss once per masked token: with nan_strategy "disable" torchmetrics drops ``weight``.
+            self.metrics[f"{stage}_mlm_ppl"].update(outputs.mlm_loss.detach().float().expand(outputs.mlm_correct.numel()))
         for objective, ranks in outputs.ranks().items():
             values.update(rank_metrics(objective, ranks))
         # Chance is 0.5 at every step, unlike the loss and ranks, whose chance level moves with the batch.
@@ -293,6 +300,7 @@ class KnowledgePretraining(L.LightningModule):
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=self.hparams.learning_rate, betas=tuple(self.hparams.betas), eps=self.hparams.eps,
+            fused=self.device.type == "cuda",  # one kernel for all parameters instead of several per tensor
         )
         total = self.trainer.max_steps if self.trainer.max_steps and self.trainer.max_steps > 0 else None
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(self.hparams.warmup_steps, total, self.hparams.schedule))

@@ -3,7 +3,8 @@
 The signal handlers only set a flag (no I/O, no collective, no subprocess inside a handler, where
 any of them can deadlock); everything else happens between steps, in this callback:
 - after each optimiser step, and after each validation batch of a fit, all ranks agree whether any
-  of them was signalled (one all-reduce of a boolean);
+  of them was signalled (one all-reduce of a boolean, which makes the host wait for the device: so
+  with several ranks only every ``agree_every_n_steps`` optimiser steps; one process needs none);
 - if so, ``last.ckpt`` is written (atomically, ``checkpoints.py``), and under SLURM's requeue signal
   rank 0 runs ``scontrol requeue <job id>``; training then stops after the step, or validation is
   cut short by :class:`Preempted`.
@@ -59,8 +60,12 @@ def requeue_slurm_job() -> tuple[bool, str]:
 
 
 class Preemption(Callback):
-    def __init__(self, last: LastCheckpoint):
+    def __init__(self, last: LastCheckpoint, agree_every_n_steps: int = 10):
+        """``agree_every_n_steps``: with several ranks, the steps between two agreements; a signal is
+        then acted on up to that many steps late (10 steps of a base model are seconds, well inside
+        SLURM's warning time and the 30 s a container runtime grants after SIGTERM)."""
         self.last = last
+        self.agree_every_n_steps = agree_every_n_steps
         self.signal: signal.Signals | None = None  # the first signal received
         self.requeue_signal: signal.Signals | None = None
         self.saved: Path | None = None
@@ -106,7 +111,8 @@ class Preemption(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         at_step_end = (batch_idx + 1) % trainer.accumulate_grad_batches == 0  # no half-accumulated gradients
-        if self.saved is None and at_step_end and self._agreed(trainer):
+        due = trainer.world_size == 1 or trainer.global_step % self.agree_every_n_steps == 0
+        if self.saved is None and at_step_end and due and self._agreed(trainer):
             self._save(trainer)
             trainer.should_stop = True
 

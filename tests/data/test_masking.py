@@ -100,7 +100,11 @@ def test_batch_layout_follows_the_format():
     facts = [{"query_ids": np.array([0, 20, 21, 2]), "object": 6, "lang": "en"},
              {"query_ids": np.array([0, 22, 2]), "object": 4, "lang": "en"}]
     batch = collator()(texts, facts, np.random.default_rng(0))
+    counts = batch.pop("counts")  # host ints, so that the step reads none back from the device
     assert all(t.dtype == np.int64 or str(t.dtype) == "torch.int64" for t in batch.values())
+    assert counts["samples"] == 2 + batch["oe_objects"].shape[0] and counts["masked_words"] == int(batch["mlm_labels"].ne(IGNORE_INDEX).sum())
+    assert counts["tokens"] == 16 + sum(int(batch[key].sum()) for key in ("mep_knowledge_mask", "oe_query_mask", "oe_object_mask"))
+    assert counts["text_padding"] == 2 * 16 - 16 + int(batch["entity_attention_mask"].eq(0).sum())
     assert batch["input_ids"].shape == (2, 16) and batch["input_ids"][1, 5:].eq(1).all()
     assert batch["attention_mask"].sum(1).tolist() == [11, 5]
     assert batch["mlm_labels"][:, 11:].eq(IGNORE_INDEX).all() and batch["mlm_labels"][1, 5:].eq(IGNORE_INDEX).all()
@@ -150,7 +154,7 @@ def test_no_facts_and_no_mentions_still_give_well_formed_tensors():
 def test_inactive_objectives_build_nothing():
     texts = [text(11, [(1, 3, 5), (4, 5, 6)])]
     facts = [{"query_ids": np.array([0, 20, 21, 2]), "object": 6, "lang": "en"}]
-    words = ["input_ids", "attention_mask", "mlm_labels"]
+    words = ["input_ids", "attention_mask", "mlm_labels", "counts"]
     entities = ["entity_ids", "entity_position_ids", "entity_attention_mask", "entity_labels"]
     # MLM only: no knowledge table at all, no entity masks, no mep_* or oe_* tensors.
     mlm = collator(knowledge=None, entity_masking=False, mention_knowledge=False, facts=False)(texts, facts, np.random.default_rng(0))

@@ -178,3 +178,20 @@ def test_slurm_requeue_signal_saves_requeues_and_the_requeued_job_resumes_by_its
     assert f"SLURM job 4242: resuming from {Path('runs') / 'slurm-4242' / 'checkpoints' / 'last.ckpt'}" in done.stdout
     assert_same(straight, weights(run_dir / "checkpoints" / "last.ckpt"))
     assert (tmp_path / "scontrol.calls").read_text() == "requeue 4242\n"
+
+
+def test_several_ranks_agree_on_a_signal_every_n_steps_only_and_one_process_every_step():
+    """The agreement is an all-reduce that waits for the device, so with several ranks it is not in every step."""
+    from types import SimpleNamespace
+
+    from lightning_kg.train.preemption import Preemption
+
+    for world_size, expected in ((2, [10, 20]), (1, list(range(1, 21)))):
+        asked = []
+        trainer = SimpleNamespace(accumulate_grad_batches=1, world_size=world_size, global_step=0)
+        trainer.strategy = SimpleNamespace(reduce_boolean_decision=lambda decision, all, t=trainer, asked=asked: asked.append(t.global_step) or False)
+        preemption = Preemption(last=None)
+        for step in range(1, 21):
+            trainer.global_step = step
+            preemption.on_train_batch_end(trainer, None, None, None, step - 1)
+        assert asked == expected, world_size
