@@ -15,7 +15,7 @@ def losses(compiled: bool, batches: list[dict]) -> list[float]:
     torch.manual_seed(0)
     data = KnowledgeDataModule(DEMO, num_workers=0)
     module = KnowledgePretraining(vocab_size=data.vocab_size, entity_vocab_size=data.entity_vocab_size, pad_token_id=data.pad_token_id,
-                                  queue_size=16, encoder={"dropout": 0.0, "attention_dropout": 0.0}, compile=compiled)
+                                  objective_settings={"queue_size": 16}, encoder={"dropout": 0.0, "attention_dropout": 0.0}, compile=compiled)
     adamw = torch.optim.AdamW(module.parameters(), lr=1e-3)
     out = []
     for batch in batches:

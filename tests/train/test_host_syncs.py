@@ -68,7 +68,7 @@ class SyncCounter(L.Callback):
 def test_a_training_step_reads_nothing_from_the_device_except_when_it_logs(tmp_path):
     data = KnowledgeDataModule(DEMO, num_workers=0, batch_size=4, fact_batch_size=4)
     module = KnowledgePretraining(vocab_size=data.vocab_size, entity_vocab_size=data.entity_vocab_size,
-                                  pad_token_id=data.pad_token_id, queue_size=16)
+                                  pad_token_id=data.pad_token_id, objective_settings={"queue_size": 16})
     counter = SyncCounter()
     trainer = L.Trainer(max_steps=6, log_every_n_steps=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
                         enable_checkpointing=False, limit_val_batches=0, callbacks=[counter], default_root_dir=tmp_path)
