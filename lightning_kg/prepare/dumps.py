@@ -21,6 +21,7 @@ class BadRecord:
     path: str
     location: str  # "line 12", "byte 4096", "page 'Foo' (line 88)"
     reason: str
+    truncated: bool = False  # the file ends here: its remaining records are lost, not one
 
     def __str__(self) -> str:
         return f"{self.path}:{self.location}: {self.reason}"

@@ -33,7 +33,8 @@ def test_plain_text_keeps_links_as_mentions_and_drops_markup():
 
 @pytest.mark.parametrize("title, expected", [
     (" east_asia#History ", "East asia"), ("Star Wars: Episode I", "Star Wars: Episode I"), ("Category:X", ""),
-    ("Категория:Азия", ""), ("fr:Japon", ""), (":fr:Japon", ""), ("wikt:bus", ""), ("File:a.png", ""),
+    # Without the wiki's <siteinfo> only the names every wiki accepts are known (test_namespaces.py reads the local ones).
+    ("Категория:Азия", "Категория:Азия"), ("Image:a.png", ""), ("pl:Agronomia", ""), ("fr:Japon", ""), (":fr:Japon", ""), ("wikt:bus", ""), ("File:a.png", ""),
     ("AT&amp;T", "AT&T"), ("tokyo", "Tokyo"), ("", ""),
 ])
 def test_titles_are_normalised_as_mediawiki_does(title, expected):
