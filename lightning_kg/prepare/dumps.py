@@ -62,9 +62,12 @@ class BlockReader:
         self._thread.start()
 
     def _read(self, stream: BinaryIO, size: int) -> None:
+        # read1: what one decompression step gives, so the bytes before a cut reach the caller
+        # (read() gathering a whole block would lose them with the error).
+        read = getattr(stream, "read1", stream.read)
         try:
             while not self._stop.is_set():
-                block = stream.read(size)
+                block = read(size)
                 self._blocks.put(block)
                 if not block:
                     return

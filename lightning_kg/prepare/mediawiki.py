@@ -173,10 +173,10 @@ def read_site(path: str | os.PathLike) -> Site | None:
     collector = _PageCollector(parser, str(path), lambda record: None)
     with open_dump(path) as stream:
         try:
-            while not collector.siteinfo_done and not collector.pages and (block := stream.read(1 << 16)):
+            while not collector.siteinfo_done and not collector.pages and (block := stream.read(1 << 14)):
                 parser.Parse(block, False)
-        except expat.ExpatError:
-            pass
+        except (expat.ExpatError, OSError, EOFError):
+            pass  # a broken or cut file: what the header said so far; iter_pages reports the break
     return collector.site()
 
 

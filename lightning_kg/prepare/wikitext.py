@@ -37,10 +37,10 @@ WHITESPACE = re.compile(r"\s+")
 # ("from the Greek {{lang|grc|...}}, i.e." -> "from the Greek, i.e.", "({{IPA|...}})" -> ""); a
 # control character, so it is never taken for text or for part of a title.
 DROPPED = "\x01"
-EMPTY_BRACKETS = re.compile(r"[ \t]*\((?:[\s,;:/–—-]|\x01)*\x01(?:[\s,;:/–—-]|\x01)*\)")
+RUN_OF_DROPPED = re.compile(r"\x01(?:[ \t]*\x01)+")
+EMPTY_BRACKETS = re.compile(r"\((?:[\s,;:/–—-]|\x01)*\x01(?:[\s,;:/–—-]|\x01)*\)")
 BRACKET_OPENED_BY_DROPPED = re.compile(r"\((?:\s|\x01)*\x01[\s,;:–—]*")
-BRACKET_CLOSED_BY_DROPPED = re.compile(r"[\s,;:–—]*\x01(?:\s|\x01)*\)")
-SPACE_BEFORE_PUNCTUATION = re.compile(r"[ \t]*\x01[ \t\x01]*(?=[,.;:!?\]])")
+CLOSING_PUNCTUATION = frozenset(",.;:!?]")
 # A link whose target has a prefix: the candidates for files, categories and interlanguage links.
 PREFIXED_LINK = re.compile(r"\[\[[ \t]*([^\[\]|{}\n]*:[^\[\]|{}\n]*)(?=\||\]\])")
 COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)  # an unclosed comment hides the rest, as in MediaWiki
@@ -178,14 +178,25 @@ def _drop_hidden_links(text: str, namespaces: Namespaces) -> str:
 
 def _tidy_dropped(text: str) -> str:
     """The punctuation dropped templates leave, tidied: "( , )" and "()" go, "Greek , i.e." reads
-    "Greek, i.e."; then the ``DROPPED`` marks go."""
+    "Greek, i.e.", "(; born 1950)" reads "(born 1950)"; then the ``DROPPED`` marks go. Every pattern
+    starts at a mark or a bracket, and the rest is one pass over the pieces between the marks."""
     if DROPPED not in text:
         return text
-    text = EMPTY_BRACKETS.sub("", text)
+    text = RUN_OF_DROPPED.sub(DROPPED, text)
+    text = EMPTY_BRACKETS.sub(DROPPED, text)
     text = BRACKET_OPENED_BY_DROPPED.sub("(", text)
-    text = BRACKET_CLOSED_BY_DROPPED.sub(")", text)
-    text = SPACE_BEFORE_PUNCTUATION.sub("", text)
-    return text.replace(DROPPED, "")
+    pieces = text.split(DROPPED)
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        following = piece.lstrip(" \t")
+        if following[:1] == ")":
+            out[-1] = out[-1].rstrip(" \t,;:–—")
+            piece = following
+        elif following and following[0] in CLOSING_PUNCTUATION:
+            out[-1] = out[-1].rstrip(" \t")
+            piece = following
+        out.append(piece)
+    return "".join(out)
 
 
 def _paragraph(source: str, namespaces: Namespaces) -> Paragraph | None:
