@@ -10,11 +10,12 @@ from transformers import PreTrainedTokenizerFast
 
 from lightning_kg.dataset.tokenizer import ENTITY_MARKERS, SPECIAL_TOKENS
 
-# Each character that is neither a letter, a digit nor a combining mark (punctuation, symbols), with
-# the "▁" of a space before it, is a piece of its own, as SentencePiece's script split makes XLM-R's
-# split from words. So no piece joins a word and its comma ("y,", "ations."), nor two marks where a
-# mention ends between them ("(ADHD)" + ","), and a mention's tokens end where its words do.
-PUNCTUATION = Regex(r"▁?[^\p{L}\p{N}\p{M}▁]")
+# Each character that is neither a letter, a digit, a combining mark nor a format character (the
+# zero-width joiners inside Persian or Hindi words), with the "▁" of a space before it, is a piece of
+# its own: punctuation and symbols, which SentencePiece's script split keeps apart from words in XLM-R.
+# So no piece joins a word and its comma ("y,", "ations."), nor two marks where a mention ends between
+# them ("(ADHD)" + ","), and a mention's tokens end where its words do.
+PUNCTUATION = Regex(r"▁?[^\p{L}\p{N}\p{M}\p{Cf}▁]")
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
