@@ -80,7 +80,7 @@ def _prepare_spellings(args: list[str], config_class) -> list[str]:
 def run_prepare(args: list[str]) -> None:
     from jsonargparse import ArgumentParser, set_parsing_settings
 
-    from lightning_kg.prepare.config import PrepareConfig
+    from lightning_kg.prepare.config import PrepareConfig, check_config_files
     from lightning_kg.prepare.pipeline import peak_memory_mib, prepare
 
     set_parsing_settings(docstring_parse_attribute_docstrings=True)  # PrepareConfig's field docstrings become the help
@@ -89,6 +89,11 @@ def run_prepare(args: list[str]) -> None:
                             description="Wikipedia + Wikidata dumps to an entity vocabulary, a tokenizer and WebDataset shards.")
     parser.add_argument("--config", action="config", help="YAML config file(s); later ones win")
     parser.add_class_arguments(PrepareConfig)
+    try:
+        check_config_files(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     config = parser.parse_args(_prepare_spellings(args, PrepareConfig))
     config.pop("config", None)
     started = time.perf_counter()

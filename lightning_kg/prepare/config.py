@@ -3,8 +3,19 @@ and ``--print_config`` into commented YAML."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Literal
+
+import yaml
+
+# A Wikidata label language: "en", "zh-hans", "be-tarask".
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
+# Smallest lengths that leave room for text: <s> and </s> around a sample, and around each half of a knowledge pair.
+MIN_SEQ_LENGTH = 8
+MIN_KNOWLEDGE_LENGTH = 8
 
 
 @dataclass
@@ -54,10 +65,78 @@ class PrepareConfig:
     """Processes parsing Wikipedia dumps: a dump file each when there are at least as many files, else
     the wikitext of each file in chunks. The output is the same for any number."""
     strict: bool = False
-    """Stop at the first malformed page or JSON line instead of skipping and counting it."""
+    """Stop at the first malformed page or JSON line, or a dump cut short, instead of skipping and counting it;
+    also reads the head of every Wikidata file before the Wikipedia dumps are parsed, so a wrong file stops the run at once."""
+    accept_bad_wikidata: bool = False
+    """Go on although a Wikidata file yields no entity or has more malformed lines than ``wikidata.MAX_MALFORMED_SHARE``
+    (normally an error naming the file: a wrong file or a broken download)."""
     stage: Literal["all", "parse", "merge", "write", "manifest"] = "all"
     """``all`` on one machine; for a SLURM array: ``parse`` and ``write`` per slice, ``merge`` and ``manifest`` once."""
     slice: int = 0
     """This job's slice (``$SLURM_ARRAY_TASK_ID``) for the ``parse`` and ``write`` stages."""
     num_slices: int = 1
     """Slices the Wikipedia dumps are dealt into (dump i goes to slice i mod num_slices)."""
+
+    def __post_init__(self) -> None:
+        """Every number and the language list checked when the settings are made, before any dump is read."""
+        problems = []
+
+        def need(name: str, ok: bool, expected: str) -> None:
+            if not ok:
+                problems.append(f"{name} {getattr(self, name)!r}: expected {expected}")
+
+        def count(name: str, low: int, why: str = "") -> None:
+            value = getattr(self, name)
+            need(name, isinstance(value, int) and not isinstance(value, bool) and value >= low,
+                 f"a whole number of at least {low}{why}")
+
+        count("tokenizer_vocab_size", 8)
+        count("max_seq_length", MIN_SEQ_LENGTH, " (<s>, </s> and the text between)")
+        count("knowledge_max_length", MIN_KNOWLEDGE_LENGTH, " (<s> label </s></s> description </s>)")
+        count("min_entity_count", 1)
+        count("max_entities", 4, " (3 reserved entries and one entity)")
+        count("facts_per_description", 0)
+        count("knowledge_aliases", 0)
+        count("shard_max_samples", 1)
+        count("shard_max_bytes", 1 << 16)
+        count("workers", 1)
+        count("num_slices", 1)
+        count("slice", 0)
+        if self.fact_languages is not None:
+            count("fact_languages", 1, " or null (all)")
+        limits = self.max_pages.values() if isinstance(self.max_pages, dict) else [] if self.max_pages is None else [self.max_pages]
+        need("max_pages", all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in limits),
+             "null, a whole number of at least 0, or {file-name pattern: such a number}")
+        for name in ("val_fraction", "heldout_fact_fraction"):
+            value = getattr(self, name)
+            need(name, isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1, "a fraction in [0, 1]")
+        if self.languages is not None:
+            bad = [code for code in self.languages if not (isinstance(code, str) and LANGUAGE_CODE.fullmatch(code))]
+            need("languages", bool(self.languages) and not bad and len(set(self.languages)) == len(self.languages),
+                 "null (the dumps' languages) or a list of distinct Wikidata language codes such as [en, bg, zh-hans]"
+                 + (f"; not one: {bad}" if bad else ""))
+        if problems:
+            raise ValueError("prepare settings: " + "; ".join(problems))
+
+
+def check_config_files(args: list[str]) -> None:
+    """Every key of each ``--config`` file in ``args`` must be a setting of PrepareConfig: a misspelt
+    one is an error naming the file (the parser alone would not say which file held it)."""
+    known = {f.name for f in fields(PrepareConfig)}
+    files = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--config"]
+    files += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
+    for name in files:
+        path = Path(name)
+        if not path.is_file():
+            continue  # the parser says so
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not a YAML file ({error})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of prepare settings (wikipedia: ..., out: ...), not {type(values).__name__}")
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), sorted(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f"; the settings are: {', '.join(sorted(known))}"
+                raise ValueError(f"{path}: {key!r} is not a prepare setting{hint}")

@@ -21,6 +21,7 @@ class BadRecord:
     path: str
     location: str  # "line 12", "byte 4096", "page 'Foo' (line 88)"
     reason: str
+    truncated: bool = False  # the file ends here: its remaining records are lost, not one
 
     def __str__(self) -> str:
         return f"{self.path}:{self.location}: {self.reason}"
@@ -61,9 +62,12 @@ class BlockReader:
         self._thread.start()
 
     def _read(self, stream: BinaryIO, size: int) -> None:
+        # read1: what one decompression step gives, so the bytes before a cut reach the caller
+        # (read() gathering a whole block would lose them with the error).
+        read = getattr(stream, "read1", stream.read)
         try:
             while not self._stop.is_set():
-                block = stream.read(size)
+                block = read(size)
                 self._blocks.put(block)
                 if not block:
                     return

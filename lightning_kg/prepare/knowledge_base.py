@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from lightning_kg.prepare.dumps import BadRecord
+from lightning_kg.prepare.namespaces import canonical_title
 from lightning_kg.prepare.wikidata import iter_entities
-from lightning_kg.prepare.wikitext import normalize_title
 
 
 @dataclass
@@ -30,6 +30,7 @@ class KnowledgeBase:
         languages: set[str] | None,
         sites: dict[str, str],
         on_error: Callable[[BadRecord], None] | None,
+        accept_bad: bool = False,
     ) -> KnowledgeBase:
         """Read Wikidata JSON dumps, keeping ``languages`` (None: every language) and the sitelinks
         of ``sites`` (site id -> its language, ``{"nowiki": "nb"}``: the wikis being prepared)."""
@@ -39,7 +40,7 @@ class KnowledgeBase:
             return {lang: text for lang, text in per_language.items() if languages is None or lang in languages}
 
         for path in paths:
-            for entity in iter_entities(path, on_error=on_error):
+            for entity in iter_entities(path, on_error=on_error, accept_bad=accept_bad):
                 for table, values in ((kb.labels, entity.labels), (kb.descriptions, entity.descriptions),
                                       (kb.aliases, entity.aliases)):
                     if kept := {lang: value for lang, value in keep(values).items() if value}:
@@ -52,7 +53,7 @@ class KnowledgeBase:
                 for site in sorted(set(entity.sitelinks) & set(sites)):  # sorted: enwiki's title before simplewiki's
                     title = entity.sitelinks[site]
                     titles.setdefault(sites[site], title)
-                    kb.sitelinks[(site, normalize_title(title))] = entity.id
+                    kb.sitelinks[(site, canonical_title(title))] = entity.id
                 if titles:
                     kb.titles[entity.id] = titles
         return kb

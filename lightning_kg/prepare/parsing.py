@@ -29,8 +29,9 @@ from tqdm import tqdm
 
 from lightning_kg.dataset.files import atomic_file, write_json
 from lightning_kg.prepare.dumps import BadRecord, DumpError
-from lightning_kg.prepare.mediawiki import Page, iter_pages, wiki_site
-from lightning_kg.prepare.wikitext import normalize_title, parse_wikitext
+from lightning_kg.prepare.mediawiki import Page, iter_pages, read_site
+from lightning_kg.prepare.namespaces import Namespaces, canonical_title
+from lightning_kg.prepare.wikitext import parse_wikitext
 
 log = logging.getLogger("lightning_kg.prepare")
 CHUNK_PAGES = 64  # pages a pool task parses at once: few enough to keep the bar moving
@@ -47,16 +48,22 @@ def _note_worker_peak(pid: int, peak: float) -> None:
 
 
 class BadRecords:
-    """Counts skipped input records, logs each with where it was, or raises under ``strict``."""
+    """Counts skipped input records, logs each with where it was, or raises under ``strict``. A file
+    cut short (truncated, or broken XML) is also listed in ``truncated``: all its later records are lost."""
 
     def __init__(self, strict: bool):
         self.strict = strict
         self.records: list[str] = []
+        self.truncated: list[str] = []
 
     def __call__(self, record: BadRecord) -> None:
         if self.strict:
-            raise DumpError(f"malformed record (--strict stops here): {record}")
-        log.warning("skipped %s", record)
+            raise DumpError(f"{'input cut short' if record.truncated else 'malformed record'} (--strict stops here): {record}")
+        if record.truncated:
+            log.warning("input cut short, kept what was read before: %s", record)
+            self.truncated.append(str(record))
+        else:
+            log.warning("skipped %s", record)
         self.records.append(str(record))
 
 
@@ -89,10 +96,10 @@ def page_limit(path: str, max_pages: int | dict[str, int] | None) -> int | None:
     return next((limit for pattern, limit in max_pages.items() if fnmatch.fnmatch(Path(path).name, pattern)), None)
 
 
-def article_record(title: str, wikitext: str) -> tuple[bytes | None, list[str]]:
+def article_record(title: str, wikitext: str, namespaces: Namespaces) -> tuple[bytes | None, list[str]]:
     """An article's work-file line (None when no paragraph is left) and its links' targets."""
     paragraphs, targets = [], []
-    for paragraph in parse_wikitext(wikitext):
+    for paragraph in parse_wikitext(wikitext, namespaces):
         mentions = [(m.start, m.end, m.title) for m in paragraph.mentions]
         targets.extend(target for _, _, target in mentions)
         paragraphs.append([paragraph.text, mentions])
@@ -101,19 +108,20 @@ def article_record(title: str, wikitext: str) -> tuple[bytes | None, list[str]]:
     return json.dumps({"title": title, "paragraphs": paragraphs}, ensure_ascii=False).encode("utf-8") + b"\n", targets
 
 
-def _parse_chunk(articles: list[tuple[str, str]]) -> tuple[list[tuple[bytes | None, list[str]]], int, float]:
+def _parse_chunk(articles: list[tuple[str, str]], namespaces: Namespaces) -> tuple[list[tuple[bytes | None, list[str]]], int, float]:
     """Pool task: records of (title, wikitext) articles, with the worker's pid and peak memory."""
-    return [article_record(title, text) for title, text in articles], os.getpid(), own_peak_mib()
+    return [article_record(title, text, namespaces) for title, text in articles], os.getpid(), own_peak_mib()
 
 
 def _article_title(page: Page) -> str | None:
     """The normalised title of a main-namespace page that is not a redirect; None otherwise."""
-    if page.namespace != 0 or page.redirect:
+    if page.namespace != 0 or page.redirect is not None:
         return None
-    return normalize_title(page.title) or None
+    return canonical_title(page.title) or None
 
 
-def _parsed_pages(pages: Iterator[Page], pool, workers: int) -> Iterator[tuple[Page, tuple[bytes | None, list[str]] | None]]:
+def _parsed_pages(pages: Iterator[Page], namespaces: Namespaces, pool,
+                  workers: int) -> Iterator[tuple[Page, tuple[bytes | None, list[str]] | None]]:
     """Each page with its article record (None for pages that are not articles), in dump order.
 
     Without a pool each article is parsed when its turn comes. With one, chunks of articles are
@@ -123,7 +131,7 @@ def _parsed_pages(pages: Iterator[Page], pool, workers: int) -> Iterator[tuple[P
     if pool is None:
         for page in pages:
             title = _article_title(page)
-            yield page, article_record(title, page.text) if title else None
+            yield page, article_record(title, page.text, namespaces) if title else None
         return
     in_flight: deque = deque()
     limit = IN_FLIGHT_PER_WORKER * workers
@@ -144,12 +152,12 @@ def _parsed_pages(pages: Iterator[Page], pool, workers: int) -> Iterator[tuple[P
             articles.append((title, page.text))
             chars += len(page.text)
         if len(batch) >= CHUNK_PAGES or chars >= CHUNK_CHARS:
-            in_flight.append((batch, pool.apply_async(_parse_chunk, (articles,)) if articles else None))
+            in_flight.append((batch, pool.apply_async(_parse_chunk, (articles, namespaces)) if articles else None))
             batch, articles, chars = [], [], 0
             while len(in_flight) > limit:
                 yield from drain(*in_flight.popleft())
     if batch:
-        in_flight.append((batch, pool.apply_async(_parse_chunk, (articles,)) if articles else None))
+        in_flight.append((batch, pool.apply_async(_parse_chunk, (articles, namespaces)) if articles else None))
     while in_flight:
         yield from drain(*in_flight.popleft())
 
@@ -163,7 +171,7 @@ def parse_dump(job: DumpJob, fingerprint: str, strict: bool, progress: Callable[
     raw link counts, skipped records, the run's ``fingerprint``) is saved beside the work file;
     its presence marks the dump as done for a restarted run with the same fingerprint.
     """
-    site = wiki_site(job.path)
+    site = read_site(job.path)
     if site is None:
         raise ValueError(f"{job.path}: cannot tell the dump's wiki (expected <mediawiki xml:lang> or <dbname> in <siteinfo>)")
     bad = BadRecords(strict)
@@ -173,13 +181,14 @@ def parse_dump(job: DumpJob, fingerprint: str, strict: bool, progress: Callable[
     partial = job.target + ".partial"
     # compresslevel 1: a scratch file read once by the next stage; level 9 costs a third of the parse time.
     with atomic_file(job.target, staging=partial) as stream, gzip.GzipFile(fileobj=stream, mode="wb", compresslevel=1, mtime=0) as raw:
-        for page, record in _parsed_pages(iter_pages(job.path, on_error=bad), pool, workers):
+        for page, record in _parsed_pages(iter_pages(job.path, on_error=bad), site.namespaces, pool, workers):
             pages += 1
             progress(1)
             if page.namespace != 0:
                 continue
-            if page.redirect:
-                if title := normalize_title(page.title):
+            if page.redirect is not None:
+                # "" for a redirect out of the main namespace (English Wikipedia's MOS:BOLD): links to it name no entity.
+                if title := canonical_title(page.title):
                     redirects[title] = page.redirect
                 continue
             if record is None:  # an empty title
@@ -191,8 +200,9 @@ def parse_dump(job: DumpJob, fingerprint: str, strict: bool, progress: Callable[
             if line is not None:
                 articles += 1
                 raw.write(line)
-    summary = {"path": job.path, "site": site[0], "lang": site[1], "pages": pages, "articles": articles,
-               "redirects": redirects, "link_counts": dict(link_counts), "bad_records": bad.records, "fingerprint": fingerprint}
+    summary = {"path": job.path, "site": site.site, "lang": site.language, "pages": pages, "articles": articles,
+               "redirects": redirects, "link_counts": dict(link_counts), "bad_records": bad.records, "truncated": bad.truncated,
+               "fingerprint": fingerprint}
     write_json(Path(job.target + ".summary.json"), summary)  # a kill mid-write leaves no summary that reads as finished
     return summary
 

@@ -30,12 +30,15 @@ from lightning_kg.dataset.tokenizer import load_tokenizer
 from lightning_kg.prepare.config import PrepareConfig
 from lightning_kg.prepare.dumps import expand_inputs
 from lightning_kg.prepare.knowledge_base import KnowledgeBase
+from lightning_kg.prepare.mediawiki import read_site
 from lightning_kg.prepare.parsing import WORKER_PEAK_MIB, BadRecords, iter_documents, parse_dumps, read_summary, work_file
 from lightning_kg.prepare.shards import ShardJournal
 from lightning_kg.prepare.tokenizer_training import train_tokenizer
+from lightning_kg.prepare.wikidata import check_wikidata_head
 from lightning_kg.prepare.writing import (
     LinkResolver,
     build_vocab,
+    knowledge_texts,
     link_table,
     stable_fraction,
     write_fact_shards,
@@ -46,7 +49,7 @@ from lightning_kg.prepare.writing import (
 log = logging.getLogger("lightning_kg.prepare")
 SHARDS_PER_SLICE = 10_000  # slice i numbers its text shards from i * SHARDS_PER_SLICE
 # Settings that change how a run goes, not what it writes: the fingerprint and the manifest leave them out.
-RUN_SETTINGS = ("out", "stage", "slice", "workers", "strict")
+RUN_SETTINGS = ("out", "stage", "slice", "workers", "strict", "accept_bad_wikidata")
 # What the parse stage's output depends on; the later stages depend on every setting.
 PARSE_SETTINGS = ("wikipedia", "max_pages")
 SHARD_NAME = re.compile(r"(train|val|facts-train|facts-val|facts-heldout)-\d{6}\.tar")
@@ -132,7 +135,8 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
     """Vocabulary, tokenizer, knowledge table, fact shards and the link table (step 2)."""
     languages = sorted(config.languages or {s["lang"] for s in summaries})
     bad = BadRecords(config.strict)
-    kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad)
+    kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
+                                  accept_bad=config.accept_bad_wikidata)
     if data_paths:
         log.info("wikidata: %d labelled entities, %d with facts, %d sitelinks", len(kb.labels), len(kb.facts), len(kb.sitelinks))
     resolve = LinkResolver(summaries, kb)
@@ -141,18 +145,23 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
         raise ValueError(f"no entity mention found in {len(summaries)} dump(s) ({sum(s['articles'] for s in summaries)} "
                          "articles): nothing to train the entity objectives on; check the inputs")
     vocab.save(out / "entity_vocab.jsonl")
+    heldout_subjects = {e for e in kb.facts if stable_fraction(f"heldout|{e}") < config.heldout_fact_fraction}
+    knowledge_rows = knowledge_texts(vocab, kb, languages, heldout_subjects, config)
     if config.tokenizer:
         tokenizer = load_tokenizer(config.tokenizer)
     else:
-        # Knowledge texts are tokenized too, so their labels and descriptions count as well.
+        # What the model reads: the prepared articles, and the knowledge texts of the vocabulary's
+        # entities with the relation labels facts are stated in (bounded by the vocabulary, not by
+        # the Wikidata dump, whose every label once made the tokenizer follow the dump's size).
+        relations = {p for claims in kb.facts.values() for p, _ in claims}
         texts = itertools.chain(
             (text for _, article in iter_documents(work_dir, list(range(len(summaries)))) for text, _ in article["paragraphs"]),
-            (text for per_language in (kb.labels, kb.descriptions) for texts in per_language.values() for text in texts.values()),
+            (text for _, _, label, description, _ in knowledge_rows for text in (label, description) if text),
+            (kb.labels[p][lang] for p in sorted(relations) for lang in languages if lang in kb.labels.get(p, {})),
         )
         tokenizer = train_tokenizer(texts, config.tokenizer_vocab_size)
     tokenizer.save_pretrained(str(out / "tokenizer"))
-    heldout_subjects = {e for e in kb.facts if stable_fraction(f"heldout|{e}") < config.heldout_fact_fraction}
-    knowledge = write_knowledge(out, vocab, kb, tokenizer, languages, heldout_subjects, config)
+    knowledge = write_knowledge(out, vocab, kb, tokenizer, knowledge_rows, languages, config.knowledge_max_length)
     facts = write_fact_shards(out, vocab, kb, tokenizer, languages, heldout_subjects,
                               ShardJournal(work_dir / "shards-facts.jsonl", digest), config)
     links = link_table(summaries, resolve, vocab)
@@ -202,6 +211,7 @@ def write_manifest(out: Path, work_dir: Path, summaries: list[dict], wiki_paths:
         for key, value in t["mentions"].items():
             mentions[key] = mentions.get(key, 0) + value
     skipped = [r for s in summaries for r in s["bad_records"]] + merged["bad_records"]
+    truncated = [r for s in summaries for r in s.get("truncated", [])]
     # Paths, the output, the slicing and the worker count vary between machines and runs; the
     # manifest of a rebuild must not.
     settings = {key: value for key, value in asdict(config).items() if key not in (*RUN_SETTINGS, "num_slices")}
@@ -216,7 +226,7 @@ def write_manifest(out: Path, work_dir: Path, summaries: list[dict], wiki_paths:
         "counts": {"pages": sum(s["pages"] for s in summaries), "articles": sum(s["articles"] for s in summaries),
                    "documents": documents, "mentions": mentions, "entities": merged["entities"],
                    "knowledge_texts": merged["knowledge_texts"], "composed_knowledge_texts": merged["composed_knowledge_texts"],
-                   "facts": merged["facts"], "skipped_records": len(skipped)},
+                   "facts": merged["facts"], "skipped_records": len(skipped), "truncated_inputs": len(truncated)},
         "shards": shards,
     }
     write_json(out / "manifest.json", manifest, indent=1)
@@ -225,9 +235,26 @@ def write_manifest(out: Path, work_dir: Path, summaries: list[dict], wiki_paths:
         if SHARD_NAME.fullmatch(path.name) and path.name not in listed:
             path.unlink()
             log.info("removed %s: a shard of an earlier run with other settings", path)
+    if truncated:
+        log.warning("%d input(s) cut short, only the pages before the cut are in the dataset: %s", len(truncated), "; ".join(truncated))
     if skipped:
         log.warning("%d malformed record(s) skipped; first: %s", len(skipped), skipped[0])
     return manifest
+
+
+def check_inputs(config: PrepareConfig, wiki_paths: list[str], data_paths: list[str]) -> None:
+    """What can be checked before hours of parsing: the language list against the dumps' languages,
+    and the head of every Wikidata file (an empty or wrong file; under ``strict``, any malformed line)."""
+    if config.languages:
+        dump_languages = {site.language for path in wiki_paths if (site := read_site(path)) is not None}
+        if dump_languages and not dump_languages & set(config.languages):
+            raise ValueError(f"languages {config.languages}: none is the language of a Wikipedia dump given ({', '.join(sorted(dump_languages))}), "
+                             "so no text would have labels, facts or knowledge texts; list some of those, or leave languages out for all of them")
+        if others := sorted(set(config.languages) - dump_languages):
+            log.info("languages without a Wikipedia dump, kept for labels and facts only: %s", ", ".join(others))
+    if config.stage in ("all", "parse", "merge"):
+        for path in data_paths:
+            check_wikidata_head(path, config.strict, config.accept_bad_wikidata)
 
 
 def prepare(config: PrepareConfig) -> dict | None:
@@ -241,6 +268,7 @@ def prepare(config: PrepareConfig) -> dict | None:
     work_dir.mkdir(exist_ok=True)
     if config.stage == "all" and config.num_slices != 1:
         raise ValueError("stage 'all' runs on one machine: leave num_slices at 1, or run the stages one by one")
+    check_inputs(config, wiki_paths, data_paths)
     values = fingerprint(config, wiki_paths, data_paths)
     record_fingerprint(out, work_dir, values)
     digest, parse_digest = hash_of(values), hash_of({key: values[key] for key in PARSE_SETTINGS})

@@ -12,9 +12,14 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from lightning_kg.prepare.dumps import BadRecord, open_dump, raise_on_error
+from lightning_kg.prepare.dumps import BadRecord, DumpError, open_dump, raise_on_error
 
 KINDS = {"item", "property"}
+# A Wikidata file with more malformed lines than this share (and at least MIN_MALFORMED_LINES of
+# them) is not the file meant: an error, not thousands of skipped lines.
+MAX_MALFORMED_SHARE = 0.01
+MIN_MALFORMED_LINES = 10
+HEAD_LINES = 1000  # lines of each Wikidata file read before the Wikipedia dumps are parsed
 
 
 @dataclass
@@ -66,24 +71,65 @@ def parse_entity(record: dict) -> WikidataEntity | None:
     )
 
 
-def iter_entities(path: str | os.PathLike, on_error: Callable[[BadRecord], None] | None = None) -> Iterator[WikidataEntity]:
+class WikidataInputError(ValueError):
+    """A Wikidata file that is not one: empty, not JSON lines of entities, or mostly malformed."""
+
+
+def iter_entities(path: str | os.PathLike, on_error: Callable[[BadRecord], None] | None = None, max_lines: int | None = None,
+                  accept_bad: bool = False) -> Iterator[WikidataEntity]:
     """Items and properties of a dump (.json, .json.bz2, .json.gz). A bad line is reported to
-    ``on_error`` and skipped (without one, ``DumpError`` is raised)."""
+    ``on_error`` and skipped (without one, ``DumpError`` is raised). ``max_lines``: read only the
+    head of the file.
+
+    A file that yields no entity, or whose malformed lines are more than ``MAX_MALFORMED_SHARE`` of
+    its lines (and at least ``MIN_MALFORMED_LINES``), raises ``WikidataInputError`` once read,
+    unless ``accept_bad``: it is another file than meant (an XML dump, an unfinished download).
+    """
     on_error = on_error or raise_on_error
     path = str(path)
+    lines = entities = malformed = 0
+    first_problem = ""
     with open_dump(path) as stream:
         for number, raw in enumerate(stream, 1):
+            if max_lines is not None and number > max_lines:
+                break
             line = raw.strip().rstrip(b",")
             if not line or line in (b"[", b"]"):
                 continue
+            lines += 1
             try:
                 record = json.loads(line)
                 if not isinstance(record, dict) or not isinstance(record.get("id"), str):
                     raise ValueError("not an object with a string \"id\"")
                 entity = parse_entity(record)
             except (ValueError, AttributeError, TypeError, KeyError) as error:
+                malformed += 1
+                first_problem = first_problem or f"line {number}: {error}"
                 on_error(BadRecord(path, f"line {number}", f"not a Wikidata entity ({error}); expected one JSON "
                                    "object per line with an \"id\", as in Wikidata's JSON dumps"))
                 continue
             if entity is not None:
+                entities += 1
                 yield entity
+    if accept_bad:
+        return
+    override = "; pass --accept_bad_wikidata true to go on with it"
+    if entities == 0:
+        what = f"{lines} line(s), none of them an item or a property" + (f" (first problem: {first_problem})" if first_problem else "")
+        raise WikidataInputError(f"{path}: no Wikidata entity read from {what if lines else 'an empty file'}; expected Wikidata's "
+                                 f"JSON dump (a JSON array, one entity per line){override}")
+    if malformed >= MIN_MALFORMED_LINES and malformed > MAX_MALFORMED_SHARE * lines:
+        raise WikidataInputError(f"{path}: {malformed} of {lines} lines ({malformed / lines:.0%}) are not Wikidata entities, more "
+                                 f"than {MAX_MALFORMED_SHARE:.0%} (first: {first_problem}): a broken or another file{override}")
+
+
+def check_wikidata_head(path: str | os.PathLike, strict: bool, accept_bad: bool = False) -> None:
+    """Read the first ``HEAD_LINES`` lines of a Wikidata file before anything else runs, so that an
+    empty file, an XML dump given by mistake or (``strict``) a malformed line stops the run at once,
+    not hours later when the merge stage reaches it."""
+    def on_error(record: BadRecord) -> None:
+        if strict:
+            raise DumpError(f"malformed record (--strict stops here): {record}")
+
+    for _ in iter_entities(path, on_error=on_error, max_lines=HEAD_LINES, accept_bad=accept_bad):
+        pass

@@ -1,12 +1,27 @@
-"""Wikitext -> plain paragraphs with every article link kept as a mention span.
+"""Wikitext -> plain paragraphs with every article link kept as a mention span, as MediaWiki renders them.
 
 A hand-written pass of a few regex scans: comments, ``<ref>``s and other extension tags,
-``{{templates}}`` and ``{| tables |}`` are dropped whole (links inside them vanish with them), then
-each blank-line separated paragraph is walked link by link: ``[[Target|anchor]]`` becomes the anchor
-text plus its link trail, files, categories and interlanguage links vanish, other links (interwiki,
-``[[:Category:X]]``, ``[[Help:X]]``) keep their text but are not mentions. Headings are dropped;
-list markers, bold/italic and HTML tags go, their text stays. mwparserfromhell builds a full tree per
-page and is about 10x slower on the gensim enwiki excerpt (bench/wikitext_parsers.py); links are all we need.
+``{{templates}}`` and ``{| tables |}`` are dropped whole (links inside them vanish with them), and
+the punctuation a dropped template leaves is tidied ("( , )" goes); files, categories and
+interlanguage links are removed whole, captions over several lines included; then each blank-line
+separated paragraph is walked link by link: ``[[Target|anchor]]`` becomes the anchor text plus its
+link trail, other links (other namespaces, interwiki, ``[[:Category:X|y]]``) keep the text they show
+but are not mentions. Which prefix is a namespace comes from the wiki's own names (namespaces.py).
+
+What the objectives read is running text, so:
+- headings are dropped (a section title is not a sentence and would run into the next one);
+  Wikipedia2Vec, which LUKE and mLUKE build their data with, drops them too;
+- list items are kept, joined into their paragraph, their markers dropped: they are prose often
+  enough ("* [[Jōmon period|Jōmon]] people lived here"), and Wikipedia2Vec keeps them too (a line
+  each); wikiextractor keeps them only with ``--lists``;
+- tables are dropped whole, with the links in their cells: cells are not sentences; Wikipedia2Vec
+  and wikiextractor drop them as well;
+- templates are dropped, as in Wikipedia2Vec and in wikiextractor without the template pages to
+  expand them: their output (infoboxes, citations, pronunciations) is mostly not prose, and
+  expanding them needs the wiki's templates and Lua modules.
+Wikipedia2Vec keeps a file's caption and a category's name as text with a link; MediaWiki shows
+neither in the paragraph, and neither do we. mwparserfromhell builds a full tree per page and is
+about 10x slower on the gensim enwiki excerpt (bench/wikitext_parsers.py); links are all we need.
 """
 
 from __future__ import annotations
@@ -14,40 +29,20 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote
 
-# Namespaces whose links render nothing inline (the image or the category box), so their captions
-# and sort keys are not text: canonical names and common localised ones.
-HIDDEN_NAMESPACES = {
-    "file", "image", "category",
-    "файл", "изображение", "картинка", "категория", "зображення", "категорія",
-    "datei", "bild", "kategorie", "fichier", "catégorie", "archivo", "imagen", "categoría", "ficheiro", "arquivo",
-    "imagem", "categoria", "immagine", "bestand", "afbeelding", "categorie", "plik", "grafika", "kategoria",
-    "fil", "kategori", "dosya", "resim", "soubor", "obrázek", "tiedosto", "luokka", "kuva", "fájl", "kép",
-    "kategória", "berkas", "tập tin", "hình", "thể loại", "ファイル", "画像", "カテゴリ", "文件", "檔案", "图像",
-    "分类", "分類", "파일", "분류", "ملف", "صورة", "تصنيف", "קובץ", "תמונה", "קטגוריה", "پرونده", "رده",
-}
-# Other namespaces: the link shows its text but points to no article.
-OTHER_NAMESPACES = {
-    "media", "talk", "user", "user talk", "wikipedia", "wp", "project", "help", "portal", "template", "module",
-    "draft", "special", "mediawiki", "book", "timedtext", "gadget", "education program",
-    "шаблон", "уикипедия", "википедия", "вікіпедія", "портал", "потребител", "участник", "справка", "помощ",
-    "vorlage", "hilfe", "benutzer", "modèle", "aide", "utilisateur", "plantilla", "ayuda", "usuario", "predefinição",
-    "ajuda", "sjabloon", "szablon", "pomoc", "テンプレート", "利用者", "模板", "帮助", "قالب", "مساعدة",
-}
-# Sister projects (interwiki): text only.
-INTERWIKI_PREFIXES = {"wikt", "wiktionary", "commons", "meta", "s", "wikisource", "q", "wikiquote", "b", "wikibooks",
-                      "n", "wikinews", "v", "wikiversity", "voy", "wikivoyage", "species", "d", "wikidata", "mw",
-                      "m", "foundation", "wmf", "phab", "outreach", "incubator", "w", "wikipedia"}
-# Wikipedia language editions: ``[[fr:Japon]]`` is an interlanguage link (hidden), ``[[:fr:Japon]]``
-# an inline link to another wiki (text). A real list, not a shape test, so "Ali: Fear Eats the Soul"
-# stays an article.
-LANGUAGE_CODES = {"aa", "ab", "ace", "ady", "af", "ak", "als", "alt", "am", "ami", "an", "ang", "ann", "anp", "ar", "arc", "ary", "arz", "as", "ast", "atj", "av", "avk", "awa", "ay", "az", "azb", "ba", "ban", "bar", "bat-smg", "bbc", "bcl", "bdr", "be", "be-tarask", "be-x-old", "bew", "bg", "bh", "bi", "bjn", "blk", "bm", "bn", "bo", "bpy", "br", "bs", "btm", "bug", "bxr", "ca", "cbk-zam", "cdo", "ce", "ceb", "ch", "cho", "chr", "chy", "ckb", "co", "cr", "crh", "cs", "csb", "cu", "cv", "cy", "da", "dag", "de", "dga", "din", "diq", "dsb", "dtp", "dty", "dv", "dz", "ee", "el", "eml", "en", "eo", "es", "et", "eu", "ext", "fa", "fat", "ff", "fi", "fiu-vro", "fj", "fo", "fon", "fr", "frp", "frr", "fur", "fy", "ga", "gag", "gan", "gcr", "gd", "gl", "glk", "gn", "gom", "gor", "got", "gpe", "gsw", "gu", "guc", "gur", "guw", "gv", "ha", "hak", "haw", "he", "hi", "hif", "ho", "hr", "hsb", "ht", "hu", "hy", "hyw", "hz", "ia", "iba", "id", "ie", "ig", "igl", "ii", "ik", "ilo", "inh", "io", "is", "it", "iu", "ja", "jam", "jbo", "jv", "ka", "kaa", "kab", "kbd", "kbp", "kcg", "kg", "kge", "ki", "kj", "kk", "kl", "km", "kn", "knc", "ko", "koi", "kr", "krc", "ks", "ksh", "ku", "kus", "kv", "kw", "ky", "la", "lad", "lb", "lbe", "lez", "lfn", "lg", "li", "lij", "lld", "lmo", "ln", "lo", "lrc", "lt", "ltg", "lv", "lzh", "mad", "mai", "map-bms", "mdf", "mg", "mh", "mhr", "mi", "min", "mk", "ml", "mn", "mni", "mnw", "mo", "mos", "mr", "mrj", "ms", "mt", "mus", "mwl", "my", "myv", "mzn", "na", "nah", "nan", "nap", "nb", "nds", "nds-nl", "ne", "new", "ng", "nia", "nl", "nn", "no", "nov", "nqo", "nr", "nrm", "nso", "nup", "nv", "ny", "oc", "olo", "om", "or", "os", "pa", "pag", "pam", "pap", "pcd", "pcm", "pdc", "pfl", "pi", "pih", "pms", "pnb", "pnt", "ps", "pt", "pwn", "qu", "rki", "rm", "rmy", "rn", "ro", "roa-rup", "roa-tara", "rsk", "ru", "rue", "rup", "rw", "sa", "sah", "sat", "sc", "scn", "sco", "sd", "se", "sg", "sgs", "sh", "shi", "shn", "si", "simple", "sk", "skr", "sl", "sm", "smn", "sn", "so", "sq", "sr", "srn", "ss", "st", "stq", "su", "sv", "sw", "syl", "szl", "szy", "ta", "tay", "tcy", "tdd", "te", "tet", "tg", "th", "ti", "tig", "tk", "tl", "tly", "tn", "to", "tok", "tpi", "tr", "trv", "ts", "tt", "tum", "tw", "ty", "tyv", "udm", "ug", "uk", "ur", "uz", "ve", "vec", "vep", "vi", "vls", "vo", "vro", "wa", "war", "wo", "wuu", "xal", "xh", "xmf", "yi", "yo", "yue", "za", "zea", "zgh", "zh", "zh-classical", "zh-min-nan", "zh-yue", "zu"}  # noqa: E501 - one list, one line
+from lightning_kg.prepare.namespaces import ANY_WIKI, Namespaces
 
 WHITESPACE = re.compile(r"\s+")
-BIDI_MARKS = dict.fromkeys(map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e"))
-INVALID_TITLE = re.compile(r"[<>\[\]{}|\x00-\x1f\x7f\ufffd]")
-
+# What a dropped template or table leaves where it stood, so the punctuation around it can be tidied
+# ("from the Greek {{lang|grc|...}}, i.e." -> "from the Greek, i.e.", "({{IPA|...}})" -> ""); a
+# control character, so it is never taken for text or for part of a title.
+DROPPED = "\x01"
+RUN_OF_DROPPED = re.compile(r"\x01(?:[ \t]*\x01)+")
+EMPTY_BRACKETS = re.compile(r"\((?:[\s,;:/–—-]|\x01)*\x01(?:[\s,;:/–—-]|\x01)*\)")
+BRACKET_OPENED_BY_DROPPED = re.compile(r"\((?:\s|\x01)*\x01[\s,;:–—]*")
+CLOSING_PUNCTUATION = frozenset(",.;:!?]")
+# A link whose target has a prefix: the candidates for files, categories and interlanguage links.
+PREFIXED_LINK = re.compile(r"\[\[[ \t]*([^\[\]|{}\n]*:[^\[\]|{}\n]*)(?=\||\]\])")
 COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)  # an unclosed comment hides the rest, as in MediaWiki
 NOWIKI = re.compile(r"<nowiki\s*>(.*?)</nowiki\s*>|<nowiki\s*/>", re.DOTALL | re.IGNORECASE)
 # Markup characters inside <nowiki> become entities, so no later step reads them as markup.
@@ -72,44 +67,14 @@ LINK_TRAIL = re.compile(r"[a-z\u00DF-\u00F6\u00F8-\u00FF\u0100-\u024F\u03AC-\u03
 PIPE_TRICK = re.compile(r"\s*\([^()]*\)\s*$")
 
 
-def _canonical(title: str) -> str:
-    """The title MediaWiki would link to, whatever its namespace; "" when it is not a valid title."""
-    if "%" in title:
-        title = unquote(title)  # MediaWiki decodes %XX in link targets
-    if "&" in title:
-        title = html.unescape(title)
-    title = title.translate(BIDI_MARKS).replace("_", " ").split("#", 1)[0]
-    title = WHITESPACE.sub(" ", title).strip()
-    if not title or INVALID_TITLE.search(title):
-        return ""
-    return title[0].upper() + title[1:]
-
-
-def _classify(target: str) -> tuple[str, str]:
-    """("article", title), ("hidden", "") for links that render nothing, or ("text", "") for links
-    that show their text but name no article of this wiki."""
-    target = target.strip()
-    colon = target.startswith(":")  # "[[:Category:X]]" shows a link to the category page
-    title = _canonical(target[1:] if colon else target)
-    if not title:
-        return "text", ""
-    if ":" in title:
-        prefix = title.split(":", 1)[0].strip().lower()
-        if prefix in HIDDEN_NAMESPACES or prefix in LANGUAGE_CODES:
-            return ("text" if colon else "hidden"), ""
-        if prefix in OTHER_NAMESPACES or prefix in INTERWIKI_PREFIXES:
-            return "text", ""
-    return "article", title
-
-
-def normalize_title(title: str) -> str:
-    """A link target as MediaWiki names the article; "" when it is not a main-namespace article.
+def normalize_title(title: str, namespaces: Namespaces = ANY_WIKI) -> str:
+    """A link target as MediaWiki names the article; "" when it is not a main-namespace article of
+    the wiki whose ``namespaces`` are given (default: names every wiki accepts).
 
     Underscores and runs of whitespace become one space, ``#fragment``s and HTML entities go, the
     first letter is upper-cased (first-letter case); one leading ":" is allowed (``[[:Tokyo]]``).
     """
-    kind, normalised = _classify(title)
-    return normalised if kind == "article" else ""
+    return namespaces.article_title(title)
 
 
 @dataclass(frozen=True)
@@ -133,7 +98,7 @@ def _escape_nowiki(match: re.Match) -> str:
 def _drop_nested(text: str) -> str:
     """Remove ``{{templates}}`` and ``{| tables |}``, nested in any mix ("}}" closes only a template,
     "|}" only a table). An opener that is never closed is dropped alone and the text after it kept,
-    so one stray "{{" costs no article."""
+    so one stray "{{" costs no article. Each dropped stretch leaves ``DROPPED`` in its place."""
     out: list[str] = []
     pos = 0
     while True:
@@ -144,6 +109,7 @@ def _drop_nested(text: str) -> str:
             if mark[0] == "{":
                 if not open_kinds:
                     out.append(text[last : match.start()])
+                    out.append(DROPPED)
                     unclosed = match
                 open_kinds.append(mark[1])
             elif open_kinds and open_kinds[-1] == ("{" if mark == "}}" else "|"):
@@ -153,6 +119,7 @@ def _drop_nested(text: str) -> str:
         if not open_kinds:
             out.append(text[last:])
             return "".join(out)
+        out.pop()  # the unclosed opener is dropped alone: nothing was dropped with it
         pos = unclosed.end()
 
 
@@ -192,7 +159,47 @@ def _anchor(target: str, anchor: str | None) -> str:
     return WHITESPACE.sub(" ", _clean_inline(shown))
 
 
-def _paragraph(source: str) -> Paragraph | None:
+def _drop_hidden_links(text: str, namespaces: Namespaces) -> str:
+    """Remove files, categories and interlanguage links whole, before the text is cut into paragraphs:
+    a caption may run over several lines, blank ones included where templates stood."""
+    out: list[str] = []
+    pos = 0
+    for match in PREFIXED_LINK.finditer(text):
+        if match.start() < pos or namespaces.classify(match.group(1))[0] != "hidden":
+            continue
+        end = _link_end(text, match.start())
+        if end < 0:
+            continue
+        out.append(text[pos : match.start()])
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _tidy_dropped(text: str) -> str:
+    """The punctuation dropped templates leave, tidied: "( , )" and "()" go, "Greek , i.e." reads
+    "Greek, i.e.", "(; born 1950)" reads "(born 1950)"; then the ``DROPPED`` marks go. Every pattern
+    starts at a mark or a bracket, and the rest is one pass over the pieces between the marks."""
+    if DROPPED not in text:
+        return text
+    text = RUN_OF_DROPPED.sub(DROPPED, text)
+    text = EMPTY_BRACKETS.sub(DROPPED, text)
+    text = BRACKET_OPENED_BY_DROPPED.sub("(", text)
+    pieces = text.split(DROPPED)
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        following = piece.lstrip(" \t")
+        if following[:1] == ")":
+            out[-1] = out[-1].rstrip(" \t,;:–—")
+            piece = following
+        elif following and following[0] in CLOSING_PUNCTUATION:
+            out[-1] = out[-1].rstrip(" \t")
+            piece = following
+        out.append(piece)
+    return "".join(out)
+
+
+def _paragraph(source: str, namespaces: Namespaces) -> Paragraph | None:
     """Resolve the links of one paragraph's wikitext into text and mention spans."""
     pieces: list[str] = []
     mentions: list[Mention] = []
@@ -222,7 +229,7 @@ def _paragraph(source: str) -> Paragraph | None:
         i = end
         inner = source[start + 2 : end - 2]
         target, pipe, anchor = inner.partition("|")
-        kind, title = _classify(target) if "[[" not in target else ("hidden", "")
+        kind, title = namespaces.classify(target) if "[[" not in target else ("hidden", "")
         if kind == "hidden":
             continue  # files, categories, interlanguage links: dropped with their captions
         shown = _anchor(target, anchor if pipe else None)
@@ -245,10 +252,11 @@ def _paragraph(source: str) -> Paragraph | None:
     return Paragraph(text, mentions) if text else None
 
 
-def parse_wikitext(wikitext: str) -> list[Paragraph]:
-    """Plain paragraphs of an article with their article links as mentions.
+def parse_wikitext(wikitext: str, namespaces: Namespaces = ANY_WIKI) -> list[Paragraph]:
+    """Plain paragraphs of an article with their article links as mentions, the text as MediaWiki renders it.
 
-    Paragraphs are blank-line separated; the lines of one paragraph (list items included) are joined
+    ``namespaces``: the wiki's (from its dump's ``<siteinfo>``), which tell article links from the
+    others. Paragraphs are blank-line separated; the lines of one paragraph (list items included) are joined
     with spaces; headings are dropped, so section titles never run into the text.
     """
     text = COMMENT.sub("", wikitext)
@@ -257,12 +265,14 @@ def parse_wikitext(wikitext: str) -> list[Paragraph]:
         text = DROPPED_ELEMENTS.sub("", text)
         text = LINE_BREAK.sub(" ", text)
     text = _drop_nested(text)
-    text = MAGIC_WORD.sub("", text)
+    if "[[" in text:
+        text = _drop_hidden_links(text, namespaces)
+    text = _tidy_dropped(MAGIC_WORD.sub("", text))
     paragraphs = []
     for block in PARAGRAPH_BREAK.split(text):
         lines = [LINE_PREFIX.sub("", line) for line in block.split("\n") if line.strip() and not HEADING.match(line)]
         if lines:
-            paragraph = _paragraph(" ".join(lines))
+            paragraph = _paragraph(" ".join(lines), namespaces)
             if paragraph is not None:
                 paragraphs.append(paragraph)
     return paragraphs

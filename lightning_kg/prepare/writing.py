@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from lightning_kg.prepare.parsing import iter_documents
 from lightning_kg.prepare.samples import TextSequence, join_sequences, knowledge_text, pack_document
 from lightning_kg.prepare.shards import ShardJournal, ShardSink
 
+log = logging.getLogger("lightning_kg.prepare")
 REDIRECT_HOPS = 5
 
 
@@ -39,13 +41,15 @@ class LinkResolver:
         for summary in summaries:
             self.redirects.setdefault(summary["site"], {}).update(summary["redirects"])
 
-    def __call__(self, site: str, lang: str, title: str) -> str:
+    def __call__(self, site: str, lang: str, title: str) -> str | None:
+        """The entity key, or None where a redirect leads out of the main namespace (a shortcut
+        such as English Wikipedia's "MOS:BOLD" to a project page): no article, no entity."""
         redirects = self.redirects.get(site, {})
         for _ in range(REDIRECT_HOPS):
             if title not in redirects:
                 break
             title = redirects[title]
-        return self.kb.resolve(site, lang, title)
+        return self.kb.resolve(site, lang, title) if title else None
 
 
 def build_vocab(summaries: list[dict], resolve: LinkResolver, kb: KnowledgeBase, config: PrepareConfig) -> EntityVocab:
@@ -56,6 +60,8 @@ def build_vocab(summaries: list[dict], resolve: LinkResolver, kb: KnowledgeBase,
         site, lang = summary["site"], summary["lang"]
         for title, count in summary["link_counts"].items():
             entity = resolve(site, lang, title)
+            if entity is None:
+                continue
             counts[entity] += count
             if entity in kb.titles:
                 titles[entity] = kb.titles[entity]
@@ -87,10 +93,11 @@ def tokenize_knowledge(tokenizer, texts: list[tuple[str, str]], max_length: int)
     return result
 
 
-def write_knowledge(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenizer, languages: list[str],
-                    heldout_subjects: set[str], config: PrepareConfig) -> dict:
-    """One knowledge text per entity and language; facts of held-out subjects are not used."""
-    rows_text, rows_meta = [], []
+def knowledge_texts(vocab: EntityVocab, kb: KnowledgeBase, languages: list[str], heldout_subjects: set[str],
+                    config: PrepareConfig) -> list[tuple[int, str, str, str, bool]]:
+    """One knowledge text per entity and language, as ``(entity index, lang, label, description, composed)``;
+    facts of held-out subjects are not used."""
+    texts = []
     wanted = set(languages)
     for index in range(3, len(vocab)):
         entity = vocab.entities[index]
@@ -104,15 +111,26 @@ def write_knowledge(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenizer,
                       if lang in kb.labels.get(p, {}) and lang in kb.labels.get(o, {})]
             label, description, composed = knowledge_text(labels[lang], descriptions.get(lang), stated[: config.facts_per_description],
                                                           aliases.get(lang, [])[: config.knowledge_aliases])
-            rows_text.append((label, description))
-            rows_meta.append((index, lang, composed))
+            texts.append((index, lang, label, description, composed))
+    return texts
+
+
+def write_knowledge(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenizer, texts: list[tuple[int, str, str, str, bool]],
+                    languages: list[str], max_length: int) -> dict:
+    """The knowledge table of ``texts`` (from :func:`knowledge_texts`), tokenized."""
+    rows_text = [(label, description) for _, _, label, description, _ in texts]
+    rows_meta = [(index, lang, composed) for index, lang, _, _, composed in texts]
     rows = []
     batch = 1024
     for start in tqdm(range(0, len(rows_text), batch), desc="knowledge", unit="batch", disable=None):
         chunk, meta = rows_text[start : start + batch], rows_meta[start : start + batch]
-        for ids, (index, lang, composed) in zip(tokenize_knowledge(tokenizer, chunk, config.knowledge_max_length), meta):
+        for ids, (index, lang, composed) in zip(tokenize_knowledge(tokenizer, chunk, max_length), meta):
             rows.append((index, lang, ids, composed))
     KnowledgeTable.write(out, rows, num_entities=len(vocab), langs=languages)
+    if not rows and len(vocab) > 3:
+        labelled = sorted({lang for index in range(3, len(vocab)) for lang in entity_labels(vocab, kb, index)})
+        log.warning("no knowledge text written: none of the %d entities has a label in languages %s (their labels are in: %s); "
+                    "mep_contrastive and oe have nothing to read", len(vocab) - 3, languages, ", ".join(labelled) or "no language")
     return {"texts": len(rows), "composed": sum(1 for r in rows if r[3])}
 
 
@@ -123,7 +141,8 @@ def link_table(summaries: list[dict], resolve: LinkResolver, vocab: EntityVocab)
     for summary in summaries:
         per_site = table.setdefault(summary["site"], {})
         for title in summary["link_counts"]:
-            index = vocab.index(resolve(summary["site"], summary["lang"], title))
+            entity = resolve(summary["site"], summary["lang"], title)
+            index = vocab.index(entity) if entity is not None else -1
             if index > 2:
                 per_site[title] = index
     return table
@@ -182,17 +201,24 @@ def write_fact_shards(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenize
     sinks = {split: ShardSink(out, f"facts-{split}", journal, config.shard_max_samples, config.shard_max_bytes)
              for split in ("train", "val", "heldout")}
     counts = Counter()
+    # Why facts are not written, for the warning when none is.
+    unlabelled: Counter = Counter()
+    in_vocabulary = 0
     for subject_index in tqdm(range(3, len(vocab)), desc="facts", unit="entity", disable=None):
         subject = vocab.entities[subject_index]
         for relation, obj in kb.facts.get(subject, []):
             object_index = vocab.index(obj)
             if object_index <= 2:
                 continue
+            in_vocabulary += 1
             if subject in heldout_subjects:
                 split = "heldout"
             else:
                 split = "val" if stable_fraction(f"{subject}|{relation}|{obj}") < config.val_fraction else "train"
             labelled = [lang for lang in languages if all(lang in kb.labels.get(e, {}) for e in (subject, relation, obj))]
+            if not labelled:
+                unlabelled.update(role for role, e in (("subject", subject), ("relation", relation), ("object", obj))
+                                  if not set(languages) & set(kb.labels.get(e, {})))
             if config.fact_languages is not None:
                 chosen = set(sorted(labelled, key=lambda lang: stable_fraction(f"{subject}|{relation}|{obj}|{lang}"))[: config.fact_languages])
                 labelled = [lang for lang in labelled if lang in chosen]
@@ -206,4 +232,21 @@ def write_fact_shards(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenize
                         meta[f"{role}_description"] = description
                 sinks[split].write({"__key__": f"{subject_index}-{relation}-{object_index}-{lang}", "json": meta})
                 counts[split] += 1
+    if not counts:
+        _warn_no_facts(kb, languages, in_vocabulary, unlabelled)
     return {"shards": {f"facts-{split}": sink.close() for split, sink in sinks.items()}, "samples": dict(counts)}
+
+
+def _warn_no_facts(kb: KnowledgeBase, languages: list[str], in_vocabulary: int, unlabelled: Counter) -> None:
+    """Say why no fact was written: there were none, their entities are not in the vocabulary, or no
+    language of ``languages`` labels all three of subject, relation and object."""
+    facts = sum(len(claims) for claims in kb.facts.values())
+    if not facts:
+        why = "the Wikidata input holds no item-to-item claim" if kb.labels else "there is no Wikidata input (--wikidata)"
+    elif not in_vocabulary:
+        why = f"none of the {facts} claims has both its subject and its object in the entity vocabulary (see min_entity_count)"
+    else:
+        missing = ", ".join(f"no {role} label in any of them for {count}" for role, count in unlabelled.most_common())
+        why = (f"none of the {in_vocabulary} claims between vocabulary entities has labels for subject, relation and object in one of "
+               f"languages {languages} ({missing or 'the three labels are in different languages'})")
+    log.warning("no fact written: %s; the oe objective has nothing to train on", why)
