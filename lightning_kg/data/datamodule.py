@@ -8,6 +8,8 @@ Design choices, each for a reason (how the streams read, resume and split across
   counting and warning, and fills each batch from the next good samples.
 - Every rank runs the same number of validation batches (the fewest any rank's slice holds, from
   the manifest's counts), or DDP and ZeRO-3 would hang.
+- Loader workers ignore the stop signals (``loader_signals.py``): a signal to the whole process
+  group must reach the main process only, which saves and stops.
 - Only what the model's active objectives read is built (``objectives``): no knowledge texts
   without ``mep_contrastive``, no facts read at all without ``oe``.
 """
@@ -27,13 +29,14 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from lightning_kg.data.checks import SampleLimits
+from lightning_kg.data.loader_signals import MainProcessSignalsLoader, stop_signals
 from lightning_kg.data.masking import Collator
 from lightning_kg.data.streams import EvalStream, TrainLoader, TrainStream, rank_shards, slice_sizes
 from lightning_kg.dataset.format import OBJECTIVES
 from lightning_kg.dataset.knowledge import KnowledgeTable
-from lightning_kg.dataset.manifest import check_checkpoint, check_files
+from lightning_kg.dataset.manifest import check_checkpoint, check_files, check_shards
 from lightning_kg.dataset.tokenizer import load_tokenizer
-from lightning_kg.lightning_private import batches_processed
+from lightning_kg.lightning_private import batches_processed, cluster_environment
 from lightning_kg.paths import find_path
 
 
@@ -230,9 +233,11 @@ class KnowledgeDataModule(L.LightningDataModule):
     def _loader_options(self, workers: int) -> dict:
         # An own generator: making the loader's iterator must not draw from the global RNG, or a
         # resumed run (which makes it after restoring RNG states) would drift from a straight one.
+        requeue = getattr(cluster_environment(self.trainer), "requeue_signal", None) if isinstance(self.trainer, L.Trainer) else None
         return dict(batch_size=None, num_workers=workers, pin_memory=self.hparams.pin_memory,
                     prefetch_factor=self.hparams.prefetch_factor if workers else None,
-                    persistent_workers=False, generator=torch.Generator().manual_seed(self.hparams.seed))
+                    persistent_workers=False, generator=torch.Generator().manual_seed(self.hparams.seed),
+                    signals=stop_signals(requeue))
 
     def train_dataloader(self) -> DataLoader:
         h = self.hparams
@@ -289,7 +294,7 @@ class KnowledgeDataModule(L.LightningDataModule):
         stream = EvalStream(text_urls, fact_urls, self.collator(), self.limits, h.batch_size, h.fact_batch_size,
                             h.seed, rank, world_size, batches, shard_sizes, repeat)
         # One worker at most keeps the order fixed; it still decodes while the model runs.
-        return DataLoader(stream, **self._loader_options(min(h.num_workers, 1)))
+        return MainProcessSignalsLoader(stream, **self._loader_options(min(h.num_workers, 1)))
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.hparams.val_shards, self.hparams.val_fact_shards)
@@ -304,10 +309,24 @@ class KnowledgeDataModule(L.LightningDataModule):
         used = batches_processed(self.trainer) if self.trainer is not None else 0
         return max(used, self._restored_position)
 
+    def check_dataset(self) -> None:
+        """The tokenizer, entity vocabulary and knowledge table hash as manifest.json records, and
+        every shard this run reads exists (of the size the manifest records): at start-up, before
+        any step. Once; ``setup`` calls it, and the CLI before it writes anything into the run directory."""
+        if getattr(self, "_files_checked", False):  # fit calls setup again for validation
+            return
+        h = self.hparams
+        check_files(self.data_dir, self.manifest, h.allow_mismatch)
+        overrides = {"train": h.train_shards, "val": h.val_shards, "facts-train": h.train_fact_shards, "facts-val": h.val_fact_shards}
+        read = [split for split in overrides if not split.startswith("facts") or self._active("oe")]
+        check_shards(self.data_dir, self.manifest, [split for split in read if overrides[split] is None])
+        for split in read:
+            if overrides[split] is not None:
+                self._urls(overrides[split], split)  # local files must exist
+        self._files_checked = True
+
     def setup(self, stage: str) -> None:
-        if not getattr(self, "_files_checked", False):  # once, though fit calls setup again for validation
-            check_files(self.data_dir, self.manifest, self.hparams.allow_mismatch)
-            self._files_checked = True
+        self.check_dataset()
 
     # Lightning's Trainer saves this under the class name in checkpoints and gives it back before
     # the loaders are built (lightning/pytorch/trainer/connectors/checkpoint_connector.py).
