@@ -18,7 +18,8 @@ before an upgrade is trusted. Reached through the functions below:
 Overridden where no public hook exists (named here so an upgrade knows where to look):
 ``ExperimentWriter._check_log_dir_exists`` and ``CSVLogger._experiment``/``_fs`` (a resumed run
 appends to ``metrics.csv``), ``RichProgressBar._get_train_description`` ("Training" instead of an
-epoch count), ``LightningCLI._run_subcommand`` (reports and exit codes after a verb).
+epoch count), ``LightningCLI._run_subcommand`` (reports and exit codes after a verb),
+``LightningCLI._parse_ckpt_path`` (which would replace the config's model settings with a checkpoint's).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 PRIVATE_OVERRIDES = {
     "lightning.pytorch.loggers.csv_logs.ExperimentWriter": ("_check_log_dir_exists", "_fs", "metrics_file_path"),
     "lightning.pytorch.callbacks.RichProgressBar": ("_get_train_description",),
-    "lightning.pytorch.cli.LightningCLI": ("_run_subcommand",),
+    "lightning.pytorch.cli.LightningCLI": ("_run_subcommand", "_parse_ckpt_path"),
     "lightning.pytorch.strategies.DeepSpeedStrategy": ("_init_deepspeed_distributed",),
 }
 """Class -> private members this package overrides or calls; checked by a test on each Lightning version."""

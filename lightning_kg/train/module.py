@@ -23,6 +23,7 @@ from lightning_kg.data.batches import has_inputs, tokens_in_batch
 from lightning_kg.dataset.format import CONTRASTIVE_OBJECTIVES, OBJECTIVES
 from lightning_kg.lightning_private import reset_step_results, should_update_logs
 from lightning_kg.model.checkpoint import is_deepspeed_checkpoint, model_from_hparams, read_checkpoint
+from lightning_kg.train.nonfinite import NonFiniteGuard
 
 NOT_DECAYED = (nn.Embedding, nn.LayerNorm, nn.BatchNorm1d)  # modules whose weights AdamW leaves undecayed
 
@@ -73,6 +74,8 @@ class KnowledgePretraining(L.LightningModule):
         warmup_steps: int = 20,
         schedule: Literal["linear", "cosine", "constant"] = "linear",
         train_only_entity_parameters: bool = False,
+        nonfinite: Literal["stop", "skip"] = "stop",
+        max_nonfinite_steps: int = 10,
     ):
         """
         Args:
@@ -105,6 +108,10 @@ class KnowledgePretraining(L.LightningModule):
             warmup_steps: Linear warmup steps.
             schedule: Decay after warmup to ``max_steps``.
             train_only_entity_parameters: mLUKE's first stage: only the new entity parameters train.
+            nonfinite: A NaN or infinite training loss (any objective, any rank): ``stop`` the run, naming the
+                step and the objective, before a checkpoint of broken weights is written; or ``skip`` the
+                step (not applied, counted in ``train/skipped_steps``; one host sync a step). train/nonfinite.py.
+            max_nonfinite_steps: With ``skip``, the run stops once more steps than this were skipped.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -120,6 +127,10 @@ class KnowledgePretraining(L.LightningModule):
         self._last_step_time: float | None = None
         self._tokens_per_second: float | None = None
         self._bad_samples: int | torch.Tensor = 0  # skipped by the loader since this process started
+        self.nonfinite_guard = NonFiniteGuard(nonfinite, max_nonfinite_steps)
+
+    def configure_callbacks(self):
+        return [self.nonfinite_guard]
 
     def _initialise_from(self, path: str) -> None:
         source = Path(path)
@@ -181,6 +192,7 @@ class KnowledgePretraining(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         outputs = self(batch)
         batch_size = batch["input_ids"].shape[0]
+        self.nonfinite_guard.record(self.global_step, outputs)
         self._log_losses("train", outputs, batch, prog_bar=True)
         self._update_metrics("train", outputs)
         if "bad_samples" in batch:  # bad data KnowledgeDataModule skipped since this loader worker's previous batch
