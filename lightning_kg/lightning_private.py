@@ -19,7 +19,7 @@ Overridden where no public hook exists (named here so an upgrade knows where to 
 ``ExperimentWriter._check_log_dir_exists`` and ``CSVLogger._experiment``/``_fs`` (a resumed run
 appends to ``metrics.csv``), ``RichProgressBar._get_train_description`` ("Training" instead of an
 epoch count), ``LightningCLI._run_subcommand`` (reports and exit codes after a verb),
-``LightningCLI._parse_ckpt_path`` (a checkpoint's old flat objective keys nested before they are parsed).
+``LightningCLI._parse_ckpt_path`` (which would replace the config's model settings with a checkpoint's).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ Design choices, each for a reason (how the streams read, resume and split across
   the manifest's counts), or DDP and ZeRO-3 would hang.
 - ``language_sampling_alpha`` below 1 draws text rows by language, p_l ~ n_l^alpha from the
   manifest's per-shard counts (``language_sampling.py``); the mix is printed at start.
+- Loader workers ignore the stop signals (``loader_signals.py``): a signal to the whole process
+  group must reach the main process only, which saves and stops.
 - Only what the model's active objectives read is built (``objectives``): no knowledge texts
   without ``mep_contrastive``, no facts read at all without ``oe``.
 """
@@ -29,15 +31,16 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from lightning_kg.data.checks import SampleLimits
-from lightning_kg.data.language_sampling import sampling_probabilities, sampling_table, shard_language_counts
+from lightning_kg.data.language_sampling import TABLE_FILE, sampling_probabilities, sampling_table, shard_language_counts
+from lightning_kg.data.loader_signals import MainProcessSignalsLoader, stop_signals
 from lightning_kg.data.masking import Collator
 from lightning_kg.data.streams import EvalStream, TrainLoader, TrainStream, rank_shards, slice_sizes
 from lightning_kg.dataset.files import write_text
 from lightning_kg.dataset.format import OBJECTIVES
 from lightning_kg.dataset.knowledge import KnowledgeTable
-from lightning_kg.dataset.manifest import check_checkpoint, check_files
+from lightning_kg.dataset.manifest import check_checkpoint, check_files, check_shards
 from lightning_kg.dataset.tokenizer import load_tokenizer
-from lightning_kg.lightning_private import batches_processed
+from lightning_kg.lightning_private import batches_processed, cluster_environment
 from lightning_kg.paths import find_path
 
 
@@ -258,7 +261,7 @@ class KnowledgeDataModule(L.LightningDataModule):
             print(table)
             if self.trainer is not None and self.trainer.loggers:  # a run that keeps logs (the CLI's run directory)
                 Path(self.trainer.default_root_dir).mkdir(parents=True, exist_ok=True)
-                write_text(Path(self.trainer.default_root_dir) / "language_sampling.md", table)
+                write_text(Path(self.trainer.default_root_dir) / TABLE_FILE, table)
         if h.language_sampling_alpha == 1:
             return None
         return {lang: (rank_shards([url for url in text_urls if counts[url].get(lang)], rank, world_size), probability)
@@ -273,9 +276,11 @@ class KnowledgeDataModule(L.LightningDataModule):
     def _loader_options(self, workers: int) -> dict:
         # An own generator: making the loader's iterator must not draw from the global RNG, or a
         # resumed run (which makes it after restoring RNG states) would drift from a straight one.
+        requeue = getattr(cluster_environment(self.trainer), "requeue_signal", None) if isinstance(self.trainer, L.Trainer) else None
         return dict(batch_size=None, num_workers=workers, pin_memory=self.hparams.pin_memory,
                     prefetch_factor=self.hparams.prefetch_factor if workers else None,
-                    persistent_workers=False, generator=torch.Generator().manual_seed(self.hparams.seed))
+                    persistent_workers=False, generator=torch.Generator().manual_seed(self.hparams.seed),
+                    signals=stop_signals(requeue))
 
     def train_dataloader(self) -> DataLoader:
         h = self.hparams
@@ -334,7 +339,7 @@ class KnowledgeDataModule(L.LightningDataModule):
         stream = EvalStream(text_urls, fact_urls, self.collator(), self.limits, h.batch_size, h.fact_batch_size,
                             h.seed, rank, world_size, batches, shard_sizes, repeat)
         # One worker at most keeps the order fixed; it still decodes while the model runs.
-        return DataLoader(stream, **self._loader_options(min(h.num_workers, 1)))
+        return MainProcessSignalsLoader(stream, **self._loader_options(min(h.num_workers, 1)))
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.hparams.val_shards, self.hparams.val_fact_shards)
@@ -349,10 +354,24 @@ class KnowledgeDataModule(L.LightningDataModule):
         used = batches_processed(self.trainer) if self.trainer is not None else 0
         return max(used, self._restored_position)
 
+    def check_dataset(self) -> None:
+        """The tokenizer, entity vocabulary and knowledge table hash as manifest.json records, and
+        every shard this run reads exists (of the size the manifest records): at start-up, before
+        any step. Once; ``setup`` calls it, and the CLI before it writes anything into the run directory."""
+        if getattr(self, "_files_checked", False):  # fit calls setup again for validation
+            return
+        h = self.hparams
+        check_files(self.data_dir, self.manifest, h.allow_mismatch)
+        overrides = {"train": h.train_shards, "val": h.val_shards, "facts-train": h.train_fact_shards, "facts-val": h.val_fact_shards}
+        read = [split for split in overrides if not split.startswith("facts") or self._active("oe")]
+        check_shards(self.data_dir, self.manifest, [split for split in read if overrides[split] is None])
+        for split in read:
+            if overrides[split] is not None:
+                self._urls(overrides[split], split)  # local files must exist
+        self._files_checked = True
+
     def setup(self, stage: str) -> None:
-        if not getattr(self, "_files_checked", False):  # once, though fit calls setup again for validation
-            check_files(self.data_dir, self.manifest, self.hparams.allow_mismatch)
-            self._files_checked = True
+        self.check_dataset()
 
     # Lightning's Trainer saves this under the class name in checkpoints and gives it back before
     # the loaders are built (lightning/pytorch/trainer/connectors/checkpoint_connector.py).

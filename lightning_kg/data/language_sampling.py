@@ -19,6 +19,9 @@ import numpy as np
 
 from lightning_kg.data.checks import shard_samples
 
+TABLE_FILE = "language_sampling.md"
+"""The mix table a run writes into its directory at start."""
+
 DRAWS_AT_ONCE = 1024  # language picks drawn per call of the generator (one call per row would be slow)
 
 

@@ -30,10 +30,11 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 import webdataset as wds
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
 from lightning_kg.data.checks import BadDataTally, SampleLimits, decode_sample, shard_samples
 from lightning_kg.data.language_sampling import mixed_by_language, of_language
+from lightning_kg.data.loader_signals import MainProcessSignalsLoader
 from lightning_kg.data.masking import Collator
 
 
@@ -174,8 +175,9 @@ class EvalStream(IterableDataset):
             number += 1
 
 
-class TrainLoader(DataLoader):
-    """A DataLoader that tells its stream where to start each time an iterator is made."""
+class TrainLoader(MainProcessSignalsLoader):
+    """A DataLoader that tells its stream where to start each time an iterator is made (its workers
+    leave the stop signals to the main process, ``loader_signals.py``)."""
 
     def __init__(self, dataset: TrainStream, position: Callable[[], int], **options):
         super().__init__(dataset, **options)

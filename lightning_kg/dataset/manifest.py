@@ -1,7 +1,9 @@
 """Which dataset a run belongs to: the manifest's hashes of its tokenizer, entity vocabulary and
 knowledge table. Token and entity ids mean nothing apart from these files, so a tokenizer or
 vocabulary swapped under the shards, or a checkpoint resumed on other data, would train on
-garbage without an error; these checks refuse it at start-up, showing both hashes."""
+garbage without an error; these checks refuse it at start-up, showing both hashes. The shards the
+manifest lists are checked there too (each exists, of the size recorded): a training stream
+resamples its shards, so a deleted one would otherwise be found only when first drawn, steps in."""
 
 from __future__ import annotations
 
@@ -50,6 +52,23 @@ def check_files(data_dir: Path, manifest: dict, allow: bool = False) -> None:
     _refuse_or_warn([f"{Path(data_dir) / PARTS[part]} does not belong to the shards of {data_dir}: manifest.json "
                      f"records sha256 {recorded[part]}, the files hash to {now[part]}"
                      for part in PARTS if part in recorded and recorded[part] != now[part]], allow)
+
+
+def check_shards(data_dir: Path, manifest: dict, splits: list[str]) -> None:
+    """Every shard ``manifest.json`` lists for ``splits`` exists and has the size it records (a
+    stat each, no read): a :class:`DatasetMismatchError` naming the first that does not."""
+    for split in splits:
+        for shard in manifest.get("shards", {}).get(split, []):
+            if not shard["samples"]:
+                continue  # never read (KnowledgeDataModule passes over empty shards)
+            path = Path(data_dir) / shard["name"]
+            if not path.is_file():
+                raise DatasetMismatchError(f"{path}: not found; manifest.json lists it among the {split} shards "
+                                           f"({shard['samples']} samples). Restore it, or prepare the dataset again")
+            size = path.stat().st_size
+            if "bytes" in shard and size != shard["bytes"]:
+                raise DatasetMismatchError(f"{path}: {size} bytes, manifest.json records {shard['bytes']} for this {split} "
+                                           "shard (a copy or a write cut short, or another dataset's shard?)")
 
 
 def check_checkpoint(saved: dict, manifest: dict, data_dir: Path, allow: bool = False) -> None:

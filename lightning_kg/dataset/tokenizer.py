@@ -35,7 +35,13 @@ def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
             raise ValueError(f"{path} holds sentencepiece.bpe.model but no tokenizer.json: converting it needs the "
                              "sentencepiece package (pip install sentencepiece), or write tokenizer.json once where it is "
                              f"installed: AutoTokenizer.from_pretrained('{path}').save_pretrained('{path}')")
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as error:  # noqa: BLE001 - json, tokenizers and transformers each raise their own
+        # Their messages give a line and column but not the file, which a traceback buries.
+        named = path / "tokenizer.json" if (path / "tokenizer.json").exists() else path
+        raise ValueError(f"{named}: cannot be read as a tokenizer ({type(error).__name__}: {error}); expected the files "
+                         "save_pretrained writes (prepare writes them into <dataset>/tokenizer)") from error
     if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
         raise ValueError(f"tokenizer in {path} has no mask or pad token; an MLM tokenizer is expected")
     return tokenizer

@@ -82,15 +82,20 @@ def _find_hparams(path: Path) -> Path | None:
     return None
 
 
+def encoder_config(hparams: Mapping) -> EncoderConfig:
+    """The encoder config a run's hyperparameters (``model.*``) describe: the preset and its overrides."""
+    return EncoderConfig.preset(hparams.get("size", "tiny"), vocab_size=hparams["vocab_size"],
+                                entity_vocab_size=hparams["entity_vocab_size"], pad_token_id=hparams.get("pad_token_id", 1),
+                                **check_encoder_overrides(hparams.get("encoder")))
+
+
 def model_from_hparams(hparams: Mapping) -> KnowledgePretrainingModel:
     """The model a run's hyperparameters (``model.*``, as ``KnowledgePretraining`` saves them) describe,
     freshly initialised: the one place those settings become an encoder config and objectives. A run
     from before ``objective_settings`` existed holds them as flat keys (``mlm_weight``), read as well."""
     if hparams.get("vocab_size", 0) <= 0 or hparams.get("entity_vocab_size", 0) <= 0:
         raise ValueError("model.vocab_size and model.entity_vocab_size must be set (the CLI links them from --data)")
-    config = EncoderConfig.preset(hparams.get("size", "tiny"), vocab_size=hparams["vocab_size"],
-                                  entity_vocab_size=hparams["entity_vocab_size"], pad_token_id=hparams.get("pad_token_id", 1),
-                                  **check_encoder_overrides(hparams.get("encoder")))
+    config = encoder_config(hparams)
     return KnowledgePretrainingModel(config, objective_settings_of(hparams))
 
 

@@ -10,11 +10,17 @@ the newest complete checkpoint to resume from.
   validation, at the end, on preemption), so there is never a second ``last-v1.ckpt`` beside it.
 - Resuming picks by content, not by file times: the checkpoint that loads and has the highest
   ``global_step`` (a DeepSpeed directory's time does not change when its files are rewritten).
+- A write that fails for want of space (ENOSPC, or a quota: EDQUOT) removes its temporary file and
+  stops with :class:`CheckpointWriteError`: the path, the bytes needed and free, and the previous
+  checkpoint, which is kept. torch's zip writer reports it as ``unexpected pos``; the cause is read
+  from the exception chain.
+- Bad data or a failing shard that stops a fit saves ``last.ckpt`` first (:meth:`LastCheckpoint.on_exception`).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import shutil
 import warnings
@@ -26,17 +32,63 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
+from lightning_kg.data.checks import BadDataError
 from lightning_kg.dataset.files import atomic_file, fsync_path
 
 LAST = "last.ckpt"
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written for want of space; the previous one is kept."""
+
+
+def checkpoint_bytes(checkpoint: Any) -> int:
+    """Bytes of the tensors in a checkpoint dict (each storage once): about what ``torch.save`` writes."""
+    storages, stack = {}, [checkpoint]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, torch.Tensor):
+            storage = value.untyped_storage()
+            storages[(storage.data_ptr(), storage.device)] = storage.nbytes()
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return sum(storages.values())
+
+
+def _mib(count: int) -> str:
+    return f"{count / 2**20:,.1f} MiB ({count:,} bytes)"
+
+
+def _out_of_space(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from or while handling, is ENOSPC or EDQUOT."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _NO_SPACE:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def atomic_torch_save(checkpoint: dict[str, Any], path: Path) -> None:
     """``torch.save`` to ``<path>.tmp`` beside ``path``, fsync, then rename over ``path``: readers
-    see the old file or the new one, never a part."""
+    see the old file or the new one, never a part. Out of space: :class:`CheckpointWriteError`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as out:
-        torch.save(checkpoint, out)
+    try:
+        with atomic_file(path) as out:  # removes <path>.tmp when the write fails
+            torch.save(checkpoint, out)
+    except Exception as error:
+        if not _out_of_space(error):
+            raise
+        free = shutil.disk_usage(path.parent).free
+        step = checkpoint_step(path) if path.exists() else None
+        kept = f"the previous {path.name} (step {step}) is kept" if step is not None else f"there was no {path.name} before"
+        raise CheckpointWriteError(f"{path}: no space left to write the checkpoint: it needs about {_mib(checkpoint_bytes(checkpoint))}, "
+                                   f"{_mib(free)} are free there; {kept}. Free some space (or move the run directory) and resume "
+                                   "with --ckpt_path last") from error
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -152,6 +204,8 @@ class LastCheckpoint(Checkpoint):
         self.path = Path(dirpath) / LAST
         self.every_n_steps = every_n_steps
         self._saved_step: int | None = None
+        self._start_step: int | None = None
+        self.saved_on_error: Path | None = None  # written when bad data stopped the fit
 
     def save(self, trainer) -> Path:
         # The whole training state (optimiser, loops, callbacks), said outright: left unset, Lightning
@@ -159,6 +213,9 @@ class LastCheckpoint(Checkpoint):
         trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_step = trainer.global_step
         return self.path
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         # Under gradient accumulation, global_step stays put over a step's micro-batches: save once.
@@ -173,3 +230,16 @@ class LastCheckpoint(Checkpoint):
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.global_step != self._saved_step:
             self.save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """Bad data or a failing shard (``data/checks.py``) stops a fit between steps (the next batch
+        could not be made) or during validation: the state is that of the last finished step, so
+        it is saved, keeping the work since the last periodic save. On one process only: with
+        several, the other ranks are inside a collective that the stopped rank never joins."""
+        if (not isinstance(exception, BadDataError) or trainer.state.fn != TrainerFn.FITTING or trainer.world_size > 1
+                or trainer.global_step in (self._saved_step, self._start_step, None)):
+            return
+        try:
+            self.saved_on_error = self.save(trainer)
+        except Exception as error:  # noqa: BLE001 - the data error is the one to report
+            warnings.warn(f"{self.path}: not saved after the data error ({error})", stacklevel=2)

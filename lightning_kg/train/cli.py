@@ -11,9 +11,13 @@ Which checkpoint a run starts from, and where it writes:
 - ``--ckpt_path FILE`` inside a run's ``checkpoints/``: that run's directory, unless ``--run_dir``.
 - under SLURM with no ``--ckpt_path``: the newest complete checkpoint of the job's run directory if
   it has one (a requeued job, after a signal or a node failure), else a fresh start.
-- otherwise a fresh run, and a ``--run_dir`` that already holds files is refused rather than
-  overwritten. A resumed run appends to ``metrics.csv`` and writes its config beside the first
-  (``config-resume-<n>.yaml``).
+- otherwise a fresh run, and a ``--run_dir`` that already holds a run is refused rather than
+  overwritten (what a failed start left there is not a run: ``startup.py``). A resumed run appends
+  to ``metrics.csv`` and writes its config beside the first (``config-resume-<n>.yaml``).
+``--trainer.default_root_dir`` is where new run directories go (instead of ``runs/``), and where
+``--ckpt_path last`` looks. Before anything runs, the arguments, checkpoint, run directory and
+dataset are checked (``startup.py``); a fault stops with one line and exit status 2. A run that
+stops on a NaN loss, a full disk or bad data prints why and exits 1.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from jsonargparse import set_parsing_settings
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -37,14 +40,24 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lightning_kg.data.batches import samples_in_batch, tokens_in_batch
+from lightning_kg.data.checks import BadDataError
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.dataset.format import OBJECTIVES
+from lightning_kg.dataset.manifest import DatasetMismatchError
 from lightning_kg.model.config import check_encoder_overrides
-from lightning_kg.model.old_names import nest_old_hparams
 from lightning_kg.paths import REPOSITORY
-from lightning_kg.train.checkpoints import LAST, AtomicCheckpointIO, LastCheckpoint, newest_checkpoint, newest_run
+from lightning_kg.train.checkpoints import LAST, AtomicCheckpointIO, CheckpointWriteError, LastCheckpoint, newest_checkpoint, newest_run
 from lightning_kg.train.module import KnowledgePretraining, active_objectives
+from lightning_kg.train.nonfinite import NonFiniteLoss
 from lightning_kg.train.preemption import Preempted, Preemption, slurm_job_id
+from lightning_kg.train.startup import (
+    StartupError,
+    check_checkpoint_file,
+    check_checkpoint_fits,
+    check_config_files,
+    fresh_start_blockers,
+    lock_run_dir,
+)
 
 RUNS = "runs"
 
@@ -109,9 +122,9 @@ class StepProgressBar(RichProgressBar):
 
 
 def _launching_process() -> bool:
-    """Not a rank that Lightning's launcher or torchrun started beside the first: only the first
-    judges whether a run directory is free (the others may already see its files)."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("RANK", "0") == "0"
+    """Not a rank that Lightning's launcher, torchrun or srun started beside the first: only the
+    first judges whether a run directory is free and locks it (the others may already see its files)."""
+    return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "RANK", "SLURM_PROCID"))
 
 
 DEMO_CONFIG = REPOSITORY / "conf" / "demo.yaml"
@@ -161,43 +174,45 @@ class KnowledgeCLI(LightningCLI):
         parser.link_arguments(tuple(f"model.objective_settings.{objective}_weight" for objective in OBJECTIVES),
                               "data.objectives", compute_fn=active_objectives, apply_on="parse")
 
-    def _parse_ckpt_path(self) -> None:
-        """What Lightning's does: a ``--ckpt_path`` file's model hyperparameters are parsed over the
-        config, so that the model built matches the checkpoint. Overridden (no public hook) because a
-        checkpoint from before ``model.objective_settings`` holds those settings as flat keys
-        (``model.mlm_weight``) that no flag takes any more: they are nested first."""
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not ckpt_path or not Path(ckpt_path).is_file():
-            return
-        hparams = dict(torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters") or {})
-        hparams.pop("_instantiator", None)
-        if not hparams:
-            return
-        try:
-            self.config = self.parser.parse_object({subcommand: {"model": nest_old_hparams(hparams)}}, self.config)
-        except SystemExit:
-            sys.stderr.write(f"--ckpt_path {ckpt_path}: its model hyperparameters do not parse as this version's model.*\n")
-            raise
-
     def _section(self, config):
         """The config of the running subcommand (all of it with ``run=False``, which has none)."""
         return config[self.subcommand] if self.subcommand else config
 
     def _fail(self, message: str) -> None:
-        """Stop as a wrong argument does: usage and the message, exit status 2."""
-        self._parser(self.subcommand).error(message)
+        """Stop before anything ran: the message on one line, exit status 2 (as a wrong argument)."""
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+
+    def parse_arguments(self, parser, args) -> None:
+        try:  # before jsonargparse, which names a config file's YAML error `<unicode string>`
+            check_config_files(sys.argv[1:] if args is None else list(args))
+        except StartupError as error:
+            self._fail(str(error))
+        super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's replaces the model's config with the checkpoint's hyperparameters (silently,
+        and for a file only, not for ``last``); here the config is what runs, and a checkpoint that
+        does not fit it is refused, naming the settings (``startup.check_checkpoint_fits``)."""
 
     def _choose_run(self, config) -> tuple[Path, str | None]:
         """The run directory and checkpoint path (see the module docstring), or a usage error."""
         run_dir = Path(config.run_dir) if config.get("run_dir") else None
         ckpt_path = config.get("ckpt_path")
         fitting = self.subcommand in ("fit", None)
+        root = config.trainer.get("default_root_dir") or RUNS
+        if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
+            self._fail(f"--run_dir {run_dir} is a file; expected a directory (a new one, or a run's to resume)")
+        if ckpt_path not in (None, "last"):
+            try:
+                check_checkpoint_file(ckpt_path)
+            except StartupError as error:
+                self._fail(str(error))
         if ckpt_path == "last":
             if run_dir is None:
-                run_dir = newest_run(Path(RUNS))
+                run_dir = newest_run(Path(root))
                 if run_dir is None:
-                    self._fail(f"--ckpt_path last: no run under {RUNS}/ has a complete checkpoint to resume; "
+                    self._fail(f"--ckpt_path last: no run under {root}/ has a complete checkpoint to resume; "
                                "name a checkpoint, or the run with --run_dir")
             newest = newest_checkpoint(run_dir)
             if newest is None:
@@ -206,15 +221,15 @@ class KnowledgeCLI(LightningCLI):
         if ckpt_path and fitting and run_dir is None:
             run_dir = run_dir_of(Path(ckpt_path))  # continue the checkpoint's own run
         if ckpt_path is None and fitting and slurm_job_id():
-            run_dir = run_dir or new_run_dir()
+            run_dir = run_dir or new_run_dir(root)
             newest = newest_checkpoint(run_dir) if run_dir.is_dir() else None
             if newest is not None:
                 print(f"SLURM job {slurm_job_id()}: resuming from {newest}", flush=True)
             return run_dir, str(newest) if newest else None
-        if run_dir is not None and fitting and ckpt_path is None and _launching_process() and run_dir.is_dir() and any(run_dir.iterdir()):
-            self._fail(f"--run_dir {run_dir} already holds a run ({', '.join(sorted(p.name for p in run_dir.iterdir())[:5])}); "
+        if run_dir is not None and fitting and ckpt_path is None and _launching_process() and (held := fresh_start_blockers(run_dir)):
+            self._fail(f"--run_dir {run_dir} already holds a run ({', '.join(held[:5])}); "
                        f"resume it with --ckpt_path last, or choose a new --run_dir")
-        return run_dir or new_run_dir(), ckpt_path
+        return run_dir or new_run_dir(root), ckpt_path
 
     def before_instantiate_classes(self) -> None:
         config = self._section(self.config)
@@ -234,16 +249,55 @@ class KnowledgeCLI(LightningCLI):
                 {"class_path": "lightning_kg.train.cli.AppendingCSVLogger", "init_args": {"save_dir": str(run_dir), "name": "", "version": ""}},
                 {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": str(run_dir), "name": "", "version": "tensorboard"}},
             ]
-        # The first config is config.yaml; a resume or an evaluation in the same directory adds its own.
+        # The first config is config.yaml; a resume or an evaluation in the same directory adds its
+        # own. A fresh fit writes config.yaml over one that a failed start left.
         name, n = "config.yaml", 1
-        while (run_dir / name).exists():
+        fresh = self.subcommand in ("fit", None) and not ckpt_path
+        while (run_dir / name).exists() and not fresh:
             name, n = f"config-{'resume' if self.subcommand in ('fit', None) else self.subcommand}-{n}.yaml", n + 1
-        self.save_config_kwargs["config_filename"] = name
+        self.save_config_kwargs.update(config_filename=name, overwrite=fresh)
         self._run_dir = run_dir
 
+    def instantiate_classes(self) -> None:
+        try:  # the data module reads the dataset's files here (tokenizer, vocabulary): name the fault in one line
+            super().instantiate_classes()
+        except (OSError, ValueError) as error:
+            self._fail(str(error))
+
+    def _check_before_run(self) -> None:
+        """The dataset's files and shards, and the checkpoint against this model, before the trainer
+        writes anything; a fit then locks its run directory for as long as it lives."""
+        try:
+            self.datamodule.check_dataset()
+            ckpt_path = self._section(self.config).get("ckpt_path")
+            if ckpt_path:
+                check_checkpoint_fits(self.model, ckpt_path)
+            if self.subcommand == "fit" and _launching_process():
+                self._lock = lock_run_dir(self._run_dir)
+        except (StartupError, DatasetMismatchError, OSError) as error:
+            self._fail(str(error))
+
+    def before_fit(self) -> None:
+        self._check_before_run()
+
+    def before_validate(self) -> None:
+        self._check_before_run()
+
+    def before_test(self) -> None:
+        self._check_before_run()
+
     def _run_subcommand(self, subcommand: str) -> None:
-        with contextlib.suppress(SIGTERMException, Preempted):
-            super()._run_subcommand(subcommand)
+        try:
+            with contextlib.suppress(SIGTERMException, Preempted):
+                super()._run_subcommand(subcommand)
+        except (NonFiniteLoss, CheckpointWriteError, BadDataError) as error:
+            self._report_stop(error)
+        except DatasetMismatchError as error:  # a checkpoint of another dataset, found as it is restored
+            self._fail(str(error))
+        finally:
+            if getattr(self, "_lock", None) is not None:  # the run is over (a process would release it as it exits)
+                self._lock.close()
+                self._lock = None
         if (subcommand == "test" and self._after_test and self.trainer.ckpt_path and Path(self.trainer.ckpt_path).exists()
                 and self.trainer.is_global_zero):
             out = self._run_dir / "probe" if self._run_dir_given else None
@@ -251,6 +305,16 @@ class KnowledgeCLI(LightningCLI):
         self._report_preemption()
         if subcommand == "fit" and self.trainer.is_global_zero:
             self._report_run()
+
+    def _report_stop(self, error: Exception) -> None:
+        """A run that a NaN loss, a full disk or bad data stopped: why, what was saved, exit status 1."""
+        last = next((c for c in self.trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+        saved = last.saved_on_error if last is not None else None
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        if saved is not None:
+            print(f"stopped by bad data at step {self.trainer.global_step}; checkpoint saved: {saved}; once the data is fixed, "
+                  f"resume with --ckpt_path last --run_dir {self._run_dir}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
     def _report_run(self) -> None:
         """Where a finished fit left its files, and the commands that take it further."""

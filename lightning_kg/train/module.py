@@ -28,6 +28,7 @@ from lightning_kg.model.config import ObjectiveSettings
 from lightning_kg.model.old_names import objective_settings_of
 from lightning_kg.model.pretraining import PretrainingOutput
 from lightning_kg.train.language_metrics import LanguageMetrics
+from lightning_kg.train.nonfinite import NonFiniteGuard
 
 NOT_DECAYED = (nn.Embedding, nn.LayerNorm, nn.BatchNorm1d)  # modules whose weights AdamW leaves undecayed
 
@@ -72,6 +73,8 @@ class KnowledgePretraining(L.LightningModule):
         train_only_entity_parameters: bool = False,
         languages: list[str] | None = None,
         compile: bool = False,
+        nonfinite: Literal["stop", "skip"] = "stop",
+        max_nonfinite_steps: int = 10,
     ):
         """
         Args:
@@ -99,6 +102,10 @@ class KnowledgePretraining(L.LightningModule):
                 loss and accuracy and mep_vocab accuracy@1 per language (``val_lang/mlm_acc/en``).
             compile: ``torch.compile`` the encoder (in place, so checkpoints keep their keys): the first
                 steps compile (a minute or more for the base size), later ones run fused kernels.
+            nonfinite: A NaN or infinite training loss (any objective, any rank): ``stop`` the run, naming the
+                step and the objective, before a checkpoint of broken weights is written; or ``skip`` the
+                step (not applied, counted in ``train/skipped_steps``; one host sync a step). train/nonfinite.py.
+            max_nonfinite_steps: With ``skip``, the run stops once more steps than this were skipped.
         """
         super().__init__()
         # save_hyperparameters reads this local: a plain dict (as the CLI passes it), so that a checkpoint
@@ -121,6 +128,10 @@ class KnowledgePretraining(L.LightningModule):
         self._last_step_time: float | None = None
         self._tokens_per_second: float | None = None
         self._bad_samples: int | torch.Tensor = 0  # skipped by the loader since this process started
+        self.nonfinite_guard = NonFiniteGuard(nonfinite, max_nonfinite_steps)
+
+    def configure_callbacks(self):
+        return [self.nonfinite_guard]
 
     def _initialise_from(self, path: str) -> None:
         source = Path(path)
@@ -181,6 +192,7 @@ class KnowledgePretraining(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         outputs = self(batch)
         batch_size = batch["input_ids"].shape[0]
+        self.nonfinite_guard.record(self.global_step, outputs)
         self._log_losses("train", outputs, batch, prog_bar=True)
         self._update_metrics("train", outputs)
         if "bad_samples" in batch:  # bad data KnowledgeDataModule skipped since this loader worker's previous batch

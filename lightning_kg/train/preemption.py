@@ -7,7 +7,12 @@ any of them can deadlock); everything else happens between steps, in this callba
   with several ranks only every ``agree_every_n_steps`` optimiser steps; one process needs none);
 - if so, ``last.ckpt`` is written (atomically, ``checkpoints.py``), and under SLURM's requeue signal
   rank 0 runs ``scontrol requeue <job id>``; training then stops after the step, or validation is
-  cut short by :class:`Preempted`.
+  cut short by :class:`Preempted`. That one write is all: no validation runs on the way out.
+  Lightning validates when a run is told to stop, which can outlast the grace period on a real
+  validation set, saved twice more (the best model, ``last.ckpt`` again), and that last save,
+  made at the end of a validation outside the validation schedule, restored the loggers' step
+  (``_batches_that_stepped``) one short: every ``metrics.csv`` row of the resumed run was
+  labelled a step early. Saved in ``on_train_batch_end`` instead, Lightning restores it exactly.
 A second signal during the save only sets the flag again. ``--ckpt_path last``, or the requeued
 job by itself, resumes from that checkpoint.
 
@@ -115,6 +120,7 @@ class Preemption(Callback):
         if self.saved is None and at_step_end and due and self._agreed(trainer):
             self._save(trainer)
             trainer.should_stop = True
+            trainer.limit_val_batches = 0  # Lightning validates on should_stop; no time for that (nor a second save)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking or self.saved is not None:

@@ -81,3 +81,59 @@ class SlowSave(Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         if trainer.global_step == self.step:
             checkpoint["slow"] = _SlowToPickle(self.marker, 600)
+
+
+class EventLog(Callback):
+    """Appends each checkpoint dump (``save step=N``) and each validation start of a fit
+    (``validation step=N``) to the file ``out``."""
+
+    def __init__(self, out: str):
+        self.out = Path(out)
+
+    def _write(self, line: str) -> None:
+        with open(self.out, "a", encoding="utf-8") as lines:
+            lines.write(line + "\n")
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        self._write(f"save step={trainer.global_step}")
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self._write(f"validation step={trainer.global_step}")
+
+
+class NaNLossAt(Callback):
+    """Makes ``objective``'s loss, and so the total, NaN in the batch of optimiser step ``step``, as an
+    overflow would (the weights the optimiser then writes are NaN too)."""
+
+    def __init__(self, step: int, objective: str):
+        self.step, self.objective = step, objective
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step != self.step:
+            return
+        model, forward, name = pl_module.model, pl_module.model.forward, f"{self.objective}_loss"
+
+        def poisoned(batch):
+            outputs = forward(batch)
+            setattr(outputs, name, getattr(outputs, name) * float("nan"))
+            outputs.loss = outputs.loss + getattr(outputs, name)
+            return outputs
+
+        model.forward = poisoned
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        pl_module.model.__dict__.pop("forward", None)
+
+
+class CorruptShardsAt(Callback):
+    """Overwrites every file matching ``pattern`` with bytes of the same size that are no tar, after
+    optimiser step ``step``: a shard that goes bad under a running fit (a failing disk or mount)."""
+
+    def __init__(self, step: int, pattern: str):
+        self.step, self.pattern = step, pattern
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            for path in Path(self.pattern).parent.glob(Path(self.pattern).name):
+                path.write_bytes(b"\0bad" * (path.stat().st_size // 4))

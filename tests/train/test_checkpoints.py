@@ -1,17 +1,31 @@
-"""Atomic checkpoint writes, the swap of DeepSpeed directories, and which checkpoint a resume picks
-(by step and by whether it loads, never by file times)."""
+"""Atomic checkpoint writes, a full disk, the swap of DeepSpeed directories, which checkpoint a resume
+picks (by step and by whether it loads, never by file times), and the save when bad data stops a fit."""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import re
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from lightning_kg.cli import main
 from lightning_kg.train import checkpoints
-from lightning_kg.train.checkpoints import AtomicCheckpointIO, checkpoint_step, newest_checkpoint, newest_run, swap_into_place
+from lightning_kg.train.checkpoints import (
+    AtomicCheckpointIO,
+    CheckpointWriteError,
+    checkpoint_step,
+    newest_checkpoint,
+    newest_run,
+    swap_into_place,
+)
+from tests.data.shard_factory import make_dataset
+from tests.train.test_fit import SMALL
 
 
 def save(path: Path, step: int, age: float = 0.0) -> Path:
@@ -50,6 +64,85 @@ def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypat
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
     io.save_checkpoint({"global_step": 5}, path)
     assert checkpoint_step(path) == 5 and sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_a_full_disk_stops_the_write_naming_the_path_the_bytes_needed_and_free(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"global_step": 3}, path)
+    real_save = torch.save
+
+    def full_disk(checkpoint, out):  # as torch's zip writer reports it: the OSError only as the context
+        out.write(b"x" * 4096)
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598") from None
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointWriteError) as failed:
+        io.save_checkpoint({"global_step": 4, "weights": torch.zeros(2**18)}, path)  # 1 MiB of tensors
+    assert re.fullmatch(rf"{re.escape(str(path))}: no space left to write the checkpoint: it needs about 1\.0 MiB \(1,048,576 bytes\), "
+                        r"[\d,.]+ MiB \([\d,]+ bytes\) are free there; the previous last\.ckpt \(step 3\) is kept\. Free some space "
+                        r"\(or move the run directory\) and resume with --ckpt_path last", str(failed.value))
+    # The temporary file is gone (it filled the disk, so that a resume could not even start).
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"] and checkpoint_step(path) == 3
+    monkeypatch.setattr(torch, "save", real_save)
+    with pytest.raises(RuntimeError, match="^cut off in the middle"):  # other failures stay as they are
+        io.save_checkpoint({"global_step": 4, "bad": Unpicklable()}, path)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 14 MiB tmpfs (the demo fit's last.ckpt takes 8.5 MiB: one fits, not a second beside it), or a skip."""
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=14m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.mark.slow
+def test_a_fit_on_a_full_disk_stops_keeps_the_previous_checkpoint_and_resumes_once_there_is_space(small_tmpfs, capsys):
+    run_dir = small_tmpfs / "run"
+    options = [*SMALL, "--run_dir", str(run_dir), "--trainer.limit_val_batches", "0", "--checkpoint_every_n_steps", "2"]
+    with pytest.raises(SystemExit) as stopped:
+        main(["fit", *options, "--trainer.max_steps", "6"])
+    assert stopped.value.code == 1
+    error = capsys.readouterr().err
+    assert re.search(rf"error: {re.escape(str(run_dir / 'checkpoints' / 'last.ckpt'))}: no space left to write the checkpoint: "
+                     r"it needs about 8\.\d MiB .* are free there; the previous last\.ckpt \(step 2\) is kept", error), error[-2000:]
+    assert "unexpected pos" not in error and "Traceback" not in error
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert checkpoint_step(run_dir / "checkpoints" / "last.ckpt") == 2
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_tmpfs)], check=True)  # space freed
+    main(["fit", *options, "--ckpt_path", "last", "--trainer.max_steps", "6"])
+    assert checkpoint_step(run_dir / "checkpoints" / "last.ckpt") == 6
+
+
+@pytest.mark.slow
+def test_bad_data_that_stops_a_fit_saves_last_ckpt_first(tmp_path, capsys):
+    # Shards of 24 samples read in turn (no shuffle buffer), so a shard opens every few steps; all of
+    # them go bad after step 3 (a failing disk or mount) and the next one opened stops the run.
+    dataset = make_dataset(tmp_path / "dataset", train_shards=4)
+    run_dir = tmp_path / "run"
+    config = tmp_path / "corrupt.yaml"
+    config.write_text("trainer:\n  callbacks:\n    - class_path: tests.train.recorder.CorruptShardsAt\n"
+                      f"      init_args: {json.dumps({'step': 3, 'pattern': str(dataset / 'train-*.tar')})}\n")
+    with pytest.raises(SystemExit) as stopped:
+        main(["fit", *SMALL, "--data.data_dir", str(dataset), "--data.batch_size", "4", "--data.shuffle_buffer", "0",
+              "--data.bad_samples", "fail", "--run_dir", str(run_dir), "--trainer.max_steps", "40", "--trainer.limit_val_batches", "0",
+              "--checkpoint_every_n_steps", "100", "--config", str(config)])
+    assert stopped.value.code == 1
+    error = capsys.readouterr().err
+    found = re.search(r"stopped by bad data at step (\d+); checkpoint saved: (\S+);", error)
+    # The shard being read, or the next one opened, named with what was expected of it.
+    assert found and re.search(rf"error: {re.escape(str(dataset))}/train-00000\d\.tar: .*expected", error), error[-2000:]
+    # No periodic save came before (every 100 steps): the steps trained so far are kept all the same.
+    step = int(found.group(1))
+    assert found.group(2) == str(run_dir / "checkpoints" / "last.ckpt") and 3 < step < 40
+    assert checkpoint_step(run_dir / "checkpoints" / "last.ckpt") == step
 
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two renames"])

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lightning_kg.cli import _register_resolvers
 from lightning_kg.train.cli import KnowledgeCLI
@@ -35,6 +36,9 @@ def test_lightning_derives_ranks_address_and_requeue_from_slurm(monkeypatch, tmp
     monkeypatch.chdir(tmp_path)
     for name, value in SLURM.items():
         monkeypatch.setenv(name, value)
+    # The trainer makes this process rank 3 for Lightning's rank-zero-only calls; the later tests'
+    # in-process fits would then write no metrics.csv.
+    monkeypatch.setattr(rank_zero_only, "rank", rank_zero_only.rank)
     _register_resolvers()
     cli = KnowledgeCLI(["--config", str(ROOT / "conf/trainer/slurm.yaml"), "--data.data_dir", DEMO,
                         "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.num_nodes", "2"], run=False)
