@@ -117,6 +117,7 @@ def run_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "lightning_kg", "prepare", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_a_bad_number_and_a_misspelt_key_in_a_config_file(dumps, tmp_path):
     short = run_cli("--wikipedia", str(dumps / "enwiki-pages-articles.xml.bz2"), "--out", str(tmp_path / "a"), "--max_seq_length", "2",
                     cwd=tmp_path)
