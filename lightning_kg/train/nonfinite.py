@@ -23,6 +23,7 @@ garbage (seen with ``--model.learning_rate 1e3``: NaN from step 14 on, and a run
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -46,7 +47,7 @@ def _first_named(flags: list) -> str:
 
 
 def _kept(trainer) -> str:
-    return f"the checkpoints under {trainer.default_root_dir} are the ones saved before"
+    return f"{Path(trainer.default_root_dir) / 'checkpoints'} keeps the checkpoints saved before it"
 
 
 def _loss_values(outputs: PretrainingOutput) -> torch.Tensor:
