@@ -53,13 +53,13 @@ def test_every_shard_the_manifest_lists_is_checked_at_setup_without_reading_it(d
     # A shard deleted under the dataset used to be found when the resampler first drew it, steps in.
     (demo_copy / "train-000001.tar").unlink()
     with pytest.raises(DatasetMismatchError, match=rf"^{demo_copy / 'train-000001.tar'}: not found; manifest.json lists it among "
-                       r"the train shards \(742 samples\)\. Restore it, or prepare the dataset again$"):
+                       r"the train shards \(1000 samples\)\. Restore it, or prepare the dataset again$"):
         KnowledgeDataModule(str(demo_copy), num_workers=0).setup("fit")
     check_shards(demo_copy, manifest, ["val", "facts-train"])  # only the splits asked for
     # Cut short (or another dataset's): the size the manifest records, from a stat.
     val = demo_copy / "val-000000.tar"
     val.write_bytes(val.read_bytes()[:10240])
-    with pytest.raises(DatasetMismatchError, match=rf"^{val}: 10240 bytes, manifest.json records 153600 for this val shard"):
+    with pytest.raises(DatasetMismatchError, match=rf"^{val}: 10240 bytes, manifest.json records 184320 for this val shard"):
         check_shards(demo_copy, manifest, ["val"])
     # Facts are read only for oe: without it their shards are not checked.
     (demo_copy / "facts-val-000000.tar").unlink()
