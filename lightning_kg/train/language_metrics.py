@@ -38,8 +38,9 @@ class LanguageMetrics(Metric):
     def _add(self, kind: str, values: torch.Tensor, language_ids: torch.Tensor) -> None:
         known = language_ids >= 0
         row = KINDS.index(kind)
-        self.totals[row].index_add_(0, language_ids[known], values[known].detach().to(torch.float64))
-        self.counts[row].index_add_(0, language_ids[known], torch.ones_like(values[known], dtype=torch.float64))
+        # The states' own dtype: float64 as made, but DeepSpeed casts a module's buffers (float32 here).
+        self.totals[row].index_add_(0, language_ids[known], values[known].detach().to(self.totals.dtype))
+        self.counts[row].index_add_(0, language_ids[known], torch.ones_like(values[known], dtype=self.counts.dtype))
 
     def update(self, outputs: PretrainingOutput, batch: dict[str, torch.Tensor]) -> None:
         """One evaluation batch: per masked token ``mlm_token_losses`` and ``mlm_correct``, per masked

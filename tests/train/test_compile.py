@@ -19,7 +19,7 @@ def losses(compiled: bool, batches: list[dict]) -> list[float]:
     adamw = torch.optim.AdamW(module.parameters(), lr=1e-3)
     out = []
     for batch in batches:
-        loss = module.train()(batch)["loss"]
+        loss = module.train()(batch).loss
         loss.backward()
         adamw.step()
         adamw.zero_grad()

@@ -230,7 +230,7 @@ def test_language_sampling_prints_its_table_and_validation_reports_each_language
     main(["fit", *SMALL, "--data.language_sampling_alpha", "0.3", "--trainer.max_steps", "4", "--trainer.val_check_interval", "4",
           "--run_dir", str(run_dir)])
     table = (run_dir / "language_sampling.md").read_text(encoding="utf-8")
-    assert table in capsys.readouterr().out and "| zh | 54 | 0.0310 | 0.0606 | 485 |" in table  # 8 rows a step
+    assert table in capsys.readouterr().out and "| zh | 72 | 0.0349 | 0.0617 | 494 |" in table  # 8 rows a step
     row = [r for r in metrics(run_dir) if r.get("val_lang/mlm_acc/en")][-1]
     for name in ("mlm_loss", "mlm_acc", "mep_vocab_acc1"):
         values = [float(value) for key, value in row.items() if key.startswith(f"val_lang/{name}/") and value]
