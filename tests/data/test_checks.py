@@ -221,7 +221,7 @@ def test_a_missing_training_shard_counts_as_the_samples_the_manifest_lists(datas
                         r"\(of at least 100\), so training stops", summary)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # 2: loader worker processes
 def test_a_resumed_stream_skips_the_same_bad_data(dataset, shards, tmp_path, workers):
     (tmp_path / "empty.tar").write_bytes(b"")
     options = dict(num_workers=workers, batch_size=3, fact_batch_size=2, shuffle_buffer=20, max_bad_fraction=0.3,

@@ -70,7 +70,7 @@ def test_batches_follow_the_format(dataset):
             assert ids[: int(mask.sum())].tolist() in texts
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # 2: loader worker processes
 def test_a_resumed_stream_continues_exactly(dataset, workers):
     options = dict(num_workers=workers, batch_size=3, fact_batch_size=2, shuffle_buffer=20)
     straight = batches(KnowledgeDataModule(str(dataset), **options), 6)
@@ -86,7 +86,7 @@ def test_a_resumed_stream_continues_exactly(dataset, workers):
     assert not torch.equal(other["mlm_labels"], straight[0]["mlm_labels"])
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # 2: loader worker processes
 def test_alternating_batches_take_turns_and_resume_exactly(dataset, workers):
     options = dict(num_workers=workers, batch_size=3, fact_batch_size=2, shuffle_buffer=20, task_mixing="alternating")
     straight = batches(KnowledgeDataModule(str(dataset), **options), 6)
@@ -208,6 +208,7 @@ def test_val_shards_without_counts_need_val_batches_on_several_ranks(dataset, mo
         rank_batches(monkeypatch, 0, 2, data_dir=str(dataset), val_shards=urls)
 
 
+@pytest.mark.slow  # two loader worker processes
 def test_validation_is_the_same_each_time_and_capped_by_val_batches(dataset):
     dm = KnowledgeDataModule(str(dataset), num_workers=2, batch_size=5, fact_batch_size=4)
     first, second = list(dm.val_dataloader()), list(dm.val_dataloader())

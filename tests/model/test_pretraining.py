@@ -131,6 +131,7 @@ def _train_step_on_rank(rank: int, init_file: str, out_dir: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two ranks in spawned processes
 def test_a_rank_with_one_mention_pair_still_joins_the_queue_gather(tmp_path):
     """Rank 0 has a single pair (too few for BatchNorm, so no loss there), rank 1 three: rank 0
     must still take part in the all_gather that fills the queues, or rank 1 waits forever."""
@@ -175,16 +176,3 @@ def test_mep_contrastive_reads_both_sides_from_mep_layer(mep_layer):
     if mep_layer == 1:  # and layer 1 is not the last layer's state
         last = net.encoder(batch["mep_knowledge_ids"], batch["mep_knowledge_mask"]).word_hidden[:, 0]
         assert not torch.allclose(seen["knowledge_projection"], last)
-
-
-def test_every_model_knob_is_a_command_line_flag(tmp_path):
-    from lightning_kg.train.cli import KnowledgeCLI
-
-    demo = str(Path(__file__).resolve().parents[2] / "shards" / "demo")
-    cli = KnowledgeCLI(["--data.data_dir", demo, "--run_dir", str(tmp_path), "--model.projection_size", "32",
-                        "--model.mep_vocab_chunk_size", "100", "--model.temperature", "0.1", "--model.queue_size", "8",
-                        "--model.mep_layer", "1"], run=False)
-    net = cli.model.model
-    assert net.mention_projection.net[-1].num_features == 32 and net.mep_knowledge_queue.vectors.shape == (8, 32)
-    assert (net.chunk_size, net.temperature, net.mep_layer) == (100, 0.1, 1)
-    assert cli.model.hparams.entity_vocab_path == f"{demo}/entity_vocab.jsonl"  # linked, for init_from's entity rows

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.train.test_fit import SMALL
+from tests.demo import ROOT, SMALL
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # every test trains in subprocesses
+
 STEPS = 12
 # Task 0 of a one-task job, as srun sets it; a requeued job keeps its id.
 SLURM = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "lightning_kg", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",
