@@ -1,4 +1,4 @@
-"""Small dumps in the real formats, written by the tests (no external data), and a dataset prepared from them.
+"""Small dumps in the real formats, written by the tests (no external data), and the prepare config that reads them.
 
 The Wikipedia and Wikidata snippets are hand-written for these tests; Q-ids and titles follow the real
 ones so the examples read naturally.
@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 from lightning_kg.prepare.config import PrepareConfig
-from lightning_kg.prepare.pipeline import prepare
 
 
 def page(title, text, ns=0, redirect=None):
@@ -86,10 +85,3 @@ def config(dumps, out, **overrides):
                   languages=["bg", "en"], shard_max_samples=4)
     values.update(overrides)
     return PrepareConfig(**values)
-
-
-def prepare_tiny(directory: Path, **overrides) -> Path:
-    """A prepared dataset from the dumps above, in ``directory/dataset``."""
-    dumps = write_dumps(directory / "dumps")
-    prepare(config(dumps, directory / "dataset", **overrides))
-    return directory / "dataset"

@@ -1,45 +1,17 @@
-"""``export`` from each form a run leaves, and the check that transformers gives our numbers."""
-
-from pathlib import Path
+"""``export`` from DeepSpeed's ``zero_to_fp32`` output (tests/train has the ``.ckpt`` and the DeepSpeed
+directory), checked against transformers with tests/export_check.py."""
 
 import pytest
 import torch
 import yaml
-from transformers import AutoModel, LukeForMaskedLM
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.export import export
 from lightning_kg.model.checkpoint import load_checkpoint_model
 from lightning_kg.model.config import ObjectiveSettings
-from lightning_kg.model.pretraining import KnowledgePretrainingModel
 from lightning_kg.train.module import KnowledgePretraining
-
-DEMO = str(Path(__file__).resolve().parents[1] / "shards" / "demo")
-ENCODER_INPUTS = ("input_ids", "attention_mask", "entity_ids", "entity_position_ids", "entity_attention_mask")
-
-
-def demo_batch(size: int = 2) -> dict[str, torch.Tensor]:
-    batch = next(iter(KnowledgeDataModule(DEMO, num_workers=0, batch_size=size).val_dataloader()))
-    return {k: batch[k] for k in ENCODER_INPUTS}
-
-
-def assert_export_matches(out: Path, model: KnowledgePretrainingModel, inputs: dict[str, torch.Tensor]) -> None:
-    """``LukeForMaskedLM`` from ``out`` gives our word and entity logits, ``AutoModel`` our word and
-    entity states (fp32, 1e-4), and both load with no missing or unexpected key beyond the heads."""
-    hf, info = LukeForMaskedLM.from_pretrained(out, output_loading_info=True)
-    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
-    base, info = AutoModel.from_pretrained(out, output_loading_info=True)
-    assert type(base).__name__ == "LukeModel" and not info["missing_keys"]
-    model = model.eval()
-    with torch.no_grad():
-        theirs, their_states = hf.eval()(**inputs), base.eval()(**inputs)
-        ours = model.encoder(*(inputs[k] for k in ENCODER_INPUTS))
-        words = model.mlm_head(ours.word_hidden, model.encoder.embeddings.word.weight)
-        entities = model.entity_head(ours.entity_hidden) @ model.encoder.entity_embeddings.table.weight.t() + model.entity_head.bias
-    torch.testing.assert_close(theirs.logits, words, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(theirs.entity_logits, entities, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(their_states.last_hidden_state, ours.word_hidden, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(their_states.entity_last_hidden_state, ours.entity_hidden, atol=1e-4, rtol=1e-4)
+from tests.demo import DEMO, ROOT
+from tests.export_check import assert_export_matches
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +29,7 @@ def trained_module():
 
 
 @pytest.mark.parametrize("form", ["pytorch_model.bin", "model.safetensors"])
-def test_export_reads_a_bare_state_dict_as_zero_to_fp32_writes_it(trained_module, tmp_path, form):
+def test_export_reads_a_bare_state_dict_as_zero_to_fp32_writes_it(trained_module, tmp_path, form, demo_batch):
     """DeepSpeed's own converter writes tensors only; the model is rebuilt from the run's hparams.yaml."""
     from safetensors.torch import save_file
 
@@ -71,7 +43,7 @@ def test_export_reads_a_bare_state_dict_as_zero_to_fp32_writes_it(trained_module
         save_file(state, run / "fp32" / form)
     out = export(str(run / "fp32" / form), str(tmp_path / "hf"))
     assert {"config.json", "model.safetensors", "tokenizer.json", "entity_vocab.json"} <= {p.name for p in out.iterdir()}
-    assert_export_matches(out, trained_module.model, demo_batch())
+    assert_export_matches(out, trained_module.model, demo_batch)
 
 
 def test_a_bare_state_dict_without_hyperparameters_is_a_clear_error(trained_module, tmp_path):
@@ -80,11 +52,11 @@ def test_a_bare_state_dict_without_hyperparameters_is_a_clear_error(trained_modu
         export(str(tmp_path / "pytorch_model.bin"), str(tmp_path / "hf"))
 
 
-def test_a_checkpoint_from_before_the_typed_model_exports(tmp_path):
+def test_a_checkpoint_from_before_the_typed_model_exports(tmp_path, demo_batch):
     """tests/fixtures/checkpoint-711c5c4 (old state-dict names, flat objective keys) exports, and
     transformers gives the numbers of the model it loads into."""
-    old = Path(__file__).resolve().parent / "fixtures" / "checkpoint-711c5c4" / "last.ckpt"
+    old = ROOT / "tests" / "fixtures" / "checkpoint-711c5c4" / "last.ckpt"
     out = export(str(old), str(tmp_path / "hf"), data_dir=DEMO)
     model, _ = load_checkpoint_model(old)
     assert model.encoder.embeddings.word.weight.shape[1] == 16  # the fixture's own model, not a default one
-    assert_export_matches(out, model, demo_batch())
+    assert_export_matches(out, model, demo_batch)

@@ -1,10 +1,14 @@
 """The package's layers, in the order data flows: a module imports only from layers below its own
-(or from its own package), and no import cycle exists, function-level imports included."""
+(or from its own package), and no import cycle exists, function-level imports included. And the
+tests' own rule: no test module imports another (shared fixtures are in conftest.py, shared helpers
+in modules not named test_*)."""
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lightning_kg"
+TESTS = Path(__file__).resolve().parent
 # Lowest first; each entry is a top-level module or package of lightning_kg.
 LAYERS = [
     ("paths", "dataset", "lightning_private"),  # the dataset's on-disk contract, the repository's files, Lightning internals
@@ -89,3 +93,31 @@ def test_function_level_imports_count(tmp_path):
     source = tmp_path / "m.py"
     source.write_text("def f():\n    from lightning_kg.train.module import X\n")
     assert imports_of(source) == {"lightning_kg.train.module"}
+
+
+def imported_test_modules(path: Path) -> set[str]:
+    """The test modules (a ``test_*`` part in ``tests.…``) ``path`` imports, or names in a string, as
+    a config's ``class_path`` does."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names |= set(re.findall(r"\btests(?:\.\w+)+", node.value))
+    return {name for name in names if name.startswith("tests.") and any(part.startswith("test_") for part in name.split("."))}
+
+
+def test_no_test_module_imports_another():
+    # This file is left out: its own check of the check names test modules on purpose.
+    wrong = [f"{path.relative_to(TESTS.parent)} uses {', '.join(sorted(used))}" for path in sorted(TESTS.rglob("*.py"))
+             if path != Path(__file__).resolve() and (used := imported_test_modules(path))]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_test_import_check_finds_one(tmp_path):
+    source = tmp_path / "test_m.py"
+    source.write_text("from tests.probe import test_probe\nfrom tests.demo import DEMO\n"
+                      "CONFIG = 'class_path: tests.train.test_module.FlopsSpy'\n")
+    assert imported_test_modules(source) == {"tests.probe.test_probe", "tests.train.test_module.FlopsSpy"}

@@ -18,6 +18,7 @@ from lightning_kg.data.checks import BadDataError, BadSampleError, BadShardError
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.model.config import ObjectiveSettings
 from lightning_kg.train.module import KnowledgePretraining
+from tests.data.batch_compare import assert_same, batches
 from tests.data.shard_factory import fact_sample, make_dataset, npy, text_sample, write_shard
 
 EXPECTED_TAR = "expected a tar of samples as docs/FORMATS.md describes"
@@ -51,19 +52,6 @@ def shards(tmp_path_factory):
     write_shard(paths["facts"], facts)
     write_shard(paths["mixed-facts"], [bad_fact] + facts)
     return {name: str(path) for name, path in paths.items()}
-
-
-def batches(dm, count):
-    iterator = iter(dm.train_dataloader())
-    return [next(iterator) for _ in range(count)]
-
-
-def assert_same(expected, got, ignore=()):
-    assert len(expected) == len(got)
-    for a, b in zip(expected, got):
-        assert a.keys() - set(ignore) == b.keys() - set(ignore)
-        for key in a.keys() - set(ignore):
-            assert (a[key] == b[key]) if isinstance(a[key], dict) else torch.equal(a[key], b[key]), key  # counts: host ints
 
 
 def copy_of(dataset, tmp_path):
@@ -222,7 +210,7 @@ def test_a_missing_training_shard_counts_as_the_samples_the_manifest_lists(datas
                         r"\(of at least 100\), so training stops", summary)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # 2: loader worker processes
 def test_a_resumed_stream_skips_the_same_bad_data(dataset, shards, tmp_path, workers):
     (tmp_path / "empty.tar").write_bytes(b"")
     options = dict(num_workers=workers, batch_size=3, fact_batch_size=2, shuffle_buffer=20, max_bad_fraction=0.3,
@@ -236,6 +224,7 @@ def test_a_resumed_stream_skips_the_same_bad_data(dataset, shards, tmp_path, wor
     assert sum(int(b["bad_samples"]) for b in straight[5:]) > 0  # the resumed part met bad data too
 
 
+@pytest.mark.slow  # fits on bad shards, over 3 s
 def test_the_count_reaches_the_logs_as_a_running_total(dataset, shards, tmp_path):
     dm = KnowledgeDataModule(str(dataset), num_workers=0, batch_size=4, fact_batch_size=2, shuffle_buffer=0,
                              max_bad_fraction=0.2, train_shards=shards["mixed"], train_fact_shards=shards["mixed-facts"])

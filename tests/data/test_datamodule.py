@@ -12,25 +12,13 @@ from lightning_kg.data.checks import SampleLimits, decode_sample
 from lightning_kg.data.datamodule import KnowledgeDataModule, expand_urls
 from lightning_kg.dataset.format import IGNORE_INDEX
 from lightning_kg.dataset.knowledge import KnowledgeTable
+from tests.data.batch_compare import assert_same, batches
 from tests.data.shard_factory import MASK, PAD, fact_sample, make_dataset, npy, text_sample, write_shard
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("dm") / "dataset")
-
-
-def batches(dm, count, loader=None):
-    iterator = iter(loader or dm.train_dataloader())
-    return [next(iterator) for _ in range(count)]
-
-
-def assert_same(expected, got):
-    assert len(expected) == len(got)
-    for a, b in zip(expected, got):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert (a[key] == b[key]) if isinstance(a[key], dict) else torch.equal(a[key], b[key]), key  # counts: host ints
 
 
 def test_batches_follow_the_format(dataset):
@@ -70,7 +58,7 @@ def test_batches_follow_the_format(dataset):
             assert ids[: int(mask.sum())].tolist() in texts
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # 2: loader worker processes
 def test_a_resumed_stream_continues_exactly(dataset, workers):
     options = dict(num_workers=workers, batch_size=3, fact_batch_size=2, shuffle_buffer=20)
     straight = batches(KnowledgeDataModule(str(dataset), **options), 6)
@@ -86,7 +74,7 @@ def test_a_resumed_stream_continues_exactly(dataset, workers):
     assert not torch.equal(other["mlm_labels"], straight[0]["mlm_labels"])
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # 2: loader worker processes
 def test_alternating_batches_take_turns_and_resume_exactly(dataset, workers):
     options = dict(num_workers=workers, batch_size=3, fact_batch_size=2, shuffle_buffer=20, task_mixing="alternating")
     straight = batches(KnowledgeDataModule(str(dataset), **options), 6)
@@ -208,6 +196,7 @@ def test_val_shards_without_counts_need_val_batches_on_several_ranks(dataset, mo
         rank_batches(monkeypatch, 0, 2, data_dir=str(dataset), val_shards=urls)
 
 
+@pytest.mark.slow  # two loader worker processes
 def test_validation_is_the_same_each_time_and_capped_by_val_batches(dataset):
     dm = KnowledgeDataModule(str(dataset), num_workers=2, batch_size=5, fact_batch_size=4)
     first, second = list(dm.val_dataloader()), list(dm.val_dataloader())

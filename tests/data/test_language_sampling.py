@@ -11,8 +11,8 @@ import pytest
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.data.language_sampling import sampling_probabilities
+from tests.data.batch_compare import assert_same, batches
 from tests.data.shard_factory import make_dataset
-from tests.data.test_datamodule import assert_same, batches
 
 DEMO = Path(__file__).resolve().parents[2] / "shards" / "demo"
 # The demo's train text samples per language, as shards/demo/manifest.json counts them.
@@ -32,6 +32,7 @@ def test_probabilities_are_n_to_the_alpha_normalised():
     assert sampling_probabilities({"en": 1000, "sw": 10}, 0.0)["sw"] == pytest.approx(0.5)
 
 
+@pytest.mark.slow  # draws 5 s of batches, over 3 s
 def test_language_frequencies_over_many_draws_follow_the_formula():
     dm = KnowledgeDataModule(str(DEMO), num_workers=0, shuffle_buffer=50, language_sampling_alpha=0.3, objectives=["mlm"])
     stream = dm.train_dataloader().dataset

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.encoder import KnowledgeEncoder
-from tests.model.test_pretraining import ENTITIES, VOCAB, fixed_batch, model
+from tests.model.tiny_model import ENTITIES, VOCAB, fixed_batch, model
 
 SDPA = F.scaled_dot_product_attention
 

@@ -10,37 +10,7 @@ import torch.multiprocessing as mp
 from lightning_kg.dataset.format import OBJECTIVES
 from lightning_kg.model.config import EncoderConfig, ObjectiveSettings
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
-
-VOCAB, ENTITIES = 60, 20
-
-
-def fixed_batch():
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(4, VOCAB - 1, (6, 16), generator=generator)
-    ids[:, 0], ids[:, -1] = 0, 2
-    labels = torch.full_like(ids, -100)
-    labels[:, 3:5] = ids[:, 3:5]
-    ids[:, 3:5] = VOCAB - 1  # <mask>
-    entities = torch.randint(3, ENTITIES, (6, 2), generator=generator)
-    entity_labels = torch.full_like(entities, -100)
-    entity_labels[:, 0] = entities[:, 0]
-    positions = torch.tensor([[3, 4], [7, -1]]).expand(6, 2, 2).clone()
-    knowledge = torch.randint(4, VOCAB - 1, (6, 8), generator=generator)
-    return {
-        "input_ids": ids, "attention_mask": torch.ones_like(ids), "mlm_labels": labels,
-        "entity_ids": torch.where(entity_labels.ne(-100), torch.tensor(2), entities), "entity_position_ids": positions,
-        "entity_attention_mask": torch.ones_like(entities), "entity_labels": entity_labels,
-        "mep_mention_positions": torch.stack([torch.arange(6), torch.full((6,), 3)], 1), "mep_entities": entities[:, 0],
-        "mep_knowledge_ids": knowledge, "mep_knowledge_mask": torch.ones_like(knowledge),
-        "oe_query_ids": knowledge.flip(1), "oe_query_mask": torch.ones_like(knowledge),
-        "oe_object_ids": knowledge, "oe_object_mask": torch.ones_like(knowledge), "oe_objects": entities[:, 1],
-    }
-
-
-def model(queue_size=0, **settings):
-    torch.manual_seed(0)
-    config = EncoderConfig.preset("tiny", VOCAB, ENTITIES, dropout=0.0, attention_dropout=0.0)
-    return KnowledgePretrainingModel(config, ObjectiveSettings(queue_size=queue_size, **settings))
+from tests.model.tiny_model import ENTITIES, VOCAB, fixed_batch, model
 
 
 def test_every_loss_falls_on_a_fixed_batch():
@@ -138,6 +108,7 @@ def _train_step_on_rank(rank: int, init_file: str, out_dir: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two ranks in spawned processes
 def test_a_rank_with_one_mention_pair_still_joins_the_queue_gather(tmp_path):
     """Rank 0 has a single pair (too few for BatchNorm, so no loss there), rank 1 three: rank 0
     must still take part in the all_gather that fills the queues, or rank 1 waits forever."""
@@ -182,16 +153,3 @@ def test_mep_contrastive_reads_both_sides_from_mep_layer(mep_layer):
     if mep_layer == 1:  # and layer 1 is not the last layer's state
         last = net.encoder(batch["mep_knowledge_ids"], batch["mep_knowledge_mask"]).word_hidden[:, 0]
         assert not torch.allclose(seen["key_head"], last)
-
-
-def test_every_model_knob_is_a_command_line_flag(tmp_path):
-    from lightning_kg.train.cli import KnowledgeCLI
-
-    demo = str(Path(__file__).resolve().parents[2] / "shards" / "demo")
-    cli = KnowledgeCLI(["--data.data_dir", demo, "--run_dir", str(tmp_path), "--model.objective_settings.projection_size", "32",
-                        "--model.objective_settings.mep_vocab_chunk_size", "100", "--model.objective_settings.temperature", "0.1",
-                        "--model.objective_settings.queue_size", "8", "--model.objective_settings.mep_layer", "1"], run=False)
-    net = cli.model.model
-    assert net.mep_contrastive.query_head.net[-1].num_features == 32 and net.mep_contrastive.key_queue.vectors.shape == (8, 32)
-    assert (net.objective_settings.mep_vocab_chunk_size, net.mep_contrastive.temperature, net.oe.temperature, net.mep_layer) == (100, 0.1, 0.1, 1)
-    assert cli.model.hparams.entity_vocab_path == f"{demo}/entity_vocab.jsonl"  # linked, for init_from's entity rows

@@ -179,11 +179,14 @@ def test_changed_settings_redo_what_they_affect_and_nothing_stale_stays(dumps, t
     assert len(first["shards"]["train"]) > len(second["shards"]["train"])  # the extra old shards are gone, not left beside
     assert {p.name: p.stat().st_mtime_ns for p in (out / ".work").glob("docs-*")} == parsed  # parsing did not depend on it
     other = tmp_path / "other"
-    assert prepare(config(dumps, other, max_pages=1))["counts"]["articles"] == 2
-    assert prepare(config(dumps, other, max_pages=None))["counts"]["articles"] == 5
+    capped = prepare(config(dumps, other, max_pages=1))
+    assert capped["counts"]["articles"] == 2
+    uncapped = prepare(config(dumps, other, max_pages=None))
+    assert uncapped["counts"]["articles"] == 5
     # A dump rewritten with other content under the same name is another input: parsed again.
     (dumps / "enwiki-pages-articles.xml.bz2").write_bytes(bz2.compress(xml_dump("en", EN_PAGES + [page("Mongolia", "[[Asia]] [[Asia]]")]).encode()))
-    assert prepare(config(dumps, other))["counts"]["articles"] == 6
+    rewritten = prepare(config(dumps, other))
+    assert rewritten["counts"]["articles"] == 6
 
 
 def test_work_of_other_settings_is_never_reused_even_without_the_fingerprint_file(dumps, tmp_path):
@@ -196,6 +199,7 @@ def test_work_of_other_settings_is_never_reused_even_without_the_fingerprint_fil
     assert again["shards"] == fresh["shards"]
 
 
+@pytest.mark.slow  # a pool of two worker processes
 def test_workers_give_byte_identical_output(tmp_path):
     """Two workers, within one dump (chunks of pages) and across dumps (a file each), write exactly
     what one process writes, manifest included."""
@@ -203,8 +207,10 @@ def test_workers_give_byte_identical_output(tmp_path):
     source.mkdir()
     (source / "enwiki-pages-articles.xml.bz2").write_bytes(bz2.compress(xml_dump("en", many_pages(300)).encode()))
     one_file = dict(wikipedia=[str(source / "enwiki-pages-articles.xml.bz2")], wikidata=[], languages=None)
-    serial = written_files(tmp_path / "w1") if prepare(config(source, tmp_path / "w1", **one_file)) else None
-    assert serial == written_files(tmp_path / "w2") if prepare(config(source, tmp_path / "w2", workers=2, **one_file)) else None
+    prepare(config(source, tmp_path / "w1", **one_file))
+    prepare(config(source, tmp_path / "w2", workers=2, **one_file))
+    serial = written_files(tmp_path / "w1")
+    assert serial == written_files(tmp_path / "w2")
     assert json.loads(serial["manifest.json"])["counts"]["articles"] == 300
     (source / "dewiki-pages-articles.xml").write_text(xml_dump("de", many_pages(50, "de")), encoding="utf-8")
     two_files = dict(wikipedia=[str(source / "*wiki-pages-articles.xml*")], wikidata=[], languages=None)
@@ -232,7 +238,8 @@ class RecordingBar:
         RecordingBar.updates.append((count, RecordingBar.pages_read))
 
 
-@pytest.mark.parametrize("workers, files", [(1, 1), (2, 1), (2, 2)])
+# With 2 workers the pages are parsed in worker processes.
+@pytest.mark.parametrize("workers, files", [(1, 1), pytest.param(2, 1, marks=pytest.mark.slow), pytest.param(2, 2, marks=pytest.mark.slow)])
 def test_progress_moves_while_a_dump_is_read(tmp_path, monkeypatch, workers, files):
     import lightning_kg.prepare.parsing as parsing
 
@@ -351,6 +358,7 @@ def run_cli(*args, cwd):
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow  # four CLI runs in subprocesses
 def test_cli_user_errors_are_one_line_without_a_traceback(dumps, tmp_path):
     missing = run_cli("--wikipedia", str(tmp_path / "nothing-here.xml.bz2"), "--out", str(tmp_path / "a"), cwd=tmp_path)
     blocker = tmp_path / "file"

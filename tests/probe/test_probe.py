@@ -5,7 +5,6 @@ import csv
 import json
 from pathlib import Path
 
-import lightning
 import numpy as np
 import pytest
 import torch
@@ -13,13 +12,12 @@ import torch
 from lightning_kg.cli import main
 from lightning_kg.dataset.entity_vocab import EntityVocab
 from lightning_kg.dataset.tokenizer import load_tokenizer
-from lightning_kg.model.config import ObjectiveSettings
 from lightning_kg.probe.metrics import COLUMNS, LabelVectors, alignment_accuracy, answer_rank, evaluate, summarise
 from lightning_kg.probe.queries import NO_TEMPLATE, ONE_CANDIDATE, Fact, build_queries, read_facts
 from lightning_kg.probe.report import format_table
 from lightning_kg.probe.scoring import entity_prompt, word_prompts
 from lightning_kg.probe.templates import fill, load_templates
-from lightning_kg.train.module import KnowledgePretraining
+from tests.probe.checkpoint_factory import write_checkpoint
 from tests.probe.fact_factory import TEMPLATES as FACT_TEMPLATES
 from tests.probe.fact_factory import make_fact_dataset
 
@@ -156,18 +154,7 @@ def test_alignment_finds_an_entity_whose_labels_match_and_misses_one_that_does_n
     assert accuracy["fr", "en"].acc1 == 1.0
 
 
-def write_checkpoint(path: Path, data_dir: str = str(DEMO), **weights) -> Path:
-    """An untrained tiny model for the demo data, saved as a training run saves it."""
-    torch.manual_seed(0)
-    entities = len(EntityVocab.load(DEMO / "entity_vocab.jsonl"))
-    module = KnowledgePretraining(vocab_size=len(load_tokenizer(DEMO / "tokenizer")), entity_vocab_size=entities,
-                                  objective_settings=ObjectiveSettings(**weights))
-    path.parent.mkdir(parents=True)
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
-                "pytorch-lightning_version": lightning.__version__, "datamodule_hyper_parameters": {"data_dir": data_dir}}, path)
-    return path
-
-
+@pytest.mark.slow  # the probe verb on the demo's held-out facts: 296 queries, both scorers, the chart
 @pytest.mark.parametrize("weights", [{}, {"mep_vocab_weight": 0.0, "mep_contrastive_weight": 0.0, "oe_weight": 0.0}],
                          ids=["all-objectives", "mlm-only"])
 def test_the_probe_verb_writes_table_csv_and_chart_into_the_run_directory(tmp_path, capsys, weights):

@@ -5,11 +5,10 @@ from collections import Counter
 
 from lightning_kg.probe.metrics import COLUMNS, alignment_accuracy, summarise
 from lightning_kg.probe.report import chart, format_table, write_csv
-from tests.probe.test_metrics import spelling_world
 
 
-def test_alignment_over_labels_that_differ_is_in_the_table_the_csv_and_the_chart(tmp_path):
-    rows = summarise([], Counter(), alignment_accuracy(spelling_world()))
+def test_alignment_over_labels_that_differ_is_in_the_table_the_csv_and_the_chart(tmp_path, spelling_world):
+    rows = summarise([], Counter(), alignment_accuracy(spelling_world))
     table = format_table(rows, Counter(), "test")
     header = table.splitlines()[2].split()
     assert header[-3:] == ["align@1", "diff@1", "same"]

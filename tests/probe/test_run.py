@@ -10,9 +10,10 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning_kg.cli import main
 from lightning_kg.paths import REPOSITORY
 from lightning_kg.probe.run import ProbeConfig, dataset_dir, default_out, probe_and_write, templates_file
-from tests.probe.test_probe import write_checkpoint
+from tests.probe.checkpoint_factory import write_checkpoint
 
 
+@pytest.mark.slow  # the probe verb on the demo's held-out facts: 296 queries, both scorers, the chart
 def test_probe_from_another_directory_finds_the_templates_and_the_demo_and_writes_into_the_run(tmp_path, monkeypatch, capsys):
     """A demo fit saves ``data_dir: shards/demo``, relative to the repository it ran in."""
     elsewhere = tmp_path / "elsewhere"

@@ -98,6 +98,7 @@ def test_sitelinks_name_pages(sources, entities):
     assert territories and all(e["sitelinks"]["bgwiki"]["title"] in pages for e in territories)
 
 
+@pytest.mark.slow  # two runs of the recipe in subprocesses
 def test_byte_identical_runs(tmp_path):
     for run in ("a", "b"):
         command = [sys.executable, "-m", "lightning_kg.recipes.cldr_demo", "--out", str(tmp_path / run),

@@ -1,6 +1,7 @@
-"""Callbacks for the tests that run the real CLI in subprocesses (added with --config): one writes
-what each rank trained on (the only way out is a file per rank), others inject faults at a chosen
-moment (a signal, a checkpoint write that hangs)."""
+"""Callbacks for the tests that run the real CLI (added with --config, so by import path): one writes
+what each rank trained on (in subprocesses the only way out is a file per rank), one records the
+FLOPs the model counts, others inject faults at a chosen moment (a signal, a checkpoint write that
+hangs)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,16 @@ class CorruptShardsAt(Callback):
         if trainer.global_step == self.step:
             for path in Path(self.pattern).parent.glob(Path(self.pattern).name):
                 path.write_bytes(b"\0bad" * (path.stat().st_size // 4))
+
+
+class FlopsSpy(Callback):
+    """Records what the model counts for each training batch, and checks the module hands
+    ThroughputMonitor that batch's count."""
+
+    seen: list[int] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        FlopsSpy.seen.append(module.model.flops_per_batch(batch))
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        assert module.flops_per_batch == FlopsSpy.seen[-1]

@@ -25,7 +25,7 @@ from lightning_kg.train.checkpoints import (
     swap_into_place,
 )
 from tests.data.shard_factory import make_dataset
-from tests.train.test_fit import SMALL
+from tests.demo import SMALL
 
 
 def save(path: Path, step: int, age: float = 0.0) -> Path:

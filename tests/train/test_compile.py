@@ -7,7 +7,7 @@ import torch
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.train.module import KnowledgePretraining
-from tests.train.test_fit import DEMO
+from tests.demo import DEMO
 
 
 def losses(compiled: bool, batches: list[dict]) -> list[float]:

@@ -12,13 +12,11 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning_kg.cli import main
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.model.config import ObjectiveSettings
-from lightning_kg.train.cli import new_run_dir
 from lightning_kg.train.module import KnowledgePretraining
-from tests.test_export import assert_export_matches, demo_batch
+from tests.demo import DEMO, SMALL
+from tests.export_check import assert_export_matches
 
-DEMO = str(Path(__file__).resolve().parents[2] / "shards" / "demo")
-SMALL = ["--data.data_dir", DEMO, "--data.num_workers", "0", "--data.batch_size", "8", "--data.fact_batch_size", "8",
-         "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "5"]
+pytestmark = pytest.mark.slow  # every test here trains: the 500-step demo fit, or fits of its own
 
 
 def metrics(run_dir: Path) -> list[dict]:
@@ -75,7 +73,8 @@ def test_validate_and_test_from_a_checkpoint(demo_run, tmp_path, capsys, monkeyp
         main([verb, *SMALL, "--ckpt_path", ckpt, "--run_dir", str(tmp_path / verb), "--trainer.limit_val_batches", "2",
               "--trainer.limit_test_batches", "2"])
         printed = capsys.readouterr().out
-        assert f"{verb}/mlm_acc" in printed or f"{'val' if verb == 'validate' else 'test'}/mlm_acc" in printed
+        stage = {"validate": "val", "test": "test"}[verb]  # the prefix the module logs under
+        assert f"{stage}/mlm_acc" in printed, printed
     # `test` probes the checkpoint on the held-out facts as well (the probe verb's own tests check the figures).
     assert "P@1" in printed and (tmp_path / "test" / "probe" / "probe.csv").is_file()
     # With no --run_dir, the probe goes into the checkpoint's own run directory, from any working directory.
@@ -84,12 +83,12 @@ def test_validate_and_test_from_a_checkpoint(demo_run, tmp_path, capsys, monkeyp
     assert (demo_run / "probe" / "probe.csv").is_file()
 
 
-def test_export_from_a_checkpoint_loads_in_transformers(demo_run, tmp_path):
+def test_export_from_a_checkpoint_loads_in_transformers(demo_run, tmp_path, demo_batch):
     out = tmp_path / "hf"
     main(["export", "--ckpt_path", str(demo_run / "checkpoints" / "last.ckpt"), "--out", str(out)])
     assert {"config.json", "model.safetensors", "tokenizer.json", "entity_vocab.json"} <= {p.name for p in out.iterdir()}
     module = KnowledgePretraining.load_from_checkpoint(demo_run / "checkpoints" / "last.ckpt", map_location="cpu")
-    assert_export_matches(out, module.model, demo_batch())
+    assert_export_matches(out, module.model, demo_batch)
 
 
 class StopAt(Callback):
@@ -126,30 +125,6 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path, workers):
         torch.testing.assert_close(a, b, msg=name)
 
 
-def test_help_lists_every_verb(capsys):
-    main(["--help"])
-    printed = capsys.readouterr().out
-    for verb in ("prepare", "fit", "validate", "test", "export", "probe"):
-        assert f"\n  {verb} " in printed
-    with pytest.raises(SystemExit):
-        main(["fit", "--help"])
-    assert capsys.readouterr().out.startswith("usage: python -m lightning_kg [options] fit ")
-
-
-def test_configs_compose_later_wins_and_yaml_interpolates(tmp_path, capsys):
-    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
-    first.write_text("model:\n  weight_decay: 0.02\n  learning_rate: 1.0e-3\ntrainer:\n  max_steps: 100\n")
-    second.write_text("model:\n  learning_rate: 3.0e-4\n  warmup_steps: 7\ntrainer:\n  max_steps: 300\n"
-                      "  val_check_interval: ${trainer.max_steps}\n  log_every_n_steps: ${model.warmup_steps}\n")
-    with pytest.raises(SystemExit):
-        main(["fit", "--config", str(first), "--config", str(second), "--model.learning_rate", "5.0e-5", "--print_config"])
-    printed = capsys.readouterr().out
-    # The first file's key the second leaves alone stays; the second wins on shared keys; a dotted
-    # override after both wins over them; ${...} is resolved as its file is read.
-    assert "weight_decay: 0.02\n" in printed and "max_steps: 300\n" in printed and "learning_rate: 5.0e-05\n" in printed
-    assert "val_check_interval: 300\n" in printed and "log_every_n_steps: 7\n" in printed
-
-
 def test_one_last_checkpoint_resume_by_literal_last_keeps_every_metric(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # `--ckpt_path last` with no --run_dir looks in ./runs
     run_dir = Path("runs") / "first"
@@ -176,34 +151,6 @@ def test_one_last_checkpoint_resume_by_literal_last_keeps_every_metric(tmp_path,
     assert [row["step"] for row in metrics(run_dir) if row.get("val/loss")] == ["2", "5", "8"]
     assert (run_dir / "config.yaml").read_text() == first_config
     assert "max_steps: 10" in (run_dir / "config-resume-1.yaml").read_text()
-
-
-def test_print_config_shows_every_knob(capsys):
-    with pytest.raises(SystemExit):
-        main(["fit", "--print_config", "--model.objective_settings.mep_vocab_weight", "0.5"])
-    printed = capsys.readouterr().out
-    assert "mep_vocab_weight: 0.5" in printed and "knowledge_language: same" in printed and "max_steps: 500" in printed
-
-
-def test_unknown_keys_and_verbs_are_rejected(capsys):
-    with pytest.raises(SystemExit):
-        main(["fit", "--model.mep_weigth", "0.5"])
-    assert "mep_weigth" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["fit", "--trainer.max_steps", "many"])
-    assert "trainer.max_steps" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["train"])
-    assert "unknown verb 'train'" in capsys.readouterr().err
-
-
-def test_each_run_gets_a_new_directory(tmp_path, monkeypatch):
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    first = new_run_dir(str(tmp_path))
-    first.mkdir()
-    assert new_run_dir(str(tmp_path)) != first
-    monkeypatch.setenv("SLURM_JOB_ID", "4242")
-    assert new_run_dir(str(tmp_path)).name == "slurm-4242"
 
 
 def test_mluke_two_stage_schedule(demo_run, tmp_path):

@@ -13,7 +13,7 @@ import torch
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.lightning_private import should_update_logs
 from lightning_kg.train.module import KnowledgePretraining
-from tests.train.test_fit import DEMO
+from tests.demo import DEMO
 
 # The Tensor methods that hand a value to Python: on a GPU each one waits for the device.
 READS = ("item", "tolist", "__int__", "__float__", "__bool__", "__index__", "numpy")

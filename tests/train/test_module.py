@@ -8,7 +8,6 @@ import functools
 import json
 import math
 import re
-from pathlib import Path
 
 import lightning as L
 import pytest
@@ -20,9 +19,9 @@ from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.model.config import ObjectiveSettings
 from lightning_kg.model.old_names import nest_old_hparams, today_name
 from lightning_kg.train.module import KnowledgePretraining, lr_schedule
-from tests.train.test_fit import DEMO, SMALL
+from tests.demo import DEMO, ROOT, SMALL
+from tests.train.recorder import FlopsSpy
 
-ROOT = Path(__file__).resolve().parents[2]
 OLD_RUN = ROOT / "tests" / "fixtures" / "checkpoint-711c5c4"  # written by the code before the typed model output
 OLD_RUN_FLAGS = ["--data.num_workers", "0", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
                  "--model.objective_settings.queue_size", "8", "--model.encoder", "{hidden_size: 16, intermediate_size: 32, entity_emb_size: 8}"]
@@ -79,6 +78,7 @@ def test_encoder_overrides_are_checked_by_key_path(capsys, value, message):
     assert re.search(message, capsys.readouterr().err)
 
 
+@pytest.mark.slow  # builds the CLI and the data of two configs, then a forward pass each (over 3 s measured)
 def test_mlm_only_builds_no_knowledge_and_counts_the_tokens_it_encodes(demo, tmp_path):
     from lightning_kg.cli import _register_resolvers
     from lightning_kg.train.cli import KnowledgeCLI
@@ -104,6 +104,7 @@ def test_mlm_only_builds_no_knowledge_and_counts_the_tokens_it_encodes(demo, tmp
         assert tokens_in_batch(batch) == sum(encoded), (case, encoded)
 
 
+@pytest.mark.slow  # a Lightning validation run
 def test_mlm_perplexity_weights_each_batch_by_its_masked_tokens(demo, tmp_path):
     module = module_for(demo).eval()
     trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=4,
@@ -122,19 +123,7 @@ def test_mlm_perplexity_weights_each_batch_by_its_masked_tokens(demo, tmp_path):
     assert abs(by_token - sum(losses) / len(losses)) > 1e-4  # the per-batch mean differs
 
 
-class FlopsSpy(L.Callback):
-    """Records what the model counts for each training batch, and checks the module hands
-    ThroughputMonitor that batch's count."""
-
-    seen: list[int] = []
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        FlopsSpy.seen.append(module.model.flops_per_batch(batch))
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        assert module.flops_per_batch == FlopsSpy.seen[-1]
-
-
+@pytest.mark.slow  # a 12-step fit through the CLI
 def test_flops_and_mfu_are_logged_where_the_device_peak_is_known(tmp_path, monkeypatch):
     from lightning.pytorch.callbacks import ThroughputMonitor
 
@@ -145,7 +134,7 @@ def test_flops_and_mfu_are_logged_where_the_device_peak_is_known(tmp_path, monke
     monkeypatch.setattr(train_cli, "ThroughputMonitor", functools.partial(ThroughputMonitor, window_size=4))  # not 100 steps
     FlopsSpy.seen.clear()
     config = tmp_path / "spy.yaml"
-    config.write_text("trainer:\n  callbacks:\n    - class_path: tests.train.test_module.FlopsSpy\n")
+    config.write_text("trainer:\n  callbacks:\n    - class_path: tests.train.recorder.FlopsSpy\n")
     main(["fit", *SMALL, "--run_dir", str(tmp_path / "run"), "--trainer.max_steps", "12", "--trainer.limit_val_batches", "0",
           "--trainer.log_every_n_steps", "1", "--config", str(config)])
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
@@ -159,6 +148,7 @@ def test_flops_and_mfu_are_logged_where_the_device_peak_is_known(tmp_path, monke
     assert len(logged) == 12 and all(float(row["train/mlm_ppl"]) > 1 and 0 <= float(row["train/mlm_acc"]) <= 1 for row in logged)
 
 
+@pytest.mark.slow  # a 6-step fit through the CLI
 def test_alternating_batches_train_one_task_a_step_and_log_only_its_losses(tmp_path):
     data = KnowledgeDataModule(DEMO, num_workers=0, batch_size=4, fact_batch_size=4, task_mixing="alternating")
     module = module_for(data)

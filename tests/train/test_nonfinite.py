@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lightning_kg.cli import main
-from tests.train.test_fit import SMALL
+from tests.demo import SMALL
 
 
 def fit(tmp_path: Path, run_dir: Path, *extra: str, nan_at: int | None = None) -> None:
@@ -33,6 +33,7 @@ def all_finite(checkpoint: dict) -> bool:
     return all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values() if t.is_floating_point())
 
 
+@pytest.mark.slow  # fits on the demo, over 3 s
 def test_a_nan_loss_stops_the_run_before_its_weights_are_saved(tmp_path, capsys):
     run_dir = tmp_path / "run"
     with pytest.raises(SystemExit) as stopped:
@@ -55,6 +56,7 @@ def test_a_learning_rate_that_diverges_stops_the_run_with_last_ckpt_finite(tmp_p
     assert checkpoint["global_step"] < 40 and all_finite(checkpoint)
 
 
+@pytest.mark.slow  # fits twice on the demo, over 3 s
 def test_the_skip_policy_drops_the_step_counts_it_and_stops_past_the_limit(tmp_path, capsys):
     run_dir = tmp_path / "skip"
     with pytest.warns(UserWarning, match=r"^step 3: the mep_vocab loss is NaN or infinite; the step is skipped \(1 of at most 10\)$"):

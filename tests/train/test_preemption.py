@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.train.test_fit import SMALL
+from tests.demo import ROOT, SMALL
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # every test trains in subprocesses
+
 STEPS = 12
 EVERY_STEP = ("--trainer.log_every_n_steps", "1")  # a metrics.csv row per step, so that any label off by one shows
 WORKERS = ("--data.num_workers", "2")

@@ -16,9 +16,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from lightning_kg.cli import _register_resolvers
 from lightning_kg.train.cli import KnowledgeCLI
 from lightning_kg.train.preemption import Preemption, requeue_slurm_job, slurm_job_id
-from tests.train.test_fit import DEMO
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.demo import DEMO, ROOT
 
 # Task 3 of a 2-node x 2-task job: the second task on the second node.
 SLURM = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "lightning_kg", "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2",

@@ -11,7 +11,7 @@ import torch
 
 from lightning_kg.cli import main
 from lightning_kg.train.startup import LOCK, lock_run_dir
-from tests.train.test_fit import DEMO, SMALL
+from tests.demo import DEMO, SMALL
 
 DEMO_DIR = Path(DEMO)
 
@@ -36,6 +36,7 @@ def root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow  # starts fit on the demo, over 3 s
 def test_default_root_dir_is_where_new_runs_go_and_where_last_looks(root):
     # It used to be replaced by runs/<time> in the working directory, silently.
     [run_dir] = root.iterdir()
@@ -46,6 +47,7 @@ def test_default_root_dir_is_where_new_runs_go_and_where_last_looks(root):
     assert [p.name for p in root.iterdir()] == [run_dir.name]
 
 
+@pytest.mark.slow  # starts fit on the demo, over 3 s
 def test_a_checkpoint_that_is_missing_not_a_checkpoint_or_of_another_model_is_refused(root, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert refused(capsys, *ONE_STEP, "--run_dir", str(run_dir), "--ckpt_path", str(tmp_path / "nowhere.ckpt")) == (
@@ -63,6 +65,7 @@ def test_a_checkpoint_that_is_missing_not_a_checkpoint_or_of_another_model_is_re
     assert not run_dir.exists()  # nothing written
 
 
+@pytest.mark.slow  # starts fit on the demo, over 3 s
 def test_a_run_directory_that_is_a_file_or_in_use_is_refused(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert refused(capsys, *ONE_STEP, "--run_dir", str(tmp_path / "file")) == (
@@ -74,6 +77,7 @@ def test_a_run_directory_that_is_a_file_or_in_use_is_refused(tmp_path, capsys):
     main(["fit", *ONE_STEP, "--run_dir", str(tmp_path / "live")])
 
 
+@pytest.mark.slow  # starts fit on the demo, over 3 s
 def test_what_a_failed_start_leaves_does_not_block_the_next_one(tmp_path, capsys):
     # A start that failed inside Lightning (after writing its config) used to leave files that made
     # the next `fit --run_dir` refuse the directory.
@@ -90,6 +94,7 @@ def test_what_a_failed_start_leaves_does_not_block_the_next_one(tmp_path, capsys
         f"--run_dir {run_dir} already holds a run (checkpoints/last.ckpt); resume it with --ckpt_path last, or choose a new --run_dir")
 
 
+@pytest.mark.slow  # starts fit on the demo, over 3 s
 def test_a_yaml_error_names_the_config_file(tmp_path, capsys):
     config = tmp_path / "broken.yaml"
     config.write_text("trainer:\n  max_steps: [1\n")
@@ -111,6 +116,7 @@ def test_a_broken_tokenizer_names_its_path(demo_copy, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # starts fit on the demo, over 3 s
 def test_a_deleted_or_cut_shard_is_found_before_the_first_step(demo_copy, tmp_path, capsys):
     # A deleted train shard used to be found when the resampler first drew it, about 10 steps in, without a save.
     (demo_copy / "train-000001.tar").unlink()
