@@ -153,3 +153,15 @@ def test_mep_contrastive_reads_both_sides_from_mep_layer(mep_layer):
     if mep_layer == 1:  # and layer 1 is not the last layer's state
         last = net.encoder(batch["mep_knowledge_ids"], batch["mep_knowledge_mask"]).word_hidden[:, 0]
         assert not torch.allclose(seen["key_head"], last)
+
+
+def test_zero3_sees_every_tensor_of_the_output():
+    """ZeRO-3 hooks a module's output tensors (to gather its parameters again for backward) only inside
+    tuples, lists and dicts: a bare dataclass hid the loss from it, and the entity table, which the
+    mep_vocab loss reads outside its own module, reached backward released (shape [0])."""
+    from deepspeed.runtime.zero.utils import apply_to_tensors_only
+
+    out = model()(fixed_batch())
+    seen = []
+    apply_to_tensors_only(lambda tensor: seen.append(tensor) or tensor, out)
+    assert len(seen) == len(out.keys()) >= 10 and any(tensor is out.loss for tensor in seen)
