@@ -15,30 +15,18 @@ import os
 
 os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"  # before torch is imported: a cold compile
 
-import argparse  # noqa: E402
 import statistics  # noqa: E402
 
 import torch  # noqa: E402
 from common import record  # noqa: E402
-from train_step import XLMR_VOCAB, demo_batches, synthetic_batches, trainer  # noqa: E402
+from train_step import XLMR_VOCAB, demo_batches, step_arguments, synthetic_batches, trainer  # noqa: E402
 
 from lightning_kg.model.config import EncoderConfig  # noqa: E402
 from lightning_kg.model.pretraining import KnowledgePretrainingModel  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", default="tiny", choices=["tiny", "base", "large"])
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seq-len", type=int, help="synthetic batches of this length (default: demo batches)")
-    parser.add_argument("--entity-vocab", type=int, default=500_000, help="entity vocabulary of synthetic batches")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="3 repetitions of 3 steps")
-    args = parser.parse_args()
-    if args.quick:
-        args.repeats, args.steps = 3, 3
+    args = step_arguments(__doc__.split("\n\n")[0], repeats=5)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     torch.manual_seed(0)

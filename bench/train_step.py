@@ -107,20 +107,29 @@ def trainer(model: torch.nn.Module, loss_of, batches: list[dict], device: str, d
     return run
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def step_arguments(description: str, repeats: int, extra=()) -> argparse.Namespace:
+    """The command line the training-step benches share (this one and compile_speed.py): model size,
+    batch shape, precision, repetitions; ``--quick`` is 3 repetitions of 3 steps."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--size", default="tiny", choices=["tiny", "base", "large"])
     parser.add_argument("--batch-size", type=int, default=16, help="text rows (and facts) per batch, as conf/data/demo.yaml")
     parser.add_argument("--seq-len", type=int, help="synthetic batches of this length (default: demo batches, 128 tokens)")
     parser.add_argument("--entity-vocab", type=int, default=500_000, help="entity vocabulary of synthetic batches")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument("--steps", type=int, default=5, help="training steps per contestant per repetition")
-    parser.add_argument("--peak-tflops", type=float, default=989.0, help="the GPU's dense peak for MFU (H100 SXM bf16: 989)")
+    for flag, options in extra:
+        parser.add_argument(flag, **options)
     parser.add_argument("--quick", action="store_true", help="3 repetitions of 3 steps")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.steps = 3, 3
+    return args
+
+
+def main() -> None:
+    peak = ("--peak-tflops", {"type": float, "default": 989.0, "help": "the GPU's dense peak for MFU (H100 SXM bf16: 989)"})
+    args = step_arguments(__doc__.split("\n\n")[0], repeats=7, extra=[peak])
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     torch.manual_seed(0)
