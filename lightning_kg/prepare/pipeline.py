@@ -40,6 +40,7 @@ from lightning_kg.prepare.writing import (
     build_vocab,
     knowledge_texts,
     link_table,
+    linked_targets,
     stable_fraction,
     write_fact_shards,
     write_knowledge,
@@ -135,15 +136,20 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
     """Vocabulary, tokenizer, knowledge table, fact shards and the link table (step 2)."""
     languages = sorted(config.languages or {s["lang"] for s in summaries})
     bad = BadRecords(config.strict)
+    # Two passes over Wikidata, so memory follows the vocabulary: the linked items (and properties)
+    # whole, then the labels of their facts' objects (knowledge_base.py).
     kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
-                                  accept_bad=config.accept_bad_wikidata)
+                                  accept_bad=config.accept_bad_wikidata, linked=linked_targets(summaries))
     if data_paths:
-        log.info("wikidata: %d labelled entities, %d with facts, %d sitelinks", len(kb.labels), len(kb.facts), len(kb.sitelinks))
+        log.info("wikidata: %d linked items and properties read whole, %d sitelinks", len(kb.decoded), len(kb.sitelinks))
     resolve = LinkResolver(summaries, kb)
     vocab = build_vocab(summaries, resolve, kb, config)
     if len(vocab) <= 3:
         raise ValueError(f"no entity mention found in {len(summaries)} dump(s) ({sum(s['articles'] for s in summaries)} "
                          "articles): nothing to train the entity objectives on; check the inputs")
+    if missing := kb.keep_only(set(vocab.entities[3:])):
+        kb.add_labels(data_paths, missing, set(languages))
+        log.info("wikidata: labels of %d objects of the vocabulary's facts read in a second pass", len(missing))
     vocab.save(out / "entity_vocab.jsonl")
     heldout_subjects = {e for e in kb.facts if stable_fraction(f"heldout|{e}") < config.heldout_fact_fraction}
     knowledge_rows = knowledge_texts(vocab, kb, languages, heldout_subjects, config)
@@ -151,7 +157,8 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
         tokenizer = load_tokenizer(config.tokenizer)
     else:
         # What the model reads: the prepared articles, and the knowledge texts of the vocabulary's
-        # entities with the relation labels facts are stated in (bounded by the vocabulary, not by
+        # entities with the labels of the relations their facts are stated in (keep_only left only
+        # the vocabulary's facts; bounded by the vocabulary, not by
         # the Wikidata dump, whose every label once made the tokenizer follow the dump's size).
         relations = {p for claims in kb.facts.values() for p, _ in claims}
         texts = itertools.chain(

@@ -43,15 +43,28 @@ class LinkResolver:
         for summary in summaries:
             self.redirects.setdefault(summary["site"], {}).update(summary["redirects"])
 
-    def __call__(self, site: str, lang: str, title: str) -> str | None:
-        """The entity key, or None where a redirect leads out of the main namespace (a shortcut
-        such as English Wikipedia's "MOS:BOLD" to a project page): no article, no entity."""
+    def target(self, site: str, title: str) -> str:
+        """The title a link to ``title`` in wiki ``site`` lands on, redirects followed ("" where
+        a redirect leads out of the main namespace)."""
         redirects = self.redirects.get(site, {})
         for _ in range(REDIRECT_HOPS):
             if title not in redirects:
                 break
             title = redirects[title]
+        return title
+
+    def __call__(self, site: str, lang: str, title: str) -> str | None:
+        """The entity key, or None where a redirect leads out of the main namespace (a shortcut
+        such as English Wikipedia's "MOS:BOLD" to a project page): no article, no entity."""
+        title = self.target(site, title)
         return self.kb.resolve(site, lang, title) if title else None
+
+
+def linked_targets(summaries: list[dict]) -> set[tuple[str, str]]:
+    """(site, title) of every page the wikis link to, redirects followed: the Wikidata items whose
+    sitelinks are among them are the only ones the vocabulary can hold."""
+    resolver = LinkResolver(summaries, KnowledgeBase())
+    return {(s["site"], target) for s in summaries for title in s["link_counts"] if (target := resolver.target(s["site"], title))}
 
 
 def build_vocab(summaries: list[dict], resolve: LinkResolver, kb: KnowledgeBase, config: PrepareConfig) -> EntityVocab:
