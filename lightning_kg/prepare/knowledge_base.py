@@ -1,10 +1,11 @@
 """What prepare keeps of a Wikidata dump: labels, descriptions, aliases, sitelinks and item-to-item facts.
 
-Only what the dataset can use is kept, so memory follows the entity vocabulary, not the dump: the
-first pass decodes whole only the items a prepared wiki links to (through their sitelinks) and the
-properties, and looks at every other line only for its id, kind and sitelinks; once the vocabulary
-is known, :meth:`KnowledgeBase.keep_only` drops the rest and a second pass reads the labels of the
-objects of kept facts that the first pass did not decode. Only the languages prepared are kept.
+Only what the dataset can use is kept, so memory follows the entity vocabulary, not the dump. The
+first pass looks at every line only for its id, kind and sitelinks, and decodes whole only the
+properties (kept) and the items a prepared wiki links to (through their sitelinks: of those only
+the sitelinks are kept, on which the vocabulary is counted); the second reads the texts and facts
+of the vocabulary's items, the third the labels of their facts' objects (:meth:`KnowledgeBase.keep_only`
+says which). Only the languages prepared are kept.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class KnowledgeBase:
     facts: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # item -> [(property, object item)]
     sitelinks: dict[tuple[str, str], str] = field(default_factory=dict)  # (site id, normalised title) -> item
     titles: dict[str, dict[str, str]] = field(default_factory=dict)  # item -> lang -> sitelink title
-    decoded: set[str] = field(default_factory=set)  # ids read whole: the linked items and the properties
+    decoded: set[str] = field(default_factory=set)  # ids whose texts were read: properties, then the vocabulary's items
 
     @classmethod
     def from_dumps(
@@ -66,33 +67,45 @@ class KnowledgeBase:
                     return True
             return False
 
-        def keep(per_language: dict) -> dict:
-            return {lang: text for lang, text in per_language.items() if languages is None or lang in languages}
-
         for path in paths:
             for entity in iter_entities(path, on_error=on_error, accept_bad=accept_bad, wanted=None if linked is None else is_linked):
-                kb.decoded.add(entity.id)
-                for table, values in ((kb.labels, entity.labels), (kb.descriptions, entity.descriptions),
-                                      (kb.aliases, entity.aliases)):
-                    if kept := {lang: value for lang, value in keep(values).items() if value}:
-                        table[entity.id] = kept
-                if entity.kind != "item":
-                    continue
-                if entity.claims:
-                    kb.facts[entity.id] = list(entity.claims)
-                titles = {}
-                for site in sorted(set(entity.sitelinks) & set(sites)):  # sorted: enwiki's title before simplewiki's
-                    title = entity.sitelinks[site]
-                    titles.setdefault(sites[site], title)
-                    kb.sitelinks[(site, canonical_title(title))] = entity.id
-                if titles:
-                    kb.titles[entity.id] = titles
+                # With ``linked``, an item's texts and facts wait for the second pass, which reads the
+                # vocabulary's only: this one keeps its sitelinks (the vocabulary is counted on them).
+                if linked is None or entity.kind != "item":
+                    kb._add_texts(entity, languages)
+                if entity.kind == "item":
+                    kb._add_sitelinks(entity, sites)
         return kb
+
+    def _add_texts(self, entity, languages: set[str] | None) -> None:
+        """Labels, descriptions and aliases in ``languages`` and the facts of a decoded entity."""
+        self.decoded.add(entity.id)
+        for table, values in ((self.labels, entity.labels), (self.descriptions, entity.descriptions), (self.aliases, entity.aliases)):
+            if kept := {lang: value for lang, value in values.items() if value and (languages is None or lang in languages)}:
+                table[entity.id] = kept
+        if entity.kind == "item" and entity.claims:
+            self.facts[entity.id] = list(entity.claims)
+
+    def _add_sitelinks(self, entity, sites: dict[str, str]) -> None:
+        titles = {}
+        for site in sorted(set(entity.sitelinks) & set(sites)):  # sorted: enwiki's title before simplewiki's
+            title = entity.sitelinks[site]
+            titles.setdefault(sites[site], title)
+            self.sitelinks[(site, canonical_title(title))] = entity.id
+        if titles:
+            self.titles[entity.id] = titles
+
+    def add_items(self, paths: Iterable[str], ids: set[str], languages: set[str] | None) -> None:
+        """The second pass: texts and facts of the items ``ids`` (the vocabulary's). Bad lines were
+        reported by the first pass (and a linked item that could not be read has no sitelinks)."""
+        for path in paths:
+            for entity in iter_entities(path, on_error=lambda record: None, accept_bad=True, wanted=lambda head: head.id in ids):
+                self._add_texts(entity, languages)
 
     def keep_only(self, entities: set[str]) -> set[str]:
         """Keep the facts, descriptions and aliases of ``entities`` (the vocabulary's) and of
         properties, and the labels of those and of the objects of their facts (knowledge texts
-        state them); drop the rest. Returns the objects whose labels the first pass did not read."""
+        state them); drop the rest. Returns the objects whose labels no pass has read yet."""
         self.facts = {e: claims for e, claims in self.facts.items() if e in entities}
         objects = {o for claims in self.facts.values() for _, o in claims}
         labelled = entities | objects
@@ -102,7 +115,7 @@ class KnowledgeBase:
         return objects - self.decoded
 
     def add_labels(self, paths: Iterable[str], ids: set[str], languages: set[str] | None) -> None:
-        """The second pass: labels of ``ids`` in ``languages``. Bad lines were reported by the first."""
+        """The third pass: labels of ``ids`` in ``languages`` (objects of the vocabulary's facts)."""
         for path in paths:
             for entity in iter_entities(path, on_error=lambda record: None, accept_bad=True, wanted=lambda head: head.id in ids):
                 if kept := {lang: v for lang, v in entity.labels.items() if v and (languages is None or lang in languages)}:

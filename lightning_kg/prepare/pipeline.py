@@ -160,20 +160,22 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
         return True
     languages = sorted(config.languages or {s["lang"] for s in summaries})
     bad = BadRecords(config.strict)
-    # Two passes over Wikidata, so memory follows the vocabulary: the linked items (and properties)
-    # whole, then the labels of their facts' objects (knowledge_base.py).
+    # Three passes over Wikidata, so memory follows the vocabulary: sitelinks of the linked items (and
+    # the properties), then the vocabulary's items, then the labels of their facts' objects (knowledge_base.py).
     kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
                                   accept_bad=config.accept_bad_wikidata, linked=linked_targets(summaries))
     if data_paths:
-        log.info("wikidata: %d linked items and properties read whole, %d sitelinks", len(kb.decoded), len(kb.sitelinks))
+        log.info("wikidata: %d properties and %d sitelinks of linked items read", len(kb.decoded), len(kb.sitelinks))
     resolve = LinkResolver(summaries, kb)
     vocab = build_vocab(summaries, resolve, kb, config)
     if len(vocab) <= 3:
         raise ValueError(f"no entity mention found in {len(summaries)} dump(s) ({sum(s['articles'] for s in summaries)} "
                          "articles): nothing to train the entity objectives on; check the inputs")
+    if data_paths:
+        kb.add_items(data_paths, set(vocab.entities[3:]), set(languages))
     if missing := kb.keep_only(set(vocab.entities[3:])):
         kb.add_labels(data_paths, missing, set(languages))
-        log.info("wikidata: labels of %d objects of the vocabulary's facts read in a second pass", len(missing))
+        log.info("wikidata: labels of %d objects of the vocabulary's facts read in a third pass", len(missing))
     vocab.save(out / "entity_vocab.jsonl")
     heldout_subjects = {e for e in kb.facts if stable_fraction(f"heldout|{e}") < config.heldout_fact_fraction}
     knowledge_rows = knowledge_texts(vocab, kb, languages, heldout_subjects, config)

@@ -1,6 +1,6 @@
-"""The merge's memory follows the vocabulary: the first Wikidata pass reads whole only the items the
-wikis link to (and the properties), ``keep_only`` drops what the vocabulary cannot use, and the
-second pass reads the labels of the objects of the kept facts."""
+"""The merge's memory follows the vocabulary: the first Wikidata pass keeps the properties and the
+sitelinks of the items the wikis link to, the second the texts and facts of the vocabulary's items,
+the third the labels of the objects of those facts."""
 
 import bz2
 
@@ -22,19 +22,21 @@ def write_dump(tmp_path):
     return str(path)
 
 
-def test_only_linked_items_are_read_whole_and_the_objects_labels_come_second(tmp_path):
+def test_passes_keep_the_linked_sitelinks_then_the_vocabulary_then_its_objects_labels(tmp_path):
     path, bad = write_dump(tmp_path), []
     linked = {("enwiki", "Japan"), ("enwiki", "Tokyo"), ("bgwiki", "Токио")}
     kb = KnowledgeBase.from_dumps([path], {"en", "bg"}, SITES, on_error=bad.append, linked=linked)
-    assert kb.decoded == {"Q17", "Q1490", "P36", "P30", "P17"}
-    assert set(kb.facts) == {"Q17", "Q1490"} and "Q999" not in kb.labels
+    assert kb.decoded == {"P36", "P30", "P17"} and set(kb.labels) == {"P36", "P30", "P17"} and not kb.facts
+    assert set(kb.titles) == {"Q17", "Q1490"} and kb.sitelinks[("bgwiki", "Токио")] == "Q1490"  # the vocabulary is counted on these
     assert [record.location for record in bad] == ["line 4"]  # the broken line is reported by the first pass
+    kb.add_items([path], {"Q17"}, {"en", "bg"})
+    assert set(kb.facts) == {"Q17"} and kb.descriptions["Q17"] == {"en": "island country in East Asia"}
     missing = kb.keep_only({"Q17"})
-    assert missing == {"Q48", "Q2000"}  # Q1490 was read whole: its labels stay as an object's
-    assert set(kb.facts) == {"Q17"} and set(kb.labels) == {"Q17", "Q1490", "P36", "P30", "P17"}
+    assert missing == {"Q1490", "Q48", "Q2000"}
     kb.add_labels([path], missing, {"en", "bg"})
     assert kb.labels["Q2000"] == {"en": "Sea of Japan", "bg": "Японско море"} and kb.labels["Q48"] == {"en": "Asia", "bg": "Азия"}
-    assert "Q2000" not in kb.descriptions and "Q999" not in kb.labels
+    assert "Q2000" not in kb.descriptions and "Q999" not in kb.labels and "Q1490" not in kb.facts
+    assert [record.location for record in bad] == ["line 4"]  # the later passes report nothing again
 
 
 def test_without_linked_every_entity_is_kept(tmp_path):
