@@ -17,7 +17,7 @@ import msgspec
 
 from lightning_kg.prepare.dumps import BadRecord
 from lightning_kg.prepare.namespaces import canonical_title
-from lightning_kg.prepare.wikidata import EntityHead, iter_entities
+from lightning_kg.prepare.wikidata import EntityHead, iter_entities, iter_labels
 
 GENERIC_DECODER = msgspec.json.Decoder()
 
@@ -115,11 +115,13 @@ class KnowledgeBase:
         return objects - self.decoded
 
     def add_labels(self, paths: Iterable[str], ids: set[str], languages: set[str] | None) -> None:
-        """The third pass: labels of ``ids`` in ``languages`` (objects of the vocabulary's facts)."""
+        """The third pass: labels of ``ids`` in ``languages`` (objects of the vocabulary's facts), only
+        their labels decoded. (An object whose other members are malformed now has its labels; a
+        single whole pass left it out.)"""
         for path in paths:
-            for entity in iter_entities(path, on_error=lambda record: None, accept_bad=True, wanted=lambda head: head.id in ids):
-                if kept := {lang: v for lang, v in entity.labels.items() if v and (languages is None or lang in languages)}:
-                    self.labels[entity.id] = kept
+            for entity_id, labels in iter_labels(path, ids):
+                if kept := {lang: v for lang, v in labels.items() if v and (languages is None or lang in languages)}:
+                    self.labels[entity_id] = kept
 
     def resolve(self, site: str, lang: str, title: str) -> str:
         """Entity key of a link target in wiki ``site`` (language ``lang``): its Q-id through

@@ -84,6 +84,15 @@ class EntityHead(msgspec.Struct):
 
 
 HEAD_DECODER = msgspec.json.Decoder(EntityHead)
+
+
+class EntityLabels(msgspec.Struct):
+    """A line's labels alone, the rest only checked to be JSON."""
+
+    labels: object = None
+
+
+LABELS_DECODER = msgspec.json.Decoder(EntityLabels)
 # wanted(head) -> decode this line whole? (an item linked from the wikis, a property)
 Wanted = Callable[[EntityHead], bool]
 
@@ -150,6 +159,26 @@ def iter_entities(path: str | os.PathLike, on_error: Callable[[BadRecord], None]
     if malformed >= MIN_MALFORMED_LINES and malformed > MAX_MALFORMED_SHARE * lines:
         raise WikidataInputError(f"{path}: {malformed} of {lines} lines ({malformed / lines:.0%}) are not Wikidata entities, more "
                                  f"than {MAX_MALFORMED_SHARE:.0%} (first: {first_problem}): a broken or another file{override}")
+
+
+def iter_labels(path: str | os.PathLike, ids: set[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """(id, labels) of the items and properties ``ids``, decoding nothing else of a line: the last
+    pass of the merge, for the objects of the vocabulary's facts. Lines that are not entities were
+    reported by the first pass and are passed over here."""
+    with open_dump(path) as stream:
+        for raw in stream:
+            line = raw.strip().rstrip(b",")
+            if not line or line in (b"[", b"]"):
+                continue
+            try:
+                head = HEAD_DECODER.decode(line)
+                if head.id not in ids or head.type not in KINDS:
+                    continue
+                labels = LABELS_DECODER.decode(line).labels
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError):  # TypeError: an unhashable id
+                continue
+            if isinstance(labels, dict):
+                yield head.id, _texts(labels)
 
 
 def check_wikidata_head(path: str | os.PathLike, strict: bool, accept_bad: bool = False) -> None:
