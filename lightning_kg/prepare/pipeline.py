@@ -162,6 +162,7 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
     bad = BadRecords(config.strict)
     # Three passes over Wikidata, so memory follows the vocabulary: sitelinks of the linked items (and
     # the properties), then the vocabulary's items, then the labels of their facts' objects (knowledge_base.py).
+    wikidata_started = time.process_time()
     kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
                                   accept_bad=config.accept_bad_wikidata, linked=linked_targets(summaries))
     if data_paths:
@@ -176,6 +177,8 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
     if missing := kb.keep_only(set(vocab.entities[3:])):
         kb.add_labels(data_paths, missing, set(languages))
         log.info("wikidata: labels of %d objects of the vocabulary's facts read in a third pass", len(missing))
+    if data_paths:  # bench/prepare_scale.py reads this line
+        log.info("wikidata passes: %.2f CPU s", time.process_time() - wikidata_started)
     vocab.save(out / "entity_vocab.jsonl")
     heldout_subjects = {e for e in kb.facts if stable_fraction(f"heldout|{e}") < config.heldout_fact_fraction}
     knowledge_rows = knowledge_texts(vocab, kb, languages, heldout_subjects, config)
