@@ -274,11 +274,12 @@ def write_fact_shards(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenize
 def _warn_no_facts(kb: KnowledgeBase, languages: list[str], in_vocabulary: int, unlabelled: Counter) -> None:
     """Say why no fact was written: there were none, their entities are not in the vocabulary, or no
     language of ``languages`` labels all three of subject, relation and object."""
-    facts = sum(len(claims) for claims in kb.facts.values())
+    facts = sum(len(claims) for claims in kb.facts.values())  # the vocabulary's: the merge keeps no others
     if not facts:
-        why = "the Wikidata input holds no item-to-item claim" if kb.labels else "there is no Wikidata input (--wikidata)"
+        why = ("no entity of the vocabulary has an item-to-item claim in the Wikidata input" if kb.labels
+               else "there is no Wikidata input (--wikidata)")
     elif not in_vocabulary:
-        why = f"none of the {facts} claims has both its subject and its object in the entity vocabulary (see min_entity_count)"
+        why = f"none of the {facts} claims of vocabulary entities has its object in the entity vocabulary (see min_entity_count)"
     else:
         missing = ", ".join(f"no {role} label in any of them for {count}" for role, count in unlabelled.most_common())
         why = (f"none of the {in_vocabulary} claims between vocabulary entities has labels for subject, relation and object in one of "
