@@ -1,7 +1,11 @@
 """What prepare keeps of a Wikidata dump: labels, descriptions, aliases, sitelinks and item-to-item facts.
 
-Only the languages being prepared are kept, which is what makes a full dump fit in memory on a
-large machine; for dumps beyond that, the slice flow (docs/PREPARE.md) spreads the text side.
+Only what the dataset can use is kept, so memory follows the entity vocabulary, not the dump. The
+first pass looks at every line only for its id, kind and sitelinks, and decodes whole only the
+properties (kept) and the items a prepared wiki links to (through their sitelinks: of those only
+the sitelinks are kept, on which the vocabulary is counted); the second reads the texts and facts
+of the vocabulary's items, the third the labels of their facts' objects (:meth:`KnowledgeBase.keep_only`
+says which). Only the languages prepared are kept.
 """
 
 from __future__ import annotations
@@ -9,9 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from lightning_kg.prepare.dumps import BadRecord
 from lightning_kg.prepare.namespaces import canonical_title
-from lightning_kg.prepare.wikidata import iter_entities
+from lightning_kg.prepare.wikidata import EntityHead, iter_entities, iter_labels
+
+GENERIC_DECODER = msgspec.json.Decoder()
 
 
 @dataclass
@@ -22,6 +30,7 @@ class KnowledgeBase:
     facts: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # item -> [(property, object item)]
     sitelinks: dict[tuple[str, str], str] = field(default_factory=dict)  # (site id, normalised title) -> item
     titles: dict[str, dict[str, str]] = field(default_factory=dict)  # item -> lang -> sitelink title
+    decoded: set[str] = field(default_factory=set)  # ids whose texts were read: properties, then the vocabulary's items
 
     @classmethod
     def from_dumps(
@@ -31,32 +40,88 @@ class KnowledgeBase:
         sites: dict[str, str],
         on_error: Callable[[BadRecord], None] | None,
         accept_bad: bool = False,
+        linked: set[tuple[str, str]] | None = None,
     ) -> KnowledgeBase:
         """Read Wikidata JSON dumps, keeping ``languages`` (None: every language) and the sitelinks
-        of ``sites`` (site id -> its language, ``{"nowiki": "nb"}``: the wikis being prepared)."""
+        of ``sites`` (site id -> its language, ``{"nowiki": "nb"}``: the wikis being prepared).
+        ``linked``: the (site, title) pairs the wikis link to, redirects followed; only items with a
+        sitelink among them (and properties) are kept. None keeps every entity."""
         kb = cls()
 
-        def keep(per_language: dict) -> dict:
-            return {lang: text for lang, text in per_language.items() if languages is None or lang in languages}
+        def is_linked(head: EntityHead) -> bool:
+            if head.type != "item":
+                return True
+            try:
+                links = GENERIC_DECODER.decode(head.sitelinks)
+            except msgspec.DecodeError:
+                return True  # decoded whole, which reports it
+            if not isinstance(links, dict):
+                return True
+            for site in sites:
+                link = links.get(site)
+                if link is None:
+                    continue
+                if not isinstance(link, dict) or not isinstance(link.get("title", ""), str):
+                    return True
+                if "title" in link and (site, canonical_title(link["title"])) in linked:
+                    return True
+            return False
 
         for path in paths:
-            for entity in iter_entities(path, on_error=on_error, accept_bad=accept_bad):
-                for table, values in ((kb.labels, entity.labels), (kb.descriptions, entity.descriptions),
-                                      (kb.aliases, entity.aliases)):
-                    if kept := {lang: value for lang, value in keep(values).items() if value}:
-                        table[entity.id] = kept
-                if entity.kind != "item":
-                    continue
-                if entity.claims:
-                    kb.facts[entity.id] = list(entity.claims)
-                titles = {}
-                for site in sorted(set(entity.sitelinks) & set(sites)):  # sorted: enwiki's title before simplewiki's
-                    title = entity.sitelinks[site]
-                    titles.setdefault(sites[site], title)
-                    kb.sitelinks[(site, canonical_title(title))] = entity.id
-                if titles:
-                    kb.titles[entity.id] = titles
+            for entity in iter_entities(path, on_error=on_error, accept_bad=accept_bad, wanted=None if linked is None else is_linked):
+                # With ``linked``, an item's texts and facts wait for the second pass, which reads the
+                # vocabulary's only: this one keeps its sitelinks (the vocabulary is counted on them).
+                if linked is None or entity.kind != "item":
+                    kb._add_texts(entity, languages)
+                if entity.kind == "item":
+                    kb._add_sitelinks(entity, sites)
         return kb
+
+    def _add_texts(self, entity, languages: set[str] | None) -> None:
+        """Labels, descriptions and aliases in ``languages`` and the facts of a decoded entity."""
+        self.decoded.add(entity.id)
+        for table, values in ((self.labels, entity.labels), (self.descriptions, entity.descriptions), (self.aliases, entity.aliases)):
+            if kept := {lang: value for lang, value in values.items() if value and (languages is None or lang in languages)}:
+                table[entity.id] = kept
+        if entity.kind == "item" and entity.claims:
+            self.facts[entity.id] = list(entity.claims)
+
+    def _add_sitelinks(self, entity, sites: dict[str, str]) -> None:
+        titles = {}
+        for site in sorted(set(entity.sitelinks) & set(sites)):  # sorted: enwiki's title before simplewiki's
+            title = entity.sitelinks[site]
+            titles.setdefault(sites[site], title)
+            self.sitelinks[(site, canonical_title(title))] = entity.id
+        if titles:
+            self.titles[entity.id] = titles
+
+    def add_items(self, paths: Iterable[str], ids: set[str], languages: set[str] | None) -> None:
+        """The second pass: texts and facts of the items ``ids`` (the vocabulary's). Bad lines were
+        reported by the first pass (and a linked item that could not be read has no sitelinks)."""
+        for path in paths:
+            for entity in iter_entities(path, on_error=lambda record: None, accept_bad=True, wanted=lambda head: head.id in ids):
+                self._add_texts(entity, languages)
+
+    def keep_only(self, entities: set[str]) -> set[str]:
+        """Keep the facts, descriptions and aliases of ``entities`` (the vocabulary's) and of
+        properties, and the labels of those and of the objects of their facts (knowledge texts
+        state them); drop the rest. Returns the objects whose labels no pass has read yet."""
+        self.facts = {e: claims for e, claims in self.facts.items() if e in entities}
+        objects = {o for claims in self.facts.values() for _, o in claims}
+        labelled = entities | objects
+        self.labels = {e: v for e, v in self.labels.items() if e in labelled or not e.startswith("Q")}
+        self.descriptions = {e: v for e, v in self.descriptions.items() if e in entities or not e.startswith("Q")}
+        self.aliases = {e: v for e, v in self.aliases.items() if e in entities or not e.startswith("Q")}
+        return objects - self.decoded
+
+    def add_labels(self, paths: Iterable[str], ids: set[str], languages: set[str] | None) -> None:
+        """The third pass: labels of ``ids`` in ``languages`` (objects of the vocabulary's facts), only
+        their labels decoded. (An object whose other members are malformed now has its labels; a
+        single whole pass left it out.)"""
+        for path in paths:
+            for entity_id, labels in iter_labels(path, ids):
+                if kept := {lang: v for lang, v in labels.items() if v and (languages is None or lang in languages)}:
+                    self.labels[entity_id] = kept
 
     def resolve(self, site: str, lang: str, title: str) -> str:
         """Entity key of a link target in wiki ``site`` (language ``lang``): its Q-id through

@@ -40,6 +40,7 @@ from lightning_kg.prepare.writing import (
     build_vocab,
     knowledge_texts,
     link_table,
+    linked_targets,
     stable_fraction,
     write_fact_shards,
     write_knowledge,
@@ -131,19 +132,53 @@ def _slice_numbers(count: int, config: PrepareConfig) -> list[int]:
     return [i for i in range(count) if i % config.num_slices == config.slice]
 
 
-def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str], config: PrepareConfig, digest: str) -> None:
-    """Vocabulary, tokenizer, knowledge table, fact shards and the link table (step 2)."""
+def _output_hash(out: Path, name: str) -> str | None:
+    path = out / name
+    return directory_sha256(path) if path.is_dir() else file_sha256(path) if path.is_file() else None
+
+
+def _finished(record_path: Path, digest: str, out: Path) -> bool:
+    """Whether the stage that writes ``record_path`` finished with this fingerprint (settings and
+    inputs) and everything it made is still there as it was made: each shard at its size, each
+    other output (``outputs``: name -> sha256) at its hash. Then a restart reuses the stage."""
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.exists() else {}
+    if record.get("fingerprint") != digest:
+        return False
+    shards = [info for infos in record["shards"].values() for info in infos]
+    return (all((out / s["name"]).is_file() and (out / s["name"]).stat().st_size == s["bytes"] for s in shards)
+            and all(_output_hash(out, name) == value for name, value in record.get("outputs", {}).items()))
+
+
+MERGE_OUTPUTS = ("entity_vocab.jsonl", "tokenizer", "knowledge", ".work/links.json")
+
+
+def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str], config: PrepareConfig, digest: str) -> bool:
+    """Vocabulary, tokenizer, knowledge table, fact shards and the link table (step 2). Returns
+    True where a finished merge of these settings and inputs was reused instead."""
+    if _finished(work_dir / "merge.json", digest, out):
+        log.info("merge: finished by an earlier run with these settings and inputs, reused")
+        return True
     languages = sorted(config.languages or {s["lang"] for s in summaries})
     bad = BadRecords(config.strict)
+    # Three passes over Wikidata, so memory follows the vocabulary: sitelinks of the linked items (and
+    # the properties), then the vocabulary's items, then the labels of their facts' objects (knowledge_base.py).
+    wikidata_started = time.process_time()
     kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
-                                  accept_bad=config.accept_bad_wikidata)
+                                  accept_bad=config.accept_bad_wikidata, linked=linked_targets(summaries))
     if data_paths:
-        log.info("wikidata: %d labelled entities, %d with facts, %d sitelinks", len(kb.labels), len(kb.facts), len(kb.sitelinks))
+        log.info("wikidata: %d properties and %d sitelinks of linked items read", len(kb.decoded), len(kb.sitelinks))
     resolve = LinkResolver(summaries, kb)
     vocab = build_vocab(summaries, resolve, kb, config)
     if len(vocab) <= 3:
         raise ValueError(f"no entity mention found in {len(summaries)} dump(s) ({sum(s['articles'] for s in summaries)} "
                          "articles): nothing to train the entity objectives on; check the inputs")
+    if data_paths:
+        kb.add_items(data_paths, set(vocab.entities[3:]), set(languages))
+    if missing := kb.keep_only(set(vocab.entities[3:])):
+        kb.add_labels(data_paths, missing, set(languages))
+        log.info("wikidata: labels of %d objects of the vocabulary's facts read in a third pass", len(missing))
+    if data_paths:  # bench/prepare_scale.py reads this line
+        log.info("wikidata passes: %.2f CPU s", time.process_time() - wikidata_started)
     vocab.save(out / "entity_vocab.jsonl")
     heldout_subjects = {e for e in kb.facts if stable_fraction(f"heldout|{e}") < config.heldout_fact_fraction}
     knowledge_rows = knowledge_texts(vocab, kb, languages, heldout_subjects, config)
@@ -151,7 +186,8 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
         tokenizer = load_tokenizer(config.tokenizer)
     else:
         # What the model reads: the prepared articles, and the knowledge texts of the vocabulary's
-        # entities with the relation labels facts are stated in (bounded by the vocabulary, not by
+        # entities with the labels of the relations their facts are stated in (keep_only left only
+        # the vocabulary's facts; bounded by the vocabulary, not by
         # the Wikidata dump, whose every label once made the tokenizer follow the dump's size).
         relations = {p for claims in kb.facts.values() for p, _ in claims}
         texts = itertools.chain(
@@ -169,12 +205,18 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
     write_json(work_dir / "merge.json", {
         "fingerprint": digest, "languages": languages, "entities": len(vocab), "knowledge_texts": knowledge["texts"],
         "composed_knowledge_texts": knowledge["composed"], "facts": facts["samples"], "bad_records": bad.records,
-        "shards": {split: [asdict(info) for info in infos] for split, infos in facts["shards"].items()}})
+        "shards": {split: [asdict(info) for info in infos] for split, infos in facts["shards"].items()},
+        "outputs": {name: _output_hash(out, name) for name in MERGE_OUTPUTS}})
+    return False
 
 
-def write(out: Path, work_dir: Path, summaries: list[dict], config: PrepareConfig, digest: str) -> None:
-    """This slice's text shards (step 3)."""
+def write(out: Path, work_dir: Path, summaries: list[dict], config: PrepareConfig, digest: str) -> bool:
+    """This slice's text shards (step 3). Returns True where they were finished with these
+    settings and inputs by an earlier run, and reused."""
     _stage_record(work_dir / "merge.json", digest, "run the merge stage before writing shards")  # it writes links.json first
+    if _finished(work_dir / f"text-{config.slice:03d}.json", digest, out):
+        log.info("write: slice %d finished by an earlier run with these settings and inputs, reused", config.slice)
+        return True
     links = json.loads((work_dir / "links.json").read_text(encoding="utf-8"))
     tokenizer = load_tokenizer(out / "tokenizer")
     numbers = _slice_numbers(len(summaries), config)
@@ -184,6 +226,7 @@ def write(out: Path, work_dir: Path, summaries: list[dict], config: PrepareConfi
     write_json(work_dir / f"text-{config.slice:03d}.json", {
         "fingerprint": digest, "documents": text["documents"], "mentions": text["mentions"],
         "shards": {split: [asdict(info) for info in infos] for split, infos in text["shards"].items()}})
+    return False
 
 
 def _stage_record(path: Path, digest: str, remedy: str) -> dict:
@@ -274,20 +317,27 @@ def prepare(config: PrepareConfig) -> dict | None:
     digest, parse_digest = hash_of(values), hash_of({key: values[key] for key in PARSE_SETTINGS})
     stages = ["parse", "merge", "write", "manifest"] if config.stage == "all" else [config.stage]
     manifest = None
+    reused = []  # stages an earlier run finished with these settings and inputs
     for stage in stages:
         if stage == "parse":
-            parse_dumps(wiki_paths, _slice_numbers(len(wiki_paths), config), work_dir, config.max_pages, config.workers,
-                        config.strict, parse_digest)
+            numbers = _slice_numbers(len(wiki_paths), config)
+            if all(read_summary(work_dir, i, parse_digest) is not None for i in numbers):
+                reused.append(stage)
+            parse_dumps(wiki_paths, numbers, work_dir, config.max_pages, config.workers, config.strict, parse_digest)
             continue
         summaries = _summaries(work_dir, len(wiki_paths), parse_digest)
         if stage == "merge":
-            merge(out, work_dir, summaries, data_paths, config, digest)
+            if merge(out, work_dir, summaries, data_paths, config, digest):
+                reused.append(stage)
         elif stage == "write":
-            write(out, work_dir, summaries, config, digest)
+            if write(out, work_dir, summaries, config, digest):
+                reused.append(stage)
         else:
             manifest = write_manifest(out, work_dir, summaries, wiki_paths, data_paths, config, digest)
             shards = manifest["shards"]
             log.info("done in %.1f s: %d entities, %d train / %d val text samples, facts %s; peak memory %.0f MiB",
                      time.perf_counter() - started, manifest["counts"]["entities"], sum(s["samples"] for s in shards["train"]),
                      sum(s["samples"] for s in shards["val"]), manifest["counts"]["facts"], peak_memory_mib())
+    if reused:
+        log.info("stages reused from an earlier run: %s", ", ".join(reused))
     return manifest

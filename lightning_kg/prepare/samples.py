@@ -7,9 +7,11 @@ a sequence is split between tokens, and mentions crossing that split are dropped
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import ge, itemgetter
 
 import numpy as np
 
@@ -32,41 +34,91 @@ class _Unit:
 
 
 def char_spans_to_token_spans(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[tuple[int, int] | None]:
-    """Token span ``[first, last + 1)`` of every character span; None where no token overlaps."""
+    """Token span ``[first, last + 1)`` of every character span: the first and last non-empty token
+    overlapping it; None where no token does.
+
+    A fast tokenizer's offsets ascend, so each span is two binary searches (``O(mentions x log
+    tokens)``, not the ``O(tokens x mentions)`` of trying every token); offsets that do not ascend
+    take the search over every token, which gives the same answer.
+    """
+    return _token_spans(_TokenOffsets(offsets), spans)
+
+
+class _TokenOffsets:
+    """A paragraph's token offsets as the searches need them: starts and ends of the non-empty
+    tokens and their positions, and whether they ascend. Built with ``map`` (C loops): this runs
+    for every paragraph of every dump."""
+
+    def __init__(self, offsets: Sequence[tuple[int, int]]):
+        self.offsets = offsets
+        self.all_starts = list(map(itemgetter(0), offsets))
+        ends = list(map(itemgetter(1), offsets))
+        if any(map(ge, self.all_starts, ends)):  # an empty token (start == end): leave it out
+            self.positions = [i for i, (a, b) in enumerate(offsets) if b > a]
+            self.starts, self.ends = [offsets[i][0] for i in self.positions], [offsets[i][1] for i in self.positions]
+        else:
+            self.positions, self.starts, self.ends = None, self.all_starts, ends
+        self.ascending = self.starts == sorted(self.starts) and self.ends == sorted(self.ends)
+
+
+def _token_spans(tokens: _TokenOffsets, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int] | None]:
+    if not tokens.ascending:
+        return [_covering_tokens(tokens.offsets, start, end) for start, end in spans]
     result = []
     for start, end in spans:
-        covered = [i for i, (a, b) in enumerate(offsets) if b > start and a < end and b > a]
-        result.append((covered[0], covered[-1] + 1) if covered else None)
+        first = bisect.bisect_right(tokens.ends, start)  # first token ending after the span starts
+        last = bisect.bisect_left(tokens.starts, end) - 1  # last token starting before the span ends
+        if first > last:
+            result.append(None)
+        elif tokens.positions is None:
+            result.append((first, last + 1))
+        else:
+            result.append((tokens.positions[first], tokens.positions[last] + 1))
     return result
 
 
-def _sentence_token_breaks(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
-    """Token indices where a new sentence starts."""
-    breaks = []
-    token = 0
+def _covering_tokens(offsets: Sequence[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:
+    covered = [i for i, (a, b) in enumerate(offsets) if b > start and a < end and b > a]
+    return (covered[0], covered[-1] + 1) if covered else None
+
+
+def _sentence_token_breaks(text: str, tokens: _TokenOffsets) -> list[int]:
+    """Token indices where a new sentence starts: the first token starting at or after each
+    sentence end (a binary search where token starts ascend, as a fast tokenizer's do)."""
+    starts, count = tokens.all_starts, len(tokens.all_starts)
+    ascending = tokens.ascending if tokens.positions is None else starts == sorted(starts)
+    breaks, token = [], 0
     for match in SENTENCE_END.finditer(text):
         char = match.end()
-        while token < len(offsets) and offsets[token][0] < char:
-            token += 1
-        if 0 < token < len(offsets):
+        if ascending:
+            token = bisect.bisect_left(starts, char, token)
+        else:
+            while token < count and starts[token] < char:
+                token += 1
+        if 0 < token < count:
             breaks.append(token)
     return sorted(set(breaks))
 
 
 def _paragraph_units(token_ids: list[int], offsets, text: str, mentions: list[tuple[int, int, int]]) -> list[_Unit]:
     """Split one tokenized paragraph into sentence units; a mention never straddles two units."""
+    tokens = _TokenOffsets(offsets)
     token_mentions = []
-    spans = char_spans_to_token_spans(offsets, [(s, e) for s, e, _ in mentions])
+    spans = _token_spans(tokens, [(s, e) for s, e, _ in mentions])
     for span, (_, _, entity) in zip(spans, mentions):
         if span is not None:
             token_mentions.append((span[0], span[1], entity))
-    breaks = [b for b in _sentence_token_breaks(text, offsets) if not any(s < b < e for s, e, _ in token_mentions)]
+    # Token positions inside a mention (after its first token), where no unit may start.
+    inside_mention = {position for s, e, _ in token_mentions for position in range(s + 1, e)}
+    breaks = [b for b in _sentence_token_breaks(text, tokens) if b not in inside_mention]
     bounds = [0, *breaks, len(token_ids)]
-    units = []
-    for lo, hi in zip(bounds, bounds[1:]):
-        inside = [(s - lo, e - lo, ent) for s, e, ent in token_mentions if s >= lo and e <= hi]
-        units.append(_Unit(token_ids[lo:hi], inside))
-    return units
+    # Each mention lies within one unit (breaks skip mentions), found by its start.
+    per_unit: list[list[tuple[int, int, int]]] = [[] for _ in range(len(bounds) - 1)]
+    for s, e, ent in token_mentions:
+        unit = bisect.bisect_right(bounds, s) - 1
+        if unit < len(per_unit) and e <= bounds[unit + 1]:
+            per_unit[unit].append((s - bounds[unit], e - bounds[unit], ent))
+    return [_Unit(token_ids[lo:hi], inside) for (lo, hi), inside in zip(zip(bounds, bounds[1:]), per_unit)]
 
 
 def _split_long(unit: _Unit, budget: int) -> list[_Unit]:
@@ -79,24 +131,60 @@ def _split_long(unit: _Unit, budget: int) -> list[_Unit]:
     return pieces
 
 
+def encode_texts(tokenizer, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """Token ids and character offsets of each text, no special tokens, never truncated.
+
+    One call into the Rust tokenizer for many texts (a batch of documents), without the per-call
+    work of the ``transformers`` wrapper; what it returns is what ``tokenizer(texts,
+    add_special_tokens=False, return_offsets_mapping=True)`` does. A slow (Python) tokenizer goes
+    through the wrapper.
+    """
+    backend = _plain_backend(tokenizer)
+    if backend is None:
+        # verbose=False: paragraphs longer than the model are expected here; packing cuts them.
+        encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return list(zip(encoded["input_ids"], encoded["offset_mapping"]))
+    return [(encoding.ids, encoding.offsets) for encoding in backend.encode_batch(texts, add_special_tokens=False)]
+
+
+_BACKENDS: dict[int, tuple[object, object]] = {}  # id(tokenizer) -> (tokenizer, its plain backend); the reference keeps the id its own
+
+
+def _plain_backend(tokenizer):
+    """A copy of the fast tokenizer's Rust backend with truncation and padding off (a saved
+    ``tokenizer.json`` may carry them; the wrapper turns them off per call), or None."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    if id(tokenizer) not in _BACKENDS:
+        plain = type(backend).from_str(backend.to_str())
+        plain.no_truncation()
+        plain.no_padding()
+        _BACKENDS.clear()  # one tokenizer at a time: a run writes with one
+        _BACKENDS[id(tokenizer)] = (tokenizer, plain)
+    return _BACKENDS[id(tokenizer)][1]
+
+
 def pack_document(
     paragraphs: Sequence[tuple[str, Sequence[tuple[int, int, int]]]],
     tokenizer,
     max_seq_length: int,
+    encoded: Sequence[tuple[list[int], Sequence[tuple[int, int]]]] | None = None,
 ) -> Iterator[TextSequence]:
     """Pack a document's paragraphs into sequences.
 
     ``paragraphs``: (text, [(char_start, char_end, entity_index), ...]) in reading order. Mentions
-    with entity index < 0 are left out (an entity outside the vocabulary).
+    with entity index < 0 are left out (an entity outside the vocabulary). ``encoded``: the
+    paragraphs' (token ids, offsets) from :func:`encode_texts`, when the caller encoded a batch of
+    documents at once; None encodes them here.
     """
     budget = max_seq_length - 2
-    texts = [text for text, _ in paragraphs]
-    if not texts:
+    if not paragraphs:
         return
-    # verbose=False: paragraphs longer than the model are expected here; packing cuts them.
-    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    if encoded is None:
+        encoded = encode_texts(tokenizer, [text for text, _ in paragraphs])
     units: list[_Unit] = []
-    for (text, mentions), ids, offsets in zip(paragraphs, encoded["input_ids"], encoded["offset_mapping"]):
+    for (text, mentions), (ids, offsets) in zip(paragraphs, encoded):
         kept = [m for m in mentions if m[2] >= 0]
         for unit in _paragraph_units(ids, offsets, text, kept):
             units.extend(_split_long(unit, budget) if len(unit.token_ids) > budget else [unit])

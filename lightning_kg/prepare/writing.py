@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -14,11 +15,12 @@ from lightning_kg.dataset.knowledge import KnowledgeTable
 from lightning_kg.prepare.config import PrepareConfig
 from lightning_kg.prepare.knowledge_base import KnowledgeBase
 from lightning_kg.prepare.parsing import iter_documents
-from lightning_kg.prepare.samples import TextSequence, join_sequences, knowledge_text, pack_document
+from lightning_kg.prepare.samples import TextSequence, encode_texts, join_sequences, knowledge_text, pack_document
 from lightning_kg.prepare.shards import ShardJournal, ShardSink
 
 log = logging.getLogger("lightning_kg.prepare")
 REDIRECT_HOPS = 5
+ENCODE_BATCH_DOCUMENTS = 64  # documents tokenized in one call: amortises the call, bounds what is held
 
 
 def stable_fraction(text: str) -> float:
@@ -41,15 +43,28 @@ class LinkResolver:
         for summary in summaries:
             self.redirects.setdefault(summary["site"], {}).update(summary["redirects"])
 
-    def __call__(self, site: str, lang: str, title: str) -> str | None:
-        """The entity key, or None where a redirect leads out of the main namespace (a shortcut
-        such as English Wikipedia's "MOS:BOLD" to a project page): no article, no entity."""
+    def target(self, site: str, title: str) -> str:
+        """The title a link to ``title`` in wiki ``site`` lands on, redirects followed ("" where
+        a redirect leads out of the main namespace)."""
         redirects = self.redirects.get(site, {})
         for _ in range(REDIRECT_HOPS):
             if title not in redirects:
                 break
             title = redirects[title]
+        return title
+
+    def __call__(self, site: str, lang: str, title: str) -> str | None:
+        """The entity key, or None where a redirect leads out of the main namespace (a shortcut
+        such as English Wikipedia's "MOS:BOLD" to a project page): no article, no entity."""
+        title = self.target(site, title)
         return self.kb.resolve(site, lang, title) if title else None
+
+
+def linked_targets(summaries: list[dict]) -> set[tuple[str, str]]:
+    """(site, title) of every page the wikis link to, redirects followed: the Wikidata items whose
+    sitelinks are among them are the only ones the vocabulary can hold."""
+    resolver = LinkResolver(summaries, KnowledgeBase())
+    return {(s["site"], target) for s in summaries for title in s["link_counts"] if (target := resolver.target(s["site"], title))}
 
 
 def build_vocab(summaries: list[dict], resolve: LinkResolver, kb: KnowledgeBase, config: PrepareConfig) -> EntityVocab:
@@ -148,6 +163,17 @@ def link_table(summaries: list[dict], resolve: LinkResolver, vocab: EntityVocab)
     return table
 
 
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def write_text_shards(out: Path, work_dir: Path, summaries: dict[int, dict], numbers: list[int],
                       links: dict[str, dict[str, int]], tokenizer, journal: ShardJournal, first_shard: int,
                       config: PrepareConfig) -> dict:
@@ -167,25 +193,33 @@ def write_text_shards(out: Path, work_dir: Path, summaries: dict[int, dict], num
     documents = {"train": 0, "val": 0}
     mentions = Counter()
     total = sum(summaries[i]["articles"] for i in numbers)
-    for dump, article in tqdm(iter_documents(work_dir, numbers), total=total, desc="text", unit="doc", disable=None):
-        site, lang, title = summaries[dump]["site"], summaries[dump]["lang"], article["title"]
-        split = "val" if stable_fraction(f"{site}:{title}") < config.val_fraction else "train"
-        documents[split] += 1
-        known = links.get(site, {})
-        paragraphs = []
-        for text, spans in article["paragraphs"]:
-            resolved = [(start, end, known.get(target, -1)) for start, end, target in spans]
-            mentions.update("in_vocab" if index > 0 else "out_of_vocab" for _, _, index in resolved)
-            paragraphs.append((text, resolved))
-        key = doc_hash(site, title)
-        for number, sequence in enumerate(pack_document(paragraphs, tokenizer, config.max_seq_length)):
-            held = pending[split]
-            if held and held[0]["lang"] == lang and len(held[1].input_ids) + len(sequence.input_ids) - 1 <= config.max_seq_length:
-                pending[split] = (held[0], join_sequences(held[1], sequence))
-                continue
-            if held:
-                emit(split)
-            pending[split] = ({"key": f"{key}-{number:04d}", "lang": lang, "title": title}, sequence)
+    articles = tqdm(iter_documents(work_dir, numbers), total=total, desc="text", unit="doc", disable=None)
+    for batch in _batches(articles, ENCODE_BATCH_DOCUMENTS):
+        resolved_batch = []
+        for dump, article in batch:
+            known = links.get(summaries[dump]["site"], {})
+            paragraphs = []
+            for text, spans in article["paragraphs"]:
+                resolved = [(start, end, known.get(target, -1)) for start, end, target in spans]
+                mentions.update("in_vocab" if index > 0 else "out_of_vocab" for _, _, index in resolved)
+                paragraphs.append((text, resolved))
+            resolved_batch.append(paragraphs)
+        # One tokenizer call for the batch's paragraphs: the per-call cost was most of the stage's.
+        encoded = iter(encode_texts(tokenizer, [text for paragraphs in resolved_batch for text, _ in paragraphs]))
+        for (dump, article), paragraphs in zip(batch, resolved_batch):
+            site, lang, title = summaries[dump]["site"], summaries[dump]["lang"], article["title"]
+            split = "val" if stable_fraction(f"{site}:{title}") < config.val_fraction else "train"
+            documents[split] += 1
+            key = doc_hash(site, title)
+            document_encoded = [next(encoded) for _ in paragraphs]
+            for number, sequence in enumerate(pack_document(paragraphs, tokenizer, config.max_seq_length, document_encoded)):
+                held = pending[split]
+                if held and held[0]["lang"] == lang and len(held[1].input_ids) + len(sequence.input_ids) - 1 <= config.max_seq_length:
+                    pending[split] = (held[0], join_sequences(held[1], sequence))
+                    continue
+                if held:
+                    emit(split)
+                pending[split] = ({"key": f"{key}-{number:04d}", "lang": lang, "title": title}, sequence)
     for split in sinks:
         if pending[split]:
             emit(split)
@@ -240,11 +274,12 @@ def write_fact_shards(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenize
 def _warn_no_facts(kb: KnowledgeBase, languages: list[str], in_vocabulary: int, unlabelled: Counter) -> None:
     """Say why no fact was written: there were none, their entities are not in the vocabulary, or no
     language of ``languages`` labels all three of subject, relation and object."""
-    facts = sum(len(claims) for claims in kb.facts.values())
+    facts = sum(len(claims) for claims in kb.facts.values())  # the vocabulary's: the merge keeps no others
     if not facts:
-        why = "the Wikidata input holds no item-to-item claim" if kb.labels else "there is no Wikidata input (--wikidata)"
+        why = ("no entity of the vocabulary has an item-to-item claim in the Wikidata input" if kb.labels
+               else "there is no Wikidata input (--wikidata)")
     elif not in_vocabulary:
-        why = f"none of the {facts} claims has both its subject and its object in the entity vocabulary (see min_entity_count)"
+        why = f"none of the {facts} claims of vocabulary entities has its object in the entity vocabulary (see min_entity_count)"
     else:
         missing = ", ".join(f"no {role} label in any of them for {count}" for role, count in unlabelled.most_common())
         why = (f"none of the {in_vocabulary} claims between vocabulary entities has labels for subject, relation and object in one of "

@@ -1,0 +1,175 @@
+"""``prepare`` at three dump sizes, stage by stage, and what that makes of the full dumps.
+
+Synthetic dumps in the real formats (lightning_kg.recipes.synthetic_dumps: Wikidata JSON lines with
+labels, descriptions and aliases in 12 languages, 5-20 item claims with references and sitelinks;
+English and German pages-articles XML with links and redirects) at three Wikidata sizes and a fixed
+number of articles, so the entity vocabulary stays the same while the dump grows. Each stage runs
+as its own subprocess, parse and merge with 1 and with 2 workers (write and manifest take none); its wall time, CPU time (user + system of it and its
+children) and peak resident memory (ru_maxrss) come from wait4.
+
+Also: lines per CPU second of gzip decompression and of each JSON decoder (json, msgspec, orjson
+where installed) on the largest dump.
+
+Extrapolation: the Wikidata passes' CPU per entity (the merge logs it), the merge's memory per dump
+entity as the slope between the smallest and the largest size, and the per-article costs of parse
+and write less the start-up, multiplied by the full dumps' counts, divided by the cores a stage can
+use; the assumptions are printed with the figures.
+
+    python bench/prepare_scale.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import record
+
+from lightning_kg.recipes.synthetic_dumps import PROPERTIES, write_synthetic_dumps
+
+STAGES = ["parse", "merge", "write", "manifest"]
+SIZES = {"quick": ([3000, 6000, 12000], 400), "full": ([20000, 100000, 300000], 2000)}  # entities, pages per wiki
+# The full dumps (assumptions, printed): Wikidata latest-all, mLUKE's 24 Wikipedias, one node.
+FULL_ENTITIES = 110e6
+FULL_ARTICLES = 40e6  # articles of the 24 Wikipedias together (English about 6.9M)
+FULL_PAGES = 75e6  # pages, redirects included (English alone about 17M)
+NODE_CORES, NODE_GIB = 64, 256
+
+
+def run_stage(dumps: Path, out: Path, stage: str, workers: int) -> dict:
+    """One stage as a subprocess: wall s, CPU s, peak MiB."""
+    command = [sys.executable, "-m", "lightning_kg", "prepare", "--wikipedia", f"[{dumps}/enwiki-synthetic-pages-articles.xml.bz2,"
+               f"{dumps}/dewiki-synthetic-pages-articles.xml.bz2]", "--wikidata", str(dumps / "wikidata-synthetic-all.json.gz"),
+               "--out", str(out), "--stage", stage, "--workers", str(workers), "--tokenizer_vocab_size", "8000",
+               "--max_seq_length", "128", "--min_entity_count", "2"]
+    start = time.perf_counter()
+    with open(out.with_suffix(".log"), "a") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{' '.join(command)} failed:\n{out.with_suffix('.log').read_text()[-3000:]}")
+    figures = {"wall": time.perf_counter() - start, "cpu": usage.ru_utime + usage.ru_stime, "peak": usage.ru_maxrss / 1024}
+    if passes := re.findall(r"wikidata passes: ([\d.]+) CPU s", out.with_suffix(".log").read_text()):
+        figures["wikidata_cpu"] = float(passes[-1])  # the merge's own figure: its Wikidata passes alone
+    return figures
+
+
+def startup_cpu() -> float:
+    """CPU seconds a stage spends before any work: Python and the imports (torch, transformers)."""
+    before = os.times()
+    subprocess.run([sys.executable, "-c", "import lightning_kg.prepare.pipeline"], check=True)
+    after = os.times()
+    return after.children_user + after.children_system - before.children_user - before.children_system
+
+
+def decoder_speeds(path: Path, lines: int = 2000) -> dict[str, float]:
+    """Lines per CPU second of each way to read the dump: decompression alone, then decoders of a line."""
+    import gzip
+    import json
+
+    import msgspec
+
+    from lightning_kg.prepare.wikidata import HEAD_DECODER
+
+    start = time.process_time()
+    with gzip.open(path) as stream:
+        count = sum(1 for _ in stream)
+    speeds = {"gzip decompression (stdlib)": count / (time.process_time() - start)}
+    with gzip.open(path) as stream:
+        sample = [raw.rstrip(b",\n") for _, raw in zip(range(lines + 1), stream)][1:]
+    decoders = {"json.loads": json.loads, "msgspec.json.decode": msgspec.json.Decoder().decode,
+                "msgspec id + kind + raw sitelinks (first pass)": HEAD_DECODER.decode}
+    try:
+        import orjson
+
+        decoders["orjson.loads"] = orjson.loads
+    except ImportError:
+        pass
+    for name, decode in decoders.items():
+        start = time.process_time()
+        for line in sample:
+            decode(line)
+        speeds[name] = len(sample) / (time.process_time() - start)
+    return speeds
+
+
+def slope(results: dict, sizes: list[int], workers: int, stage: str, key: str) -> float:
+    """Cost per entity between the smallest and the largest size."""
+    low, high = results[(sizes[0], workers)][stage][key], results[(sizes[-1], workers)][stage][key]
+    return (high - low) / (sizes[-1] - sizes[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"sizes {SIZES['quick']} instead of {SIZES['full']}")
+    args = parser.parse_args()
+    sizes, pages = SIZES["quick" if args.quick else "full"]
+    results = {}
+    startup = startup_cpu()
+    with tempfile.TemporaryDirectory() as scratch:
+        for entities in sizes:
+            dumps = Path(scratch) / f"dumps-{entities}"
+            write_synthetic_dumps(dumps, entities, pages)
+            for workers in (1, 2):
+                out = Path(scratch) / f"out-{entities}-{workers}"
+                # write and manifest take no workers: run once, with 1.
+                stages = STAGES if workers == 1 else ["parse", "merge"]
+                results[(entities, workers)] = {stage: run_stage(dumps, out, stage, workers) for stage in stages}
+            dump_mib = (dumps / "wikidata-synthetic-all.json.gz").stat().st_size / 2**20
+            print(f"{entities} entities ({dump_mib:.0f} MiB gz), 2 x {pages} articles: done", flush=True)
+        speeds = decoder_speeds(dumps / "wikidata-synthetic-all.json.gz")
+    articles = 2 * pages
+    print(f"\nprepare on synthetic dumps, 2 x {pages} articles (~500 words), machine {os.cpu_count()} cores")
+    print(f"  {'entities':>8s} {'workers':>7s} {'stage':>8s} {'wall s':>7s} {'CPU s':>7s} {'peak MiB':>9s} {'KiB/entity':>10s}")
+    for (entities, workers), stages in results.items():
+        for stage, r in stages.items():
+            print(f"  {entities:8d} {workers:7d} {stage:>8s} {r['wall']:7.1f} {r['cpu']:7.1f} {r['peak']:9.0f} "
+                  f"{r['peak'] * 1024 / entities:10.2f}")
+    # The Wikidata passes' CPU per entity, as the merge logs it: the rest of the merge (tokenizer,
+    # knowledge, facts) follows the vocabulary, which is fixed here, but not exactly (more of the
+    # facts' objects are in the vocabulary of a small dump), so a slope of the whole stage misleads.
+    merge_cpu = results[(sizes[-1], 1)]["merge"]["wikidata_cpu"] / (sizes[-1] + PROPERTIES)
+    merge_mib = slope(results, sizes, 1, "merge", "peak")  # MiB per entity of dump
+    per_core = 1 / merge_cpu if merge_cpu > 0 else float("inf")
+    big = results[(sizes[-1], 1)]
+    merge_two = results[(sizes[-1], 2)]["merge"]
+    merge_scaling = big["merge"]["wall"] / merge_two["wall"]
+    # Articles are fixed across sizes: their costs are those of the largest, less the start-up.
+    write_cpu = (big["write"]["cpu"] - startup) / articles
+    parse_cpu = (big["parse"]["cpu"] - startup) / (articles * 1.2)  # a redirect page per five articles
+    print(f"\n  merge: {per_core:,.0f} entities per CPU second in its Wikidata passes ({sizes[-1]} entities), peak memory "
+          f"{merge_mib * 2**20:,.0f} bytes per dump entity, wall 2 workers / 1: {merge_scaling:.2f}x")
+    print(f"  write: {1 / write_cpu:,.0f} articles per CPU second; parse: {1 / parse_cpu:,.0f} pages per CPU second "
+          f"(start-up of {startup:.1f} CPU s taken off)")
+    print(f"  reading the {sizes[-1]}-entity dump, lines per CPU second: "
+          + "; ".join(f"{name} {speed:,.0f}" for name, speed in speeds.items()))
+    merge_cores = 1  # the Wikidata pass is one process
+    hours = {"parse": FULL_PAGES * parse_cpu / NODE_CORES / 3600, "merge": FULL_ENTITIES * merge_cpu / merge_cores / 3600,
+             "write": FULL_ARTICLES * write_cpu / NODE_CORES / 3600}
+    memory_gib = (big["merge"]["peak"] + max(merge_mib, 0) * (FULL_ENTITIES - sizes[-1])) / 1024
+    print(f"\nExtrapolation to the full dumps on one node ({NODE_CORES} cores, {NODE_GIB} GB), assuming "
+          f"{FULL_ENTITIES / 1e6:.0f}M Wikidata entities, {FULL_ARTICLES / 1e6:.0f}M articles and {FULL_PAGES / 1e6:.0f}M pages "
+          "(mLUKE's 24 Wikipedias), synthetic costs per item equal to real ones:")
+    print(f"  parse = pages x CPU s/page / {NODE_CORES} cores = {hours['parse']:.1f} h (a dump file per worker; split dumps)")
+    print(f"  merge = entities x CPU s/entity / {merge_cores} process = {hours['merge']:.1f} h")
+    print(f"  write = articles x CPU s/article / {NODE_CORES} cores = {hours['write']:.1f} h (slices or workers)")
+    print(f"  total {sum(hours.values()):.1f} h; merge peak memory = peak at {sizes[-1]} + bytes/entity x the rest = "
+          f"{memory_gib:,.0f} GiB")
+    record("cpu", f"prepare merge Wikidata passes entities per CPU s, synthetic {sizes[-1]}", per_core, None, None, 0, ())
+    record("cpu", f"prepare merge peak bytes per dump entity, synthetic {sizes[0]}-{sizes[-1]}", merge_mib * 2**20, None, None, 0, ())
+    record("cpu", "prepare merge wall, 2 workers vs 1", merge_two["wall"], big["merge"]["wall"], merge_scaling, 1, ())
+    record("cpu", "prepare write articles per CPU s, synthetic", 1 / write_cpu, None, None, 0, ())
+    for name, speed in speeds.items():
+        record("cpu", f"prepare wikidata lines per CPU s, {name}", speed, speeds["json.loads"], speed / speeds["json.loads"], 0, ())
+    record("cpu", "prepare full dumps extrapolated hours, one 64-core node", sum(hours.values()), None, None, 1, ())
+    record("cpu", "prepare full dumps extrapolated merge peak GiB", memory_gib, None, None, 0, ())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""A run killed in any stage, then started again, ends with the files of an uninterrupted run and
+reuses the stages that had finished (the log names them)."""
+
+import logging
+
+import pytest
+
+import lightning_kg.prepare.parsing as parsing
+import lightning_kg.prepare.pipeline as pipeline
+from lightning_kg.prepare.pipeline import prepare
+from tests.factories import config, write_dumps
+
+
+class Killed(Exception):
+    """Stands for the process being killed at that point."""
+
+
+def outputs(out):
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and ".work" not in p.parts}
+
+
+def kill_when_written(monkeypatch, name):
+    """Kill the run right before it records ``name`` (all the stage's other work done)."""
+    original = pipeline.write_json
+
+    def write_json(path, *args, **kwargs):
+        if path.name == name:
+            raise Killed(name)
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "write_json", write_json)
+
+
+def kill_second_dump(monkeypatch):
+    original, calls = parsing.parse_dump, []
+
+    def parse_dump(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Killed("parse")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(parsing, "parse_dump", parse_dump)
+
+
+# stage killed -> what the rerun must say it reused
+CASES = {"parse": [], "merge": ["parse"], "write": ["parse", "merge"], "manifest": ["parse", "merge", "write"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", list(CASES))
+def test_a_kill_in_each_stage_then_a_rerun_gives_the_same_files(stage, tmp_path, monkeypatch, caplog):
+    dumps = write_dumps(tmp_path / "dumps")
+    prepare(config(dumps, tmp_path / "clean", shard_max_samples=2))
+    with monkeypatch.context() as patch:
+        if stage == "parse":
+            kill_second_dump(patch)
+        else:
+            kill_when_written(patch, {"merge": "merge.json", "write": "text-000.json", "manifest": "manifest.json"}[stage])
+        with pytest.raises(Killed):
+            prepare(config(dumps, tmp_path / "out", shard_max_samples=2))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="lightning_kg.prepare"):
+        prepare(config(dumps, tmp_path / "out", shard_max_samples=2))
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stages reused")]
+    assert said == ([f"stages reused from an earlier run: {', '.join(CASES[stage])}"] if CASES[stage] else [])
+    if stage == "parse":  # the dump parsed before the kill is reused on its own
+        assert sum("parsed by an earlier run, reused" in r.getMessage() for r in caplog.records) == 1
