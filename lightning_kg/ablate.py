@@ -209,7 +209,7 @@ def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit
     """Every arm at every seed (:func:`train_and_probe`), then the table and the chart in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     started, results = time.perf_counter(), []
-    jobs = [(arm, seed) for arm in arms for seed in seeds]
+    jobs = [(arm, seed) for seed in seeds for arm in arms]  # seed by seed: a run cut short still compares every arm
     for number, (arm, seed) in enumerate(jobs, 1):
         result = train_and_probe(arm, seed, out / arm / f"seed-{seed}", configs, fit_args)
         results.append(result)
