@@ -25,6 +25,7 @@ verbs:
   test       evaluate a checkpoint on the validation shards (the test stage)
   export     a checkpoint -> a Hugging Face directory that transformers loads
   probe      cloze probing of a checkpoint on held-out facts, per language (entity- and word-based prompts)
+  ablate     train each set of objectives at several seeds, probe each, one table of what each objective adds
 
 `python -m lightning_kg VERB --help` lists a verb's options.
 """
@@ -155,6 +156,10 @@ def main(argv: list[str] | None = None) -> None:
         from lightning_kg.probe.run import main as probe_main
 
         probe_main(rest)
+    elif verb == "ablate":
+        from lightning_kg.ablate import main as ablate_main
+
+        ablate_main(rest)
     else:
         print(f"unknown verb {verb!r}\n\n{USAGE}", file=sys.stderr)
         raise SystemExit(2)

@@ -15,8 +15,9 @@ LAYERS = [
     ("prepare", "recipes"),  # dumps -> dataset; the demo's recipe
     ("data",),  # dataset -> batches
     ("model",),
+    ("probe",),  # below train: the probe curve (train/probe_curve.py) asks the model being trained
     ("train",),
-    ("export", "probe"),
+    ("export", "ablate"),
     ("cli",),
     ("__main__",),
 ]

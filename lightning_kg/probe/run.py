@@ -115,10 +115,16 @@ def _label_vectors(model, tokenizer, vocab: EntityVocab, probed: list[Fact], con
 
 def probe(config: ProbeConfig) -> ProbeResult:
     """Load, ask, score and summarise; writes nothing (see :func:`probe_and_write`)."""
-    templates = load_templates(templates_file(config.templates))
     model, checkpoint = load_checkpoint_model(config.ckpt_path)
     model = model.to("cuda" if torch.cuda.is_available() else "cpu")
-    data_dir = dataset_dir(config, checkpoint)
+    return probe_model(model, dataset_dir(config, checkpoint), config, f"probe {config.ckpt_path}")
+
+
+def probe_model(model, data_dir: Path, config: ProbeConfig, name: str) -> ProbeResult:
+    """Ask ``config.facts`` of a ``KnowledgePretrainingModel`` in eval mode (a loaded checkpoint's, or
+    the one training, between validation rounds: ``lightning_kg.train.probe_curve``) and summarise;
+    ``config.ckpt_path`` is not read. ``name`` heads the title."""
+    templates = load_templates(templates_file(config.templates))
     manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
     splits = sorted(split for split in manifest.get("shards", {}) if split.startswith("facts-"))
     if config.facts not in splits:
@@ -140,8 +146,8 @@ def probe(config: ProbeConfig) -> ProbeResult:
     results = evaluate(query_set.queries, scorers)
 
     rows = summarise(results, query_set.skipped, alignment_accuracy(_label_vectors(model, tokenizer, vocab, probed, config)))
-    objectives = [name for name in OBJECTIVES if model.active(name)]
-    title = (f"probe {config.ckpt_path}: {len(probed)} facts of {data_dir / config.facts}, {len(query_set.queries)} asked; "
+    objectives = [objective for objective in OBJECTIVES if model.active(objective)]
+    title = (f"{name}: {len(probed)} facts of {data_dir / config.facts}, {len(query_set.queries)} asked; "
              f"objectives {', '.join(objectives)}")
     return ProbeResult(rows, query_set.skipped, title, objectives)
 

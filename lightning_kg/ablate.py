@@ -1,0 +1,255 @@
+"""``python -m lightning_kg ablate``: what each objective adds, as one command.
+
+Trains each arm (a set of objectives) at each seed with the same config and steps, each fit a
+``python -m lightning_kg fit`` process of its own (so every run starts as a user's would), probes
+its last checkpoint on the held-out and the training facts (``lightning_kg.probe``), and writes
+``ablation.md``, ``ablation.csv`` and ``ablation.png`` into the output folder: per arm the mean and
+the spread (sample standard deviation) over seeds, beside ``major`` and chance, and the validation
+MLM loss beside the text's unigram cross-entropy (what knowing only token frequencies scores).
+
+A rerun after a kill skips what was finished: a fit that ended (``fit.json``) is not redone, a run
+that was probed (``result.json``) is not probed again; a fit cut short is started afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from lightning_kg.data.datamodule import KnowledgeDataModule
+from lightning_kg.dataset.files import atomic_file
+from lightning_kg.dataset.format import IGNORE_INDEX
+from lightning_kg.dataset.tokenizer import load_tokenizer
+from lightning_kg.paths import find_path
+from lightning_kg.probe.report import write_csv
+from lightning_kg.probe.run import ProbeConfig, probe
+
+_OFF = "--model.objective_settings.{}_weight"
+ARMS = {
+    "all": [],
+    "mlm": [arg for name in ("mep_vocab", "mep_contrastive", "oe") for arg in (_OFF.format(name), "0")],
+    "mlm+mep_vocab": [arg for name in ("mep_contrastive", "oe") for arg in (_OFF.format(name), "0")],
+    "mlm+mep_contrastive+oe": [_OFF.format("mep_vocab"), "0"],
+}
+"""Arm name -> the fit flags that make it (weights of the objectives it leaves out set to 0)."""
+FACTS = ("facts-heldout", "facts-train")
+METRICS = ("entity_p1", "entity_mrr", "word_p1", "word_mrr", "entity_consistency", "word_consistency",
+           "alignment_acc1", "alignment_acc1_distinct")
+"""Columns of the probe's ``mean`` row that the table compares."""
+
+
+def _run(command: list[str], log: Path) -> None:
+    with open(log, "w", encoding="utf-8") as out:
+        status = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode
+    if status:
+        tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)[-15:])
+        raise RuntimeError(f"{' '.join(command)} exited {status}; its log {log} ends:\n{tail}")
+
+
+def last_value(metrics_csv: Path, key: str) -> float | None:
+    """The last logged value of ``key`` in a run's ``metrics.csv`` (None if never logged)."""
+    with open(metrics_csv, encoding="utf-8") as lines:
+        values = [row[key] for row in csv.DictReader(lines) if row.get(key)]
+    return float(values[-1]) if values else None
+
+
+def unigram_mlm_loss(data_dir: Path) -> float:
+    """Nats per masked token of the validation split, masked as fit masks it, under the training
+    text's token frequencies (add-one smoothed, special tokens left out): the MLM loss of a model
+    that learnt only which tokens are frequent, to set beside ``val/mlm``. Masking takes whole
+    mentions, so the masked tokens are rarer than the text's, and this is above the text's entropy."""
+    manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
+    special = set(load_tokenizer(data_dir / "tokenizer").all_special_ids)
+    train = Counter()
+    for shard in manifest["shards"]["train"]:
+        with tarfile.open(data_dir / shard["name"]) as tar:
+            for member in tar:
+                if member.name.endswith(".input_ids.npy"):
+                    ids = np.load(io.BytesIO(tar.extractfile(member).read()))
+                    train.update(i for i in ids.tolist() if i not in special)
+    data = KnowledgeDataModule(str(data_dir), num_workers=0, objectives=["mlm"])
+    data.setup("validate")
+    masked = Counter()
+    for batch in data.val_dataloader():
+        labels = batch["mlm_labels"]
+        masked.update(labels[labels != IGNORE_INDEX].tolist())
+    total, types = sum(train.values()), len(train.keys() | masked.keys())
+    return -sum(n * math.log((train[token] + 1) / (total + types)) for token, n in masked.items()) / sum(masked.values())
+
+
+def run_data_dir(run_dir: Path) -> Path:
+    """The dataset a run trained on, from its ``config.yaml`` (a relative path as ``probe`` finds it)."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    return find_path(config["data"]["data_dir"])
+
+
+def train_and_probe(arm: str, seed: int, run_dir: Path, configs: list[str], fit_args: list[str]) -> dict:
+    """One arm at one seed: fit (unless ``fit.json`` says it finished), then both probes; the
+    figures are saved in ``result.json``, which a rerun reads instead."""
+    result_file = run_dir.parent / f"{run_dir.name}.result.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text(encoding="utf-8"))
+    fit_file = run_dir.parent / f"{run_dir.name}.fit.json"
+    if not fit_file.is_file():
+        shutil.rmtree(run_dir, ignore_errors=True)  # a fit cut short: start it again rather than resume a stranger's state
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "lightning_kg", "fit", *(f"--config={c}" for c in configs), *ARMS[arm],
+                   "--seed_everything", str(seed), "--run_dir", str(run_dir), "--trainer.enable_progress_bar", "false", *fit_args]
+        started = time.perf_counter()
+        _run(command, run_dir.parent / f"{run_dir.name}.fit.log")
+        with atomic_file(fit_file, "w", encoding="utf-8") as out:
+            json.dump({"fit_s": round(time.perf_counter() - started, 1), "command": command}, out)
+    result = json.loads(fit_file.read_text(encoding="utf-8"))
+    result.update(arm=arm, seed=seed, val_mlm=last_value(run_dir / "metrics.csv", "val/mlm"))
+    started = time.perf_counter()
+    for facts in FACTS:
+        probed = probe(ProbeConfig(ckpt_path=str(run_dir / "checkpoints" / "last.ckpt"), facts=facts))
+        write_csv(probed.rows, run_dir / f"probe-{facts}.csv")
+        mean = next(row for row in probed.rows if row["scope"] == "all")
+        result[facts] = {key: mean[key] for key in (*METRICS, "majority_p1", "chance_p1")}
+    result["probe_s"] = round(time.perf_counter() - started, 1)
+    with atomic_file(result_file, "w", encoding="utf-8") as out:
+        json.dump(result, out, indent=1)
+    return result
+
+
+def spread(values: list[float | None]) -> tuple[float | None, float | None]:
+    """(mean, sample standard deviation) of the measured values; (None, None) when none was (no head
+    for it), sd None with one seed."""
+    measured = [v for v in values if v is not None]
+    if not measured:
+        return None, None
+    return statistics.mean(measured), statistics.stdev(measured) if len(measured) > 1 else None
+
+
+def summary_rows(results: list[dict]) -> list[dict]:
+    """One row per arm and fact split: ``<metric>_mean`` and ``<metric>_sd`` of :data:`METRICS` and
+    of the validation MLM loss, over seeds."""
+    rows = []
+    for arm in dict.fromkeys(r["arm"] for r in results):
+        runs = [r for r in results if r["arm"] == arm]
+        for facts in FACTS:
+            row = {"arm": arm, "facts": facts, "seeds": len(runs)}
+            for metric in ("val_mlm", *METRICS):
+                values = [r["val_mlm"] if metric == "val_mlm" else r[facts][metric] for r in runs]
+                row[f"{metric}_mean"], row[f"{metric}_sd"] = spread(values)
+            rows.append(row)
+    return rows
+
+
+def _cell(mean: float | None, sd: float | None) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
+
+
+def markdown(rows: list[dict], baselines: dict[str, dict[str, float]], unigram: float, seeds: list[int], wall_s: float) -> str:
+    """The table of ``ablation.md``: mean ± sd over seeds, then the baselines."""
+    header = ("| arm | facts | entity P@1 | entity MRR | word P@1 | entity consistency | word consistency "
+              "| alignment acc@1 | labels that differ | val MLM loss |")
+    lines = [f"Seeds {', '.join(map(str, seeds))}; mean ± sample sd over seeds; wall time {wall_s / 60:.1f} min.", "",
+             header, "|" + " --- |" * (header.count("|") - 1)]
+    for row in rows:
+        cells = [_cell(row[f"{m}_mean"], row[f"{m}_sd"]) for m in ("entity_p1", "entity_mrr", "word_p1", "entity_consistency",
+                                                                  "word_consistency", "alignment_acc1", "alignment_acc1_distinct", "val_mlm")]
+        lines.append(f"| {row['arm']} | {row['facts'].removeprefix('facts-')} | " + " | ".join(cells) + " |")
+    for facts, values in baselines.items():
+        lines.append(f"| most frequent object (`major`) | {facts.removeprefix('facts-')} | {values['majority_p1']:.3f} | | "
+                     f"{values['majority_p1']:.3f} | | | | | |")
+        lines.append(f"| chance | {facts.removeprefix('facts-')} | {values['chance_p1']:.3f} | | {values['chance_p1']:.3f} | | | | | |")
+    lines.append(f"| unigram frequencies | | | | | | | | | {unigram:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], baselines: dict[str, dict[str, float]], path: Path) -> None:
+    """P@1 per arm (entity- and word-based bars, sd as error bars), one panel per fact split, with
+    ``major`` and chance as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(FACTS), figsize=(11.0, 4.0), sharey=True)
+    for axis, facts in zip(axes, FACTS):
+        shown = [r for r in rows if r["facts"] == facts]
+        x = np.arange(len(shown))
+        for offset, kind, color in ((-0.2, "entity", "tab:blue"), (0.2, "word", "tab:orange")):
+            means = [r[f"{kind}_p1_mean"] for r in shown]
+            errors = [r[f"{kind}_p1_sd"] or 0.0 for r in shown]
+            axis.bar(x + offset, [m if m is not None else 0.0 for m in means], 0.4, yerr=errors, capsize=3, color=color,
+                     label=f"{kind}-based")
+        axis.axhline(baselines[facts]["majority_p1"], color="black", linestyle="--", label="most frequent object")
+        axis.axhline(baselines[facts]["chance_p1"], color="grey", linestyle=":", label="chance")
+        axis.set_xticks(x, [r["arm"].replace("+", "\n+") for r in shown], fontsize=8)
+        axis.set_title(f"{facts}: P@1 (macro mean over languages)", fontsize=9)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("P@1")
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_file(path) as out:
+        figure.savefig(out, format="png", dpi=110)
+    plt.close(figure)
+
+
+def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit_args: list[str]) -> Path:
+    """Every arm at every seed (:func:`train_and_probe`), then the table and the chart in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    started, results = time.perf_counter(), []
+    jobs = [(arm, seed) for seed in seeds for arm in arms]  # seed by seed: a run cut short still compares every arm
+    for number, (arm, seed) in enumerate(jobs, 1):
+        result = train_and_probe(arm, seed, out / arm / f"seed-{seed}", configs, fit_args)
+        results.append(result)
+        elapsed = time.perf_counter() - started
+        print(f"[{number}/{len(jobs)}] {arm} seed {seed}: fit {result['fit_s']:.0f} s, probes {result['probe_s']:.0f} s, "
+              f"held-out entity P@1 {_cell(result['facts-heldout']['entity_p1'], None)}; {elapsed / 60:.1f} min so far", flush=True)
+    rows = summary_rows(results)
+    baselines = {facts: {key: results[0][facts][key] for key in ("majority_p1", "chance_p1")} for facts in FACTS}
+    unigram = unigram_mlm_loss(run_data_dir(out / arms[0] / f"seed-{seeds[0]}"))
+    wall_s = sum(r["fit_s"] + r["probe_s"] for r in results)
+    with atomic_file(out / "ablation.csv", "w", encoding="utf-8") as table:
+        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = markdown(rows, baselines, unigram, seeds, wall_s)
+    with atomic_file(out / "ablation.md", "w", encoding="utf-8") as table:
+        table.write(text)
+    plot(rows, baselines, out / "ablation.png")
+    print(text + f"\nwrote {out / 'ablation.md'}, {out / 'ablation.csv'} and {out / 'ablation.png'}")
+    return out
+
+
+def main(args: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m lightning_kg ablate",
+        description="Train each arm (set of objectives) at each seed, probe each on held-out and training facts, "
+                    "and write ablation.md, ablation.csv and ablation.png. Other --key value flags go to every fit.")
+    parser.add_argument("--config", action="append", default=[], help="fit config file(s), as fit takes them; later ones win")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every arm (default: 0 1 2)")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="arms to train (default: all four)")
+    parser.add_argument("--out", default="runs/ablation", help="output folder; a rerun skips the runs finished there")
+    known, fit_args = parser.parse_known_args(args)
+    stray = [arg for arg in fit_args if arg.startswith("--") and "." not in arg.split("=")[0]]
+    if stray:
+        parser.error(f"unknown option(s) {stray}: flags for the fits are dotted (--trainer.max_steps 100)")
+    for config in known.config:
+        if not Path(config).is_file():
+            parser.error(f"--config {config}: no such file")
+    try:
+        ablate(known.config, known.seeds, known.arms, Path(known.out), fit_args)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,57 @@
+"""The ablation command: arms x seeds trained and probed, one table, a rerun that skips what was done."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from lightning_kg.ablate import markdown, spread, summary_rows
+from lightning_kg.cli import main
+
+DEMO = str(Path(__file__).resolve().parents[1] / "shards" / "demo")
+TINY = f"""data:
+  data_dir: {DEMO}
+  num_workers: 0
+  batch_size: 4
+  fact_batch_size: 4
+trainer:
+  max_steps: 4
+  val_check_interval: 4
+  limit_val_batches: 2
+"""
+
+
+@pytest.mark.slow
+def test_two_arms_at_one_seed_give_one_table_and_a_rerun_skips_them(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    out = tmp_path / "ablation"
+    args = ["ablate", "--config", str(config), "--seeds", "0", "--arms", "all", "mlm", "--out", str(out)]
+    main(args)
+    rows = list(csv.DictReader(open(out / "ablation.csv")))
+    assert [(r["arm"], r["facts"], r["seeds"]) for r in rows] == [
+        ("all", "facts-heldout", "1"), ("all", "facts-train", "1"), ("mlm", "facts-heldout", "1"), ("mlm", "facts-train", "1")]
+    assert 0.0 <= float(rows[0]["entity_p1_mean"]) <= 1.0 and rows[2]["entity_p1_mean"] == ""  # MLM alone has no entity head
+    assert float(rows[2]["word_p1_mean"]) >= 0.0 and float(rows[2]["val_mlm_mean"]) > 1.0
+    table = (out / "ablation.md").read_text()
+    assert "| most frequent object (`major`) | heldout |" in table and "| unigram frequencies |" in table
+    assert (out / "ablation.png").stat().st_size > 1000
+    assert (out / "mlm" / "seed-0" / "probe-facts-train.csv").is_file()
+    fit_log = out / "all" / "seed-0.fit.log"
+    written = fit_log.stat().st_mtime_ns
+    capsys.readouterr()
+    main(args)
+    assert fit_log.stat().st_mtime_ns == written  # nothing was trained again
+    assert "[2/2] mlm seed 0" in capsys.readouterr().out
+
+
+def test_the_table_gives_mean_and_sample_sd_over_seeds_and_na_without_a_head():
+    assert spread([0.2, 0.4, None]) == (pytest.approx(0.3), pytest.approx(0.1414, abs=1e-4))
+    assert spread([None]) == (None, None) and spread([0.5]) == (0.5, None)
+    probe = {"entity_p1": 0.3, "entity_mrr": 0.4, "word_p1": 0.1, "word_mrr": 0.2, "entity_consistency": 0.5,
+             "word_consistency": 0.1, "alignment_acc1": 0.2, "alignment_acc1_distinct": 0.0, "majority_p1": 0.25, "chance_p1": 0.05}
+    results = [{"arm": "all", "seed": seed, "val_mlm": 5.0 + seed, "facts-heldout": probe, "facts-train": probe} for seed in (0, 1)]
+    rows = summary_rows(results)
+    assert rows[0]["val_mlm_mean"] == 5.5 and rows[0]["entity_p1_sd"] == 0.0
+    text = markdown(rows, {"facts-heldout": probe}, 6.9, [0, 1], 120.0)
+    assert "| all | heldout | 0.300 ± 0.000 |" in text and "wall time 2.0 min" in text and "| 6.900 |" in text
