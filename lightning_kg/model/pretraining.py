@@ -34,12 +34,13 @@ from lightning_kg.model.old_names import rename_old_keys
 @dataclass
 class PretrainingOutput(ModelOutput):
     """What ``KnowledgePretrainingModel.forward`` returns. An inactive objective's fields are None.
-    A ``ModelOutput`` (an ordered dict of the fields that are set) rather than a bare dataclass:
-    ZeRO-3 hooks the tensors of a module's output only inside tuples, lists and dicts, and without
-    that hook the entity table, used outside its own module, is not gathered again for backward.
     An active one whose inputs the batch lacks (no masked token, no fact: single-task batches) has a
     loss of 0 that still reaches its head (DDP must see every parameter used, and evaluation logs
-    it on every rank) and empty per-example fields."""
+    it on every rank) and empty per-example fields.
+
+    A ``ModelOutput`` (an ordered dict of the fields that are set) rather than a bare dataclass:
+    ZeRO-3 hooks the tensors of a module's output only inside tuples, lists and dicts, and without
+    that hook the entity table, used outside its own module, is not gathered again for backward."""
 
     loss: torch.Tensor | None = None
     """() the active objectives' losses, weighted and summed: what the optimiser minimises (always set by ``forward``)."""
