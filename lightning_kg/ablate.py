@@ -31,11 +31,11 @@ import numpy as np
 import yaml
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
-from lightning_kg.dataset.files import atomic_file
+from lightning_kg.dataset.files import atomic_file, write_json, write_text
 from lightning_kg.dataset.format import IGNORE_INDEX
 from lightning_kg.dataset.tokenizer import load_tokenizer
 from lightning_kg.paths import find_path
-from lightning_kg.probe.report import write_csv
+from lightning_kg.probe.report import pyplot, save_png, write_csv
 from lightning_kg.probe.run import ProbeConfig, probe
 
 _OFF = "--model.objective_settings.{}_weight"
@@ -111,8 +111,7 @@ def train_and_probe(arm: str, seed: int, run_dir: Path, configs: list[str], fit_
                    "--seed_everything", str(seed), "--run_dir", str(run_dir), "--trainer.enable_progress_bar", "false", *fit_args]
         started = time.perf_counter()
         _run(command, run_dir.parent / f"{run_dir.name}.fit.log")
-        with atomic_file(fit_file, "w", encoding="utf-8") as out:
-            json.dump({"fit_s": round(time.perf_counter() - started, 1), "command": command}, out)
+        write_json(fit_file, {"fit_s": round(time.perf_counter() - started, 1), "command": command})
     result = json.loads(fit_file.read_text(encoding="utf-8"))
     result.update(arm=arm, seed=seed, val_mlm=last_value(run_dir / "metrics.csv", "val/mlm"))
     started = time.perf_counter()
@@ -122,8 +121,7 @@ def train_and_probe(arm: str, seed: int, run_dir: Path, configs: list[str], fit_
         mean = next(row for row in probed.rows if row["scope"] == "all")
         result[facts] = {key: mean[key] for key in (*METRICS, "majority_p1", "chance_p1")}
     result["probe_s"] = round(time.perf_counter() - started, 1)
-    with atomic_file(result_file, "w", encoding="utf-8") as out:
-        json.dump(result, out, indent=1)
+    write_json(result_file, result, indent=1)
     return result
 
 
@@ -178,12 +176,7 @@ def markdown(rows: list[dict], baselines: dict[str, dict[str, float]], unigram: 
 def plot(rows: list[dict], baselines: dict[str, dict[str, float]], path: Path) -> None:
     """P@1 per arm (entity- and word-based bars, sd as error bars), one panel per fact split, with
     ``major`` and chance as lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(FACTS), figsize=(11.0, 4.0), sharey=True)
+    figure, axes = pyplot().subplots(1, len(FACTS), figsize=(11.0, 4.0), sharey=True)
     for axis, facts in zip(axes, FACTS):
         shown = [r for r in rows if r["facts"] == facts]
         x = np.arange(len(shown))
@@ -200,9 +193,7 @@ def plot(rows: list[dict], baselines: dict[str, dict[str, float]], path: Path) -
     axes[0].set_ylabel("P@1")
     axes[0].legend(fontsize=8)
     figure.tight_layout()
-    with atomic_file(path) as out:
-        figure.savefig(out, format="png", dpi=110)
-    plt.close(figure)
+    save_png(figure, path, dpi=110)
 
 
 def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit_args: list[str]) -> Path:
@@ -225,8 +216,7 @@ def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit
         writer.writeheader()
         writer.writerows(rows)
     text = markdown(rows, baselines, unigram, seeds, wall_s)
-    with atomic_file(out / "ablation.md", "w", encoding="utf-8") as table:
-        table.write(text)
+    write_text(out / "ablation.md", text)
     plot(rows, baselines, out / "ablation.png")
     print(text + f"\nwrote {out / 'ablation.md'}, {out / 'ablation.csv'} and {out / 'ablation.png'}")
     return out

@@ -64,25 +64,35 @@ def write_csv(rows: list[dict], path: Path) -> None:
             writer.writerow({k: ("" if v is None else round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
 
 
-def plot(rows: list[dict], path: Path, title: str) -> None:
-    """:func:`chart` as a PNG."""
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend: no display on clusters and CI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure = chart(rows, title)
+    return plt
+
+
+def save_png(figure, path: Path, dpi: int = 120) -> None:
+    """``figure`` as a PNG at ``path``, atomically, then closed (pyplot keeps every open figure)."""
     with atomic_file(path) as out:
-        figure.savefig(out, format="png", dpi=120)
-    plt.close(figure)
+        figure.savefig(out, format="png", dpi=dpi)
+    pyplot().close(figure)
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    """:func:`chart` as a PNG."""
+    save_png(chart(rows, title), path)
 
 
 def chart(rows: list[dict], title: str):
     """Per-language bars: P@1 (chance and the most-frequent-object baseline marked) and MRR, entity-based and word-based side by side; entity
     alignment acc@1 over all entities and over those whose two labels differ (share of same-string
     labels marked). Returns the matplotlib Figure, three axes in that order."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on clusters and CI
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     shown = [r for r in rows if r["scope"] in ("language", "all") and (r["queries"] or r["alignment_acc1"] is not None)]
     keys = [r["key"] for r in shown]

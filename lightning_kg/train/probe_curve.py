@@ -2,7 +2,8 @@
 every N validation rounds, so ``metrics.csv`` and TensorBoard show when facts are learnt, not only
 whether the last checkpoint knows them.
 
-Turn it on in a config (``conf/demo/knowledge.yaml`` does)::
+Off unless a config turns it on (neither the demo nor ``conf/demo/knowledge.yaml`` does: each probe
+costs tens of seconds on a laptop CPU)::
 
     trainer:
       callbacks:
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
-from lightning_kg.dataset.files import atomic_file
+from lightning_kg.probe.report import pyplot, save_png
 from lightning_kg.probe.run import ProbeConfig, probe_model
 
 KINDS = ("entity", "word")
@@ -46,11 +47,7 @@ def probe_metrics(rows: list[dict]) -> dict[str, float]:
 def plot_curve(history: list[tuple[int, dict[str, float]]], path: Path, title: str) -> None:
     """P@1 and MRR (macro means over languages) against the step, entity- and word-based, with the
     most-frequent-object and chance P@1 as dashed lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on clusters and CI
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     steps = [step for step, _ in history]
     figure, axes = plt.subplots(1, 2, figsize=(10.0, 4.0))
     for axis, metric in zip(axes, ("p1", "mrr")):
@@ -69,9 +66,7 @@ def plot_curve(history: list[tuple[int, dict[str, float]]], path: Path, title: s
         axis.legend(fontsize=8)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    with atomic_file(path) as out:
-        figure.savefig(out, format="png", dpi=110)
-    plt.close(figure)
+    save_png(figure, path, dpi=110)
 
 
 class ProbeCurve(Callback):
