@@ -13,13 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import msgspec
-
+from lightning_kg.prepare.chunk_pool import ChunkPool
 from lightning_kg.prepare.dumps import BadRecord
 from lightning_kg.prepare.namespaces import canonical_title
-from lightning_kg.prepare.wikidata import EntityHead, iter_entities, iter_labels
-
-GENERIC_DECODER = msgspec.json.Decoder()
+from lightning_kg.prepare.wikidata import Selection, iter_entities, iter_labels
 
 
 @dataclass
@@ -41,34 +38,17 @@ class KnowledgeBase:
         on_error: Callable[[BadRecord], None] | None,
         accept_bad: bool = False,
         linked: set[tuple[str, str]] | None = None,
+        pool: ChunkPool | None = None,
     ) -> KnowledgeBase:
         """Read Wikidata JSON dumps, keeping ``languages`` (None: every language) and the sitelinks
         of ``sites`` (site id -> its language, ``{"nowiki": "nb"}``: the wikis being prepared).
         ``linked``: the (site, title) pairs the wikis link to, redirects followed; only items with a
-        sitelink among them (and properties) are kept. None keeps every entity."""
+        sitelink among them (and properties) are kept. None keeps every entity. ``pool``: the
+        processes that decode the lines (here and in the later passes)."""
         kb = cls()
-
-        def is_linked(head: EntityHead) -> bool:
-            if head.type != "item":
-                return True
-            try:
-                links = GENERIC_DECODER.decode(head.sitelinks)
-            except msgspec.DecodeError:
-                return True  # decoded whole, which reports it
-            if not isinstance(links, dict):
-                return True
-            for site in sites:
-                link = links.get(site)
-                if link is None:
-                    continue
-                if not isinstance(link, dict) or not isinstance(link.get("title", ""), str):
-                    return True
-                if "title" in link and (site, canonical_title(link["title"])) in linked:
-                    return True
-            return False
-
+        selection = None if linked is None else Selection(linked, tuple(sites), None if languages is None else frozenset(languages))
         for path in paths:
-            for entity in iter_entities(path, on_error=on_error, accept_bad=accept_bad, wanted=None if linked is None else is_linked):
+            for entity in iter_entities(path, on_error=on_error, accept_bad=accept_bad, selection=selection, pool=pool):
                 # With ``linked``, an item's texts and facts wait for the second pass, which reads the
                 # vocabulary's only: this one keeps its sitelinks (the vocabulary is counted on them).
                 if linked is None or entity.kind != "item":
@@ -95,11 +75,13 @@ class KnowledgeBase:
         if titles:
             self.titles[entity.id] = titles
 
-    def add_items(self, paths: Iterable[str], ids: set[str], languages: set[str] | None) -> None:
+    def add_items(self, paths: Iterable[str], ids: set[str], languages: set[str] | None, pool: ChunkPool | None = None) -> None:
         """The second pass: texts and facts of the items ``ids`` (the vocabulary's). Bad lines were
         reported by the first pass (and a linked item that could not be read has no sitelinks)."""
         for path in paths:
-            for entity in iter_entities(path, on_error=lambda record: None, accept_bad=True, wanted=lambda head: head.id in ids):
+            for entity in iter_entities(path, on_error=lambda record: None, accept_bad=True,
+                                      selection=Selection(ids, languages=None if languages is None else frozenset(languages)),
+                                      pool=pool):
                 self._add_texts(entity, languages)
 
     def keep_only(self, entities: set[str]) -> set[str]:
@@ -114,14 +96,27 @@ class KnowledgeBase:
         self.aliases = {e: v for e, v in self.aliases.items() if e in entities or not e.startswith("Q")}
         return objects - self.decoded
 
-    def add_labels(self, paths: Iterable[str], ids: set[str], languages: set[str] | None) -> None:
+    def add_labels(self, paths: Iterable[str], ids: set[str], languages: set[str] | None, pool: ChunkPool | None = None) -> None:
         """The third pass: labels of ``ids`` in ``languages`` (objects of the vocabulary's facts), only
         their labels decoded. (An object whose other members are malformed now has its labels; a
         single whole pass left it out.)"""
         for path in paths:
-            for entity_id, labels in iter_labels(path, ids):
+            for entity_id, labels in iter_labels(path, ids, pool, None if languages is None else frozenset(languages)):
                 if kept := {lang: v for lang, v in labels.items() if v and (languages is None or lang in languages)}:
                     self.labels[entity_id] = kept
+
+    def to_json(self) -> dict:
+        """The knowledge base as JSON values, in the order of its tables (a restart reads it back)."""
+        return {"labels": self.labels, "descriptions": self.descriptions, "aliases": self.aliases, "facts": self.facts,
+                "sitelinks": [[site, title, entity] for (site, title), entity in self.sitelinks.items()],
+                "titles": self.titles, "decoded": sorted(self.decoded)}
+
+    @classmethod
+    def from_json(cls, values: dict) -> KnowledgeBase:
+        return cls(labels=values["labels"], descriptions=values["descriptions"], aliases=values["aliases"],
+                   facts={entity: [tuple(fact) for fact in facts] for entity, facts in values["facts"].items()},
+                   sitelinks={(site, title): entity for site, title, entity in values["sitelinks"]},
+                   titles=values["titles"], decoded=set(values["decoded"]))
 
     def resolve(self, site: str, lang: str, title: str) -> str:
         """Entity key of a link target in wiki ``site`` (language ``lang``): its Q-id through

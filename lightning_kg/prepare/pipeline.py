@@ -27,6 +27,7 @@ from pathlib import Path
 from lightning_kg.dataset.files import file_sha256, write_json
 from lightning_kg.dataset.manifest import directory_sha256
 from lightning_kg.dataset.tokenizer import load_tokenizer
+from lightning_kg.prepare.chunk_pool import ChunkPool
 from lightning_kg.prepare.config import PrepareConfig
 from lightning_kg.prepare.dumps import expand_inputs
 from lightning_kg.prepare.knowledge_base import KnowledgeBase
@@ -162,23 +163,40 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
     bad = BadRecords(config.strict)
     # Three passes over Wikidata, so memory follows the vocabulary: sitelinks of the linked items (and
     # the properties), then the vocabulary's items, then the labels of their facts' objects (knowledge_base.py).
-    wikidata_started = time.process_time()
-    kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
-                                  accept_bad=config.accept_bad_wikidata, linked=linked_targets(summaries))
-    if data_paths:
-        log.info("wikidata: %d properties and %d sitelinks of linked items read", len(kb.decoded), len(kb.sitelinks))
-    resolve = LinkResolver(summaries, kb)
-    vocab = build_vocab(summaries, resolve, kb, config)
-    if len(vocab) <= 3:
-        raise ValueError(f"no entity mention found in {len(summaries)} dump(s) ({sum(s['articles'] for s in summaries)} "
-                         "articles): nothing to train the entity objectives on; check the inputs")
-    if data_paths:
-        kb.add_items(data_paths, set(vocab.entities[3:]), set(languages))
-    if missing := kb.keep_only(set(vocab.entities[3:])):
-        kb.add_labels(data_paths, missing, set(languages))
-        log.info("wikidata: labels of %d objects of the vocabulary's facts read in a third pass", len(missing))
+    wikidata_started = time.process_time(), time.perf_counter()
+    # Each pass's result is kept in .work/, so a run killed in a later pass (or after the three)
+    # starts again after the last one it finished: at full scale a pass is an hour of a node.
+    passes = json.loads((work_dir / "wikidata.json").read_text(encoding="utf-8")) if (work_dir / "wikidata.json").exists() else {}
+    passes = passes if passes.get("fingerprint") == digest else {}
+    with ChunkPool(config.workers if data_paths else 1, work_dir) as pool:
+        if "first" in passes:
+            kb = KnowledgeBase.from_json(passes["first"])
+            bad.records = passes["bad_records"]
+            log.info("wikidata: the first pass of an earlier run reused")
+        else:
+            kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
+                                          accept_bad=config.accept_bad_wikidata, linked=linked_targets(summaries), pool=pool)
+            _keep_pass(work_dir, passes := {"fingerprint": digest, "first": kb.to_json(), "bad_records": bad.records})
+        if data_paths:
+            log.info("wikidata: %d properties and %d sitelinks of linked items read", len(kb.decoded), len(kb.sitelinks))
+        resolve = LinkResolver(summaries, kb)
+        vocab = build_vocab(summaries, resolve, kb, config)
+        if len(vocab) <= 3:
+            raise ValueError(f"no entity mention found in {len(summaries)} dump(s) ({sum(s['articles'] for s in summaries)} "
+                             "articles): nothing to train the entity objectives on; check the inputs")
+        if "last" in passes:
+            kb = KnowledgeBase.from_json(passes["last"])
+            log.info("wikidata: the second and third passes of an earlier run reused")
+        else:
+            if data_paths:
+                kb.add_items(data_paths, set(vocab.entities[3:]), set(languages), pool)
+            if missing := kb.keep_only(set(vocab.entities[3:])):
+                kb.add_labels(data_paths, missing, set(languages), pool)
+                log.info("wikidata: labels of %d objects of the vocabulary's facts read in a third pass", len(missing))
+            _keep_pass(work_dir, {**passes, "last": kb.to_json()})
     if data_paths:  # bench/prepare_scale.py reads this line
-        log.info("wikidata passes: %.2f CPU s", time.process_time() - wikidata_started)
+        log.info("wikidata passes: %.2f CPU s in this process, %.2f s wall", time.process_time() - wikidata_started[0],
+                 time.perf_counter() - wikidata_started[1])
     vocab.save(out / "entity_vocab.jsonl")
     heldout_subjects = {e for e in kb.facts if stable_fraction(f"heldout|{e}") < config.heldout_fact_fraction}
     knowledge_rows = knowledge_texts(vocab, kb, languages, heldout_subjects, config)
@@ -227,6 +245,10 @@ def write(out: Path, work_dir: Path, summaries: list[dict], config: PrepareConfi
         "fingerprint": digest, "documents": text["documents"], "mentions": text["mentions"],
         "shards": {split: [asdict(info) for info in infos] for split, infos in text["shards"].items()}})
     return False
+
+
+def _keep_pass(work_dir: Path, record: dict) -> None:
+    write_json(work_dir / "wikidata.json", record, staging=work_dir / f"wikidata.json.{os.getpid()}.tmp")
 
 
 def _stage_record(path: Path, digest: str, remedy: str) -> dict:

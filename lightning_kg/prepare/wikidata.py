@@ -7,14 +7,18 @@ other kinds are skipped quietly; a line that is not an entity is reported with i
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, replace
 
 import msgspec
 
-from lightning_kg.prepare.dumps import BadRecord, DumpError, open_dump, raise_on_error
+from lightning_kg.prepare import chunk_pool
+from lightning_kg.prepare.chunk_pool import ChunkPool
+from lightning_kg.prepare.dumps import BadRecord, DumpError, LineChunk, open_dump, raise_on_error
+from lightning_kg.prepare.namespaces import canonical_title
 
 KINDS = {"item", "property"}
 # A Wikidata file with more malformed lines than this share (and at least MIN_MALFORMED_LINES of
@@ -93,62 +97,173 @@ class EntityLabels(msgspec.Struct):
 
 
 LABELS_DECODER = msgspec.json.Decoder(EntityLabels)
-# wanted(head) -> decode this line whole? (an item linked from the wikis, a property)
-Wanted = Callable[[EntityHead], bool]
+GENERIC_DECODER = msgspec.json.Decoder()
 
 
 class WikidataInputError(ValueError):
-    """A Wikidata file that is not one: empty, not JSON lines of entities, or mostly malformed."""
+    """A Wikidata file that is not one: empty, not JSON lines of entities, mostly malformed, or cut short."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which entity lines are decoded whole: those with a key in ``keys``. With ``sites``, a line's
+    keys are the (site, normalised title) of its sitelinks to those wikis (the first pass: items the
+    wikis link to), and properties are always taken; without, its id (the second pass).
+
+    What is not asked for is left out where the line is decoded (a worker), not sent back: the
+    texts in other languages than ``languages`` (None: all; a popular item has hundreds) and, with
+    ``sites``, the sitelinks to other wikis."""
+
+    keys: Collection
+    sites: tuple[str, ...] | None = None
+    languages: frozenset[str] | None = None
+
+    def trim(self, entity: WikidataEntity) -> WikidataEntity:
+        def kept(values: dict) -> dict:
+            return values if self.languages is None else {lang: v for lang, v in values.items() if lang in self.languages}
+
+        sitelinks = entity.sitelinks if self.sites is None else {s: t for s, t in entity.sitelinks.items() if s in self.sites}
+        return replace(entity, labels=kept(entity.labels), descriptions=kept(entity.descriptions), aliases=kept(entity.aliases),
+                       sitelinks=sitelinks)
+
+
+def line_keys(head: EntityHead, selection: Selection) -> list | None:
+    """The keys ``selection`` looks a line up by; None where it is decoded whole whatever they are:
+    a property, or sitelinks that are not as Wikidata writes them (decoding whole reports them)."""
+    if selection.sites is None:
+        return [head.id]
+    if head.type != "item":
+        return None
+    try:
+        links = GENERIC_DECODER.decode(head.sitelinks)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(links, dict):
+        return None
+    keys = []
+    for site in selection.sites:
+        link = links.get(site)
+        if link is None:
+            continue
+        if not isinstance(link, dict) or not isinstance(link.get("title", ""), str):
+            return None
+        if "title" in link:
+            keys.append((site, canonical_title(link["title"])))
+    return keys
+
+
+WHITESPACE = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.strip() takes off
+BRACKETS = frozenset(b"[]")
+
+
+def _lines(chunk: LineChunk) -> tuple[int, Iterator[tuple[int, bytes | memoryview]]]:
+    """(line ends in the chunk, (index, line) of its entity lines: stripped of white space and the
+    trailing comma, the array's brackets and blank lines left out). A line is a view of the chunk's
+    line, not a copy (msgspec decodes views; ``json.loads`` needs ``bytes()`` of it)."""
+    lines = chunk.lines(chunk_pool.SLOTS)
+
+    def entity_lines() -> Iterator[tuple[int, bytes | memoryview]]:
+        for index, raw in enumerate(lines):
+            start, end = 0, len(raw)
+            while start < end and raw[start] in WHITESPACE:
+                start += 1
+            while end > start and raw[end - 1] in WHITESPACE:
+                end -= 1
+            while end > start and raw[end - 1] == 44:  # ","
+                end -= 1
+            if end - start > 1 or (end - start == 1 and raw[start] not in BRACKETS):
+                yield index, raw if end - start == len(raw) else memoryview(raw)[start:end]
+
+    return len(lines) - 1, entity_lines()
+
+
+def entity_chunk(chunk: LineChunk, selection: Selection | None) -> tuple[int, int, int, list]:
+    """Worker task: a chunk's lines -> (line ends, entity lines, entities passed over, ``[(index,
+    keys, outcome)]`` for the lines decoded whole), ``outcome`` the entity, None for another kind, or
+    the reason it is not one. ``keys`` are what the caller checks against the exact set, since a
+    :class:`~lightning_kg.prepare.chunk_pool.KeyFilter` lets a few lines too many through."""
+    lines = passed = 0
+    decoded = []
+    ends, entity_lines = _lines(chunk)
+    for index, line in entity_lines:
+        lines += 1
+        keys = None
+        if selection is not None:
+            try:
+                head = HEAD_DECODER.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                head = None  # decoded whole below, which says what is wrong as before
+            if head is not None and isinstance(head.id, str):
+                if head.type not in KINDS:
+                    continue
+                keys = line_keys(head, selection)
+                if keys is not None and not any(key in selection.keys for key in keys):
+                    passed += 1
+                    continue
+        try:
+            record = json.loads(bytes(line))
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                raise ValueError("not an object with a string \"id\"")
+            outcome = parse_entity(record)
+        except (ValueError, AttributeError, TypeError, KeyError) as error:
+            outcome = str(error)
+        if selection is not None and isinstance(outcome, WikidataEntity):
+            outcome = selection.trim(outcome)
+        decoded.append((index, keys, outcome))
+    return ends, lines, passed, decoded
+
+
+def _chunks(path: str, pool: ChunkPool, max_lines: int | None, function: Callable, *arguments) -> Iterator:
+    """``function(chunk, *arguments)`` of each chunk of the file in order, by ``pool`` (of its first
+    ``max_lines`` lines only, here, if given); a file cut short raises ``WikidataInputError``."""
+    if max_lines is not None:
+        with open_dump(path) as stream:
+            head = b"".join(itertools.islice(stream, max_lines))
+        yield function(LineChunk(b"", head, len(head)), *arguments)
+        return
+    try:
+        yield from pool.map_lines(function, path, *arguments)
+    except (EOFError, OSError) as error:
+        raise WikidataInputError(f"{path}: cut short ({error}): an unfinished download or a damaged file; "
+                                 "download it again") from error
 
 
 def iter_entities(path: str | os.PathLike, on_error: Callable[[BadRecord], None] | None = None, max_lines: int | None = None,
-                  accept_bad: bool = False, wanted: Wanted | None = None) -> Iterator[WikidataEntity]:
+                  accept_bad: bool = False, selection: Selection | None = None, pool: ChunkPool | None = None) -> Iterator[WikidataEntity]:
     """Items and properties of a dump (.json, .json.bz2, .json.gz). A bad line is reported to
     ``on_error`` and skipped (without one, ``DumpError`` is raised). ``max_lines``: read only the
-    head of the file. ``wanted``: only entities it accepts are decoded whole and yielded; the others
-    are only checked to be JSON (a line that is not JSON, or has no string id, is still reported).
+    head of the file. ``selection``: only entities it selects are decoded whole and yielded; the
+    others are only checked to be JSON (a line that is not JSON, or has no string id, is still
+    reported). ``pool``: its workers decode the chunks, with the same result as this process.
 
     A file that yields no entity, or whose malformed lines are more than ``MAX_MALFORMED_SHARE`` of
     its lines (and at least ``MIN_MALFORMED_LINES``), raises ``WikidataInputError`` once read,
     unless ``accept_bad``: it is another file than meant (an XML dump, an unfinished download).
+    A file cut short raises it whatever ``accept_bad`` says.
     """
     on_error = on_error or raise_on_error
     path = str(path)
+    pool = pool or ChunkPool()
+    shared = None if selection is None else Selection(pool.shared_keys(selection.keys), selection.sites)
     lines = entities = malformed = 0
     first_problem = ""
-    with open_dump(path) as stream:
-        for number, raw in enumerate(stream, 1):
-            if max_lines is not None and number > max_lines:
-                break
-            line = raw.strip().rstrip(b",")
-            if not line or line in (b"[", b"]"):
-                continue
-            lines += 1
-            if wanted is not None:
-                try:
-                    head = HEAD_DECODER.decode(line)
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    head = None  # decoded whole below, which says what is wrong as before
-                if head is not None and isinstance(head.id, str):
-                    if head.type not in KINDS:
-                        continue
-                    if not wanted(head):
-                        entities += 1
-                        continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                    raise ValueError("not an object with a string \"id\"")
-                entity = parse_entity(record)
-            except (ValueError, AttributeError, TypeError, KeyError) as error:
+    offset = 0  # line ends before the chunk: its line i is line offset + i + 1 of the file
+    for ends, chunk_lines, passed, decoded in _chunks(path, pool, max_lines, entity_chunk, shared):
+        lines += chunk_lines
+        entities += passed
+        for index, keys, outcome in decoded:
+            number = offset + index + 1
+            if keys is not None and not any(key in selection.keys for key in keys):
+                entities += 1  # let through by the workers' filter, not selected
+            elif isinstance(outcome, str):
                 malformed += 1
-                first_problem = first_problem or f"line {number}: {error}"
-                on_error(BadRecord(path, f"line {number}", f"not a Wikidata entity ({error}); expected one JSON "
+                first_problem = first_problem or f"line {number}: {outcome}"
+                on_error(BadRecord(path, f"line {number}", f"not a Wikidata entity ({outcome}); expected one JSON "
                                    "object per line with an \"id\", as in Wikidata's JSON dumps"))
-                continue
-            if entity is not None:
+            elif outcome is not None:
                 entities += 1
-                yield entity
+                yield outcome
+        offset += ends
     if accept_bad:
         return
     override = "; pass --accept_bad_wikidata true to go on with it"
@@ -161,24 +276,31 @@ def iter_entities(path: str | os.PathLike, on_error: Callable[[BadRecord], None]
                                  f"than {MAX_MALFORMED_SHARE:.0%} (first: {first_problem}): a broken or another file{override}")
 
 
-def iter_labels(path: str | os.PathLike, ids: set[str]) -> Iterator[tuple[str, dict[str, str]]]:
-    """(id, labels) of the items and properties ``ids``, decoding nothing else of a line: the last
-    pass of the merge, for the objects of the vocabulary's facts. Lines that are not entities were
-    reported by the first pass and are passed over here."""
-    with open_dump(path) as stream:
-        for raw in stream:
-            line = raw.strip().rstrip(b",")
-            if not line or line in (b"[", b"]"):
+def label_chunk(chunk: LineChunk, ids: Collection, languages: frozenset[str] | None) -> list[tuple[str, dict[str, str]]]:
+    """Worker task: (id, labels in ``languages``, None: all) of a chunk's items and properties with
+    an id in ``ids``, decoding nothing else of a line."""
+    found = []
+    for _, line in _lines(chunk)[1]:
+        try:
+            head = HEAD_DECODER.decode(line)
+            if not isinstance(head.id, str) or head.type not in KINDS or head.id not in ids:
                 continue
-            try:
-                head = HEAD_DECODER.decode(line)
-                if head.id not in ids or head.type not in KINDS:
-                    continue
-                labels = LABELS_DECODER.decode(line).labels
-            except (msgspec.DecodeError, msgspec.ValidationError, TypeError):  # TypeError: an unhashable id
-                continue
-            if isinstance(labels, dict):
-                yield head.id, _texts(labels)
+            labels = LABELS_DECODER.decode(line).labels
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+        if isinstance(labels, dict):
+            found.append((head.id, _texts(labels if languages is None else {k: v for k, v in labels.items() if k in languages})))
+    return found
+
+
+def iter_labels(path: str | os.PathLike, ids: set[str], pool: ChunkPool | None = None,
+                languages: frozenset[str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+    """(id, labels in ``languages``, None: all) of the items and properties ``ids``: the last pass of
+    the merge, for the objects of the vocabulary's facts. Lines that are not entities were reported
+    by the first pass and are passed over here."""
+    pool = pool or ChunkPool()
+    for found in _chunks(str(path), pool, None, label_chunk, pool.shared_keys(ids), languages):
+        yield from ((entity_id, labels) for entity_id, labels in found if entity_id in ids)
 
 
 def check_wikidata_head(path: str | os.PathLike, strict: bool, accept_bad: bool = False) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 import lightning_kg.prepare.parsing as parsing
 import lightning_kg.prepare.pipeline as pipeline
+from lightning_kg.prepare.knowledge_base import KnowledgeBase
 from lightning_kg.prepare.pipeline import prepare
 from tests.factories import config, write_dumps
 
@@ -67,3 +68,24 @@ def test_a_kill_in_each_stage_then_a_rerun_gives_the_same_files(stage, tmp_path,
     assert said == ([f"stages reused from an earlier run: {', '.join(CASES[stage])}"] if CASES[stage] else [])
     if stage == "parse":  # the dump parsed before the kill is reused on its own
         assert sum("parsed by an earlier run, reused" in r.getMessage() for r in caplog.records) == 1
+    if stage == "merge":  # killed after its Wikidata passes: they are not read again
+        assert [r.getMessage() for r in caplog.records if "of an earlier run reused" in r.getMessage()] == [
+            "wikidata: the first pass of an earlier run reused", "wikidata: the second and third passes of an earlier run reused"]
+
+
+@pytest.mark.slow
+def test_a_kill_in_the_second_wikidata_pass_reuses_the_first(tmp_path, monkeypatch, caplog):
+    dumps = write_dumps(tmp_path / "dumps")
+    prepare(config(dumps, tmp_path / "clean", shard_max_samples=2))
+    with monkeypatch.context() as patch:
+        def add_items(*args, **kwargs):
+            raise Killed("second pass")
+
+        patch.setattr(KnowledgeBase, "add_items", add_items)
+        with pytest.raises(Killed):
+            prepare(config(dumps, tmp_path / "out", shard_max_samples=2))
+    with caplog.at_level(logging.INFO, logger="lightning_kg.prepare"):
+        prepare(config(dumps, tmp_path / "out", shard_max_samples=2))
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
+    assert [r.getMessage() for r in caplog.records if "of an earlier run reused" in r.getMessage()] == [
+        "wikidata: the first pass of an earlier run reused"]

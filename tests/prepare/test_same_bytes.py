@@ -53,11 +53,15 @@ def test_token_spans_equal_the_search_over_every_token(ascending):
         assert char_spans_to_token_spans(offsets, spans) == [_covering_tokens(offsets, s, e) for s, e in spans]
 
 
+# With 2 workers the Wikidata chunks are decoded in worker processes that test the link targets by
+# their hashes (chunk_pool.KeyFilter), and the wikis are parsed a file each.
 @pytest.mark.slow
-def test_synthetic_dumps_give_the_files_written_before(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_synthetic_dumps_give_the_files_written_before(tmp_path, workers):
     wiki_paths, data_path = write_synthetic_dumps(tmp_path / "dumps", entities=400, pages=60)
     prepare(PrepareConfig(wikipedia=[str(p) for p in wiki_paths], wikidata=[str(data_path)], out=str(tmp_path / "out"),
-                          tokenizer_vocab_size=600, max_seq_length=48, shard_max_samples=2000, min_entity_count=2))
+                          tokenizer_vocab_size=600, max_seq_length=48, shard_max_samples=2000, min_entity_count=2,
+                          workers=workers))
     out = tmp_path / "out"
     written = {str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest()
                for path in sorted(out.rglob("*")) if path.is_file() and ".work" not in path.parts}

@@ -1,0 +1,158 @@
+"""Chunks of one big dump decoded in worker processes, taken back in dump order.
+
+Wikidata is one file, so the merge cannot spread it by file as the parse does: this process
+decompresses it while ``workers`` processes decode its chunks of lines, and the results come back
+in submission order, so the output does not depend on which worker was faster. The chunks are
+decompressed straight into shared memory that the workers read: sent through the pool's pipe,
+4 MiB at a time, they moved at some 500 MB/s on this project's machine, no faster than one process
+decodes them. A set that decides which lines a worker decodes whole (the
+wikis' link targets: tens of millions of titles at full scale) would be copied into every worker;
+:meth:`ChunkPool.shared_keys` gives them instead a file of 64-bit hashes that they all map from the
+page cache, and the caller checks the few lines it lets through against the set itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from lightning_kg.prepare import dumps
+from lightning_kg.prepare.dumps import LineChunk, line_chunks, open_dump
+
+IN_FLIGHT_PER_WORKER = 2
+SLOTS: list[memoryview] = []
+"""In a worker, the shared-memory slots its pool reads chunks into (empty elsewhere)."""
+
+
+def _share_slots(arrays: list) -> None:
+    """Pool initializer: the slots, shared with the parent from the start (spawned processes can
+    only inherit shared arrays, not be sent them later)."""
+    SLOTS[:] = [memoryview(array).cast("B") for array in arrays]
+
+
+def key_hash(key: Hashable) -> int:
+    """A hash of ``key`` (a str, or a tuple of str) that is the same in every process, as Python's
+    salted ``hash`` is not."""
+    text = "\0".join(key) if isinstance(key, tuple) else key
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+class KeyFilter:
+    """``key in filter`` for worker processes: True for every key of the set it was made from, and
+    for about one other key in 2**64 / len(set) (a hash collision), which the caller's exact check
+    then turns away. It pickles as its file's path; the sorted hashes are mapped on first use."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._hashes = None
+
+    @classmethod
+    def write(cls, keys: Iterable[Hashable], path: Path) -> KeyFilter:
+        np.save(path, np.unique(np.fromiter((key_hash(k) for k in keys), dtype=np.uint64)))
+        return cls(path)
+
+    def __contains__(self, key: Hashable) -> bool:
+        if self._hashes is None:
+            self._hashes = np.load(self.path, mmap_mode="r")
+        value = np.uint64(key_hash(key))
+        index = int(np.searchsorted(self._hashes, value))
+        return index < len(self._hashes) and self._hashes[index] == value
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_hashes": None}
+
+
+class ChunkPool:
+    """``workers`` spawned processes (none for one worker: the chunks are decoded here, by the same
+    functions). Use as a context manager: leaving it stops the processes and removes the key files."""
+
+    def __init__(self, workers: int = 1, scratch: Path | None = None):
+        self.workers = workers
+        self._pool = self._scratch = None
+        self._shared: dict[int, tuple[Collection, KeyFilter]] = {}  # id(keys) -> (keys, their filter): one file per set
+        if workers > 1:
+            context = multiprocessing.get_context("spawn")
+            self._arrays = [context.RawArray("B", dumps.CHUNK_BYTES) for _ in range(IN_FLIGHT_PER_WORKER * workers + 1)]
+            self._slots = [memoryview(array).cast("B") for array in self._arrays]
+            self._pool = context.Pool(workers, _share_slots, (self._arrays,))
+            self._scratch = Path(tempfile.mkdtemp(prefix="keys-", dir=scratch))
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (none without workers), for a bench to read their CPU time."""
+        return [process.pid for process in self._pool._pool] if self._pool else []
+
+    def shared_keys(self, keys: Collection[Hashable]) -> Collection[Hashable]:
+        """What workers test membership in ``keys`` with: the set itself when there are none, else a
+        :class:`KeyFilter`, which may let a few other keys through."""
+        if self._pool is None:
+            return keys
+        if id(keys) not in self._shared:
+            self._shared[id(keys)] = keys, KeyFilter.write(keys, self._scratch / f"{len(self._shared)}.npy")
+        return self._shared[id(keys)][1]
+
+    def map_lines(self, function: Callable, path: str | os.PathLike, *args) -> Iterator:
+        """``function(chunk, *args)`` for each :class:`LineChunk` of the dump at ``path``, in order.
+        Each slot holds a chunk until its result is taken back, so at most ``IN_FLIGHT_PER_WORKER``
+        chunks per worker wait and memory stays bounded when the reading outpaces the workers."""
+        if self._pool is None:
+            for chunk in line_chunks(path):
+                yield function(chunk, *args)
+            return
+        free, waiting, head = deque(range(len(self._slots))), deque(), b""
+        with open_dump(path) as stream:
+            while True:
+                if not free:
+                    slot, result = waiting.popleft()
+                    yield result.get()
+                    free.append(slot)
+                slot = free[0]
+                size = _fill(stream, self._slots[slot])
+                if not size:
+                    break
+                cut = _last_line_end(self._slots[slot], size)
+                if not cut:  # no line ends in this block
+                    head += bytes(self._slots[slot][:size])
+                    continue
+                free.popleft()
+                waiting.append((slot, self._pool.apply_async(function, (LineChunk(head, slot, cut), *args))))
+                head = bytes(self._slots[slot][cut:size])
+        if head:
+            waiting.append((None, self._pool.apply_async(function, (LineChunk(b"", head, len(head)), *args))))
+        while waiting:
+            yield waiting.popleft()[1].get()
+
+    def __enter__(self) -> ChunkPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _fill(stream, buffer: memoryview) -> int:
+    """Decompress into ``buffer`` until it is full or the stream ends; the bytes read."""
+    filled = 0
+    while filled < len(buffer) and (count := stream.readinto(buffer[filled:])):
+        filled += count
+    return filled
+
+
+def _last_line_end(buffer: memoryview, size: int) -> int:
+    """One past the last ``\\n`` in ``buffer[:size]``, 0 if there is none; a line of Wikidata is some
+    kilobytes, so the search looks at the end first."""
+    start = size
+    while start > 0:
+        start = max(0, start - 65536)
+        if (found := bytes(buffer[start:size]).rfind(b"\n")) >= 0:
+            return start + found + 1
+    return 0
