@@ -21,6 +21,7 @@ use; the assumptions are printed with the figures.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from common import record
 
-from lightning_kg.recipes.synthetic_dumps import PROPERTIES, write_synthetic_dumps
+from lightning_kg.recipes.synthetic_dumps import write_synthetic_dumps
 
 STAGES = ["parse", "merge", "write", "manifest"]
 SIZES = {"quick": ([3000, 6000, 12000], 400), "full": ([20000, 100000, 300000], 2000)}  # entities, pages per wiki
@@ -55,8 +56,10 @@ def run_stage(dumps: Path, out: Path, stage: str, workers: int) -> dict:
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{' '.join(command)} failed:\n{out.with_suffix('.log').read_text()[-3000:]}")
     figures = {"wall": time.perf_counter() - start, "cpu": usage.ru_utime + usage.ru_stime, "peak": usage.ru_maxrss / 1024}
-    if passes := re.findall(r"wikidata passes: ([\d.]+) CPU s", out.with_suffix(".log").read_text()):
-        figures["wikidata_cpu"] = float(passes[-1])  # the merge's own figure: its Wikidata passes alone
+    if passes := re.findall(r"wikidata passes: ([\d.]+) CPU s in this process, ([\d.]+) s wall", out.with_suffix(".log").read_text()):
+        # The merge's own figures: its Wikidata passes alone (CPU of the main process, which with
+        # workers decompresses and hands out the chunks, and wall time).
+        figures["wikidata_cpu"], figures["wikidata_wall"] = map(float, passes[-1])
     return figures
 
 
@@ -75,12 +78,16 @@ def decoder_speeds(path: Path, lines: int = 2000) -> dict[str, float]:
 
     import msgspec
 
+    from lightning_kg.prepare.dumps import line_chunks
     from lightning_kg.prepare.wikidata import HEAD_DECODER
 
     start = time.process_time()
     with gzip.open(path) as stream:
         count = sum(1 for _ in stream)
-    speeds = {"gzip decompression (stdlib)": count / (time.process_time() - start)}
+    speeds = {"gzip decompression (stdlib, by line)": count / (time.process_time() - start)}
+    start = time.process_time()
+    count = sum(len(chunk.lines()) - 1 for chunk in line_chunks(path))
+    speeds["ISA-L decompression, split in 4 MiB chunks (prepare's)"] = count / (time.process_time() - start)
     with gzip.open(path) as stream:
         sample = [raw.rstrip(b",\n") for _, raw in zip(range(lines + 1), stream)][1:]
     decoders = {"json.loads": json.loads, "msgspec.json.decode": msgspec.json.Decoder().decode,
@@ -97,6 +104,44 @@ def decoder_speeds(path: Path, lines: int = 2000) -> dict[str, float]:
             decode(line)
         speeds[name] = len(sample) / (time.process_time() - start)
     return speeds
+
+
+def wikidata_passes(dump: Path, work_dir: Path, workers: int, rounds: int = 2) -> dict:
+    """The merge's three Wikidata passes alone, in this process, on the wikis parsed into
+    ``work_dir``: the best of ``rounds`` (wall s, CPU s of this process and of the workers) after
+    the workers have started, which a real merge pays once (about a second) for hours of passes. The
+    vocabulary is every linked item (the merge's cut by mention count is left out)."""
+    from lightning_kg.prepare.chunk_pool import ChunkPool
+    from lightning_kg.prepare.knowledge_base import KnowledgeBase
+    from lightning_kg.prepare.wikidata import iter_labels
+    from lightning_kg.prepare.writing import linked_targets
+
+    summaries = [json.loads(path.read_text()) for path in sorted(work_dir.glob("*.summary.json"))]
+    linked, sites = linked_targets(summaries), {s["site"]: s["lang"] for s in summaries}
+    languages = set(sites.values())
+    best = {"wall": float("inf")}
+    with ChunkPool(workers, work_dir) as pool:
+        list(iter_labels(dump, set(), pool))  # the workers start and import
+        for _ in range(rounds):
+            before = [_process_cpu(pid) for pid in pool.pids()]
+            start = time.perf_counter(), time.process_time()
+            kb = KnowledgeBase.from_dumps([str(dump)], languages, sites, on_error=lambda record: None, linked=linked, pool=pool)
+            vocabulary = set(kb.titles)
+            kb.add_items([str(dump)], vocabulary, languages, pool)
+            kb.add_labels([str(dump)], kb.keep_only(vocabulary), languages, pool)
+            wall, cpu = time.perf_counter() - start[0], time.process_time() - start[1]
+            workers_cpu = sum(_process_cpu(pid) - start_cpu for pid, start_cpu in zip(pool.pids(), before))
+            if wall < best["wall"]:
+                best = {"wall": wall, "cpu": cpu, "workers_cpu": workers_cpu}
+    return best
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def slope(results: dict, sizes: list[int], workers: int, stage: str, key: str) -> float:
@@ -124,6 +169,13 @@ def main() -> None:
             dump_mib = (dumps / "wikidata-synthetic-all.json.gz").stat().st_size / 2**20
             print(f"{entities} entities ({dump_mib:.0f} MiB gz), 2 x {pages} articles: done", flush=True)
         speeds = decoder_speeds(dumps / "wikidata-synthetic-all.json.gz")
+        # The passes alone on a dump four times the largest: the same wikis link into it (the linked
+        # items are the first 3 x pages of any size), so the largest size's parse serves.
+        passes_entities = 4 * sizes[-1]
+        big_dumps = Path(scratch) / f"dumps-{passes_entities}"
+        write_synthetic_dumps(big_dumps, passes_entities, pages)
+        work_dir = Path(scratch) / f"out-{sizes[-1]}-1" / ".work"
+        passes = {workers: wikidata_passes(big_dumps / "wikidata-synthetic-all.json.gz", work_dir, workers) for workers in (1, 2)}
     articles = 2 * pages
     print(f"\nprepare on synthetic dumps, 2 x {pages} articles (~500 words), machine {os.cpu_count()} cores")
     print(f"  {'entities':>8s} {'workers':>7s} {'stage':>8s} {'wall s':>7s} {'CPU s':>7s} {'peak MiB':>9s} {'KiB/entity':>10s}")
@@ -134,36 +186,49 @@ def main() -> None:
     # The Wikidata passes' CPU per entity, as the merge logs it: the rest of the merge (tokenizer,
     # knowledge, facts) follows the vocabulary, which is fixed here, but not exactly (more of the
     # facts' objects are in the vocabulary of a small dump), so a slope of the whole stage misleads.
-    merge_cpu = results[(sizes[-1], 1)]["merge"]["wikidata_cpu"] / (sizes[-1] + PROPERTIES)
     merge_mib = slope(results, sizes, 1, "merge", "peak")  # MiB per entity of dump
-    per_core = 1 / merge_cpu if merge_cpu > 0 else float("inf")
     big = results[(sizes[-1], 1)]
     merge_two = results[(sizes[-1], 2)]["merge"]
     merge_scaling = big["merge"]["wall"] / merge_two["wall"]
+    merge_cpu = passes[1]["cpu"] / passes_entities
+    per_core = 1 / merge_cpu
+    passes_scaling = passes[1]["wall"] / passes[2]["wall"]
+    # With workers, what stays in the main process (decompression, handing out chunks, taking the
+    # results back) does not divide by the workers: its CPU per entity bounds the passes.
+    serial_cpu = passes[2]["cpu"] / passes_entities
     # Articles are fixed across sizes: their costs are those of the largest, less the start-up.
     write_cpu = (big["write"]["cpu"] - startup) / articles
     parse_cpu = (big["parse"]["cpu"] - startup) / (articles * 1.2)  # a redirect page per five articles
-    print(f"\n  merge: {per_core:,.0f} entities per CPU second in its Wikidata passes ({sizes[-1]} entities), peak memory "
-          f"{merge_mib * 2**20:,.0f} bytes per dump entity, wall 2 workers / 1: {merge_scaling:.2f}x")
+    print(f"\n  merge: peak memory {merge_mib * 2**20:,.0f} bytes per dump entity; wall with 2 workers / 1: "
+          f"{merge_scaling:.2f}x (at {sizes[-1]} entities the passes are {big['merge']['wikidata_wall']:.1f} of its "
+          f"{big['merge']['wall']:.1f} s)")
+    print(f"  its Wikidata passes alone, {passes_entities} entities, workers started: 1 worker {passes[1]['wall']:.2f} s "
+          f"({per_core:,.0f} entities per CPU s), 2 workers {passes[2]['wall']:.2f} s: {passes_scaling:.2f}x; with 2 workers "
+          f"the main process spends {passes[2]['cpu']:.2f} CPU s ({serial_cpu * 1e6:,.0f} us per entity), the workers "
+          f"{passes[2]['workers_cpu']:.2f}")
     print(f"  write: {1 / write_cpu:,.0f} articles per CPU second; parse: {1 / parse_cpu:,.0f} pages per CPU second "
           f"(start-up of {startup:.1f} CPU s taken off)")
     print(f"  reading the {sizes[-1]}-entity dump, lines per CPU second: "
           + "; ".join(f"{name} {speed:,.0f}" for name, speed in speeds.items()))
-    merge_cores = 1  # the Wikidata pass is one process
-    hours = {"parse": FULL_PAGES * parse_cpu / NODE_CORES / 3600, "merge": FULL_ENTITIES * merge_cpu / merge_cores / 3600,
+    hours = {"parse": FULL_PAGES * parse_cpu / NODE_CORES / 3600,
+             "merge": FULL_ENTITIES * max(serial_cpu, merge_cpu / NODE_CORES) / 3600,
              "write": FULL_ARTICLES * write_cpu / NODE_CORES / 3600}
     memory_gib = (big["merge"]["peak"] + max(merge_mib, 0) * (FULL_ENTITIES - sizes[-1])) / 1024
     print(f"\nExtrapolation to the full dumps on one node ({NODE_CORES} cores, {NODE_GIB} GB), assuming "
           f"{FULL_ENTITIES / 1e6:.0f}M Wikidata entities, {FULL_ARTICLES / 1e6:.0f}M articles and {FULL_PAGES / 1e6:.0f}M pages "
           "(mLUKE's 24 Wikipedias), synthetic costs per item equal to real ones:")
     print(f"  parse = pages x CPU s/page / {NODE_CORES} cores = {hours['parse']:.1f} h (a dump file per worker; split dumps)")
-    print(f"  merge = entities x CPU s/entity / {merge_cores} process = {hours['merge']:.1f} h")
+    print(f"  merge = entities x max(main process's CPU s/entity with workers, CPU s/entity of one process / {NODE_CORES} "
+          f"workers) = {FULL_ENTITIES / 1e6:.0f}M x max({serial_cpu * 1e6:.0f}, {merge_cpu * 1e6:.0f} / {NODE_CORES}) us "
+          f"= {hours['merge']:.1f} h (its vocabulary-sized rest, tokenizer and knowledge, not included)")
     print(f"  write = articles x CPU s/article / {NODE_CORES} cores = {hours['write']:.1f} h (slices or workers)")
     print(f"  total {sum(hours.values()):.1f} h; merge peak memory = peak at {sizes[-1]} + bytes/entity x the rest = "
           f"{memory_gib:,.0f} GiB")
-    record("cpu", f"prepare merge Wikidata passes entities per CPU s, synthetic {sizes[-1]}", per_core, None, None, 0, ())
+    record("cpu", f"prepare merge Wikidata passes entities per CPU s, synthetic {passes_entities}", per_core, None, None, 0, ())
     record("cpu", f"prepare merge peak bytes per dump entity, synthetic {sizes[0]}-{sizes[-1]}", merge_mib * 2**20, None, None, 0, ())
     record("cpu", "prepare merge wall, 2 workers vs 1", merge_two["wall"], big["merge"]["wall"], merge_scaling, 1, ())
+    record("cpu", f"prepare Wikidata passes wall, 2 workers vs 1, synthetic {passes_entities}", passes[2]["wall"],
+           passes[1]["wall"], passes_scaling, 2, ())
     record("cpu", "prepare write articles per CPU s, synthetic", 1 / write_cpu, None, None, 0, ())
     for name, speed in speeds.items():
         record("cpu", f"prepare wikidata lines per CPU s, {name}", speed, speeds["json.loads"], speed / speeds["json.loads"], 0, ())
