@@ -98,17 +98,20 @@ class ChunkPool:
             self._shared[id(keys)] = keys, KeyFilter.write(keys, self._scratch / f"{len(self._shared)}.npy")
         return self._shared[id(keys)][1]
 
-    def map_lines(self, function: Callable, path: str | os.PathLike, *args) -> Iterator:
+    def map_lines(self, function: Callable, path: str | os.PathLike, *args, progress: Callable[[int], None] | None = None) -> Iterator:
         """``function(chunk, *args)`` for each :class:`LineChunk` of the dump at ``path``, in order.
         Each slot holds a chunk until its result is taken back, so at most ``IN_FLIGHT_PER_WORKER``
-        chunks per worker wait and memory stays bounded when the reading outpaces the workers."""
+        chunks per worker wait and memory stays bounded when the reading outpaces the workers.
+        ``progress`` is told the file's bytes read (compressed) after each chunk."""
         if self._pool is None:
-            for chunk in line_chunks(path):
+            for chunk in line_chunks(path, progress=progress):
                 yield function(chunk, *args)
             return
         free, waiting, head = deque(range(len(self._slots))), deque(), b""
-        with open_dump(path) as stream:
+        with open(path, "rb") as file, open_dump(path, file) as stream:
             while True:
+                if progress:
+                    progress(file.tell())
                 if not free:
                     slot, result = waiting.popleft()
                     yield result.get()

@@ -7,7 +7,7 @@ import glob
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -38,18 +38,20 @@ def raise_on_error(record: BadRecord) -> None:
     raise DumpError(str(record))
 
 
-def open_dump(path: str | os.PathLike) -> BinaryIO:
-    """A binary stream of the dump's bytes: ``.bz2`` (multistream too), ``.gz`` or plain."""
+def open_dump(path: str | os.PathLike, file: BinaryIO | None = None) -> BinaryIO:
+    """A binary stream of the dump's bytes: ``.bz2`` (multistream too), ``.gz`` or plain. ``file``:
+    the dump already open, whose position then says how far the reading got."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"dump file not found: {path}")
+    source = path if file is None else file  # a file they were given, bz2 and igzip leave open
     if path.suffix == ".bz2":
-        return bz2.open(path, "rb")  # reads concatenated streams, so multistream dumps work
+        return bz2.open(source, "rb")  # reads concatenated streams, so multistream dumps work
     if path.suffix == ".gz":
         # ISA-L decompresses 2-3x faster than zlib (bench/prepare_scale.py) and, as gzip does, raises
         # EOFError on a file cut short.
-        return igzip.open(path, "rb")
-    return open(path, "rb")
+        return igzip.open(source, "rb")
+    return open(path, "rb") if file is None else file
 
 
 class BlockReader:
@@ -117,14 +119,17 @@ class LineChunk:
         return b"".join((self.head, block[: self.cut])).split(b"\n")
 
 
-def line_chunks(path: str | os.PathLike, size: int | None = None) -> Iterator[LineChunk]:
+def line_chunks(path: str | os.PathLike, size: int | None = None, progress: Callable[[int], None] | None = None) -> Iterator[LineChunk]:
     """The dump in chunks of whole lines, about ``size`` bytes each (``CHUNK_BYTES``), read ahead of
     the caller (:class:`BlockReader`). A large chunk split in a worker costs less than reading a line
-    at a time, and far less than splitting it in the one process that reads the dump."""
+    at a time, and far less than splitting it in the one process that reads the dump. ``progress``
+    is told the file's bytes read (compressed) after each block."""
     size = size or CHUNK_BYTES
     head = b""
-    with open_dump(path) as stream, BlockReader(stream, size) as blocks:
+    with open(path, "rb") as file, open_dump(path, file) as stream, BlockReader(stream, size) as blocks:
         for block in blocks:
+            if progress:
+                progress(file.tell())
             cut = block.rfind(b"\n") + 1
             if not cut:  # no line ends in this block
                 head += block

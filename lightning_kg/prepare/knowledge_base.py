@@ -10,13 +10,25 @@ says which). Only the languages prepared are kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from lightning_kg.prepare.chunk_pool import ChunkPool
 from lightning_kg.prepare.dumps import BadRecord
 from lightning_kg.prepare.namespaces import canonical_title
 from lightning_kg.prepare.wikidata import Selection, iter_entities, iter_labels
+
+Progress = Callable[[int], None]
+"""Told the bytes read so far (of the compressed files)."""
+
+
+def _each_file(paths: Iterable[str], progress: Progress | None) -> Iterator[tuple[str, Progress | None]]:
+    """Each path with what tells ``progress`` the bytes of all paths read so far, from its own."""
+    done = 0
+    for path in paths:
+        yield path, None if progress is None else (lambda position, before=done: progress(before + position))
+        done += os.path.getsize(path)
 
 
 @dataclass
@@ -39,16 +51,19 @@ class KnowledgeBase:
         accept_bad: bool = False,
         linked: set[tuple[str, str]] | None = None,
         pool: ChunkPool | None = None,
+        progress: Progress | None = None,
     ) -> KnowledgeBase:
         """Read Wikidata JSON dumps, keeping ``languages`` (None: every language) and the sitelinks
         of ``sites`` (site id -> its language, ``{"nowiki": "nb"}``: the wikis being prepared).
         ``linked``: the (site, title) pairs the wikis link to, redirects followed; only items with a
         sitelink among them (and properties) are kept. None keeps every entity. ``pool``: the
-        processes that decode the lines (here and in the later passes)."""
+        processes that decode the lines (here and in the later passes); ``progress`` is told the
+        bytes of all ``paths`` read so far (here and in the later passes)."""
         kb = cls()
         selection = None if linked is None else Selection(linked, tuple(sites), None if languages is None else frozenset(languages))
-        for path in paths:
-            for entity in iter_entities(path, on_error=on_error, accept_bad=accept_bad, selection=selection, pool=pool):
+        for path, told in _each_file(paths, progress):
+            for entity in iter_entities(path, on_error=on_error, accept_bad=accept_bad, selection=selection, pool=pool,
+                                        progress=told):
                 # With ``linked``, an item's texts and facts wait for the second pass, which reads the
                 # vocabulary's only: this one keeps its sitelinks (the vocabulary is counted on them).
                 if linked is None or entity.kind != "item":
@@ -75,13 +90,14 @@ class KnowledgeBase:
         if titles:
             self.titles[entity.id] = titles
 
-    def add_items(self, paths: Iterable[str], ids: set[str], languages: set[str] | None, pool: ChunkPool | None = None) -> None:
+    def add_items(self, paths: Iterable[str], ids: set[str], languages: set[str] | None, pool: ChunkPool | None = None,
+                  progress: Progress | None = None) -> None:
         """The second pass: texts and facts of the items ``ids`` (the vocabulary's). Bad lines were
         reported by the first pass (and a linked item that could not be read has no sitelinks)."""
-        for path in paths:
+        for path, told in _each_file(paths, progress):
             for entity in iter_entities(path, on_error=lambda record: None, accept_bad=True,
                                       selection=Selection(ids, languages=None if languages is None else frozenset(languages)),
-                                      pool=pool):
+                                      pool=pool, progress=told):
                 self._add_texts(entity, languages)
 
     def keep_only(self, entities: set[str]) -> set[str]:
@@ -96,12 +112,13 @@ class KnowledgeBase:
         self.aliases = {e: v for e, v in self.aliases.items() if e in entities or not e.startswith("Q")}
         return objects - self.decoded
 
-    def add_labels(self, paths: Iterable[str], ids: set[str], languages: set[str] | None, pool: ChunkPool | None = None) -> None:
+    def add_labels(self, paths: Iterable[str], ids: set[str], languages: set[str] | None, pool: ChunkPool | None = None,
+                   progress: Progress | None = None) -> None:
         """The third pass: labels of ``ids`` in ``languages`` (objects of the vocabulary's facts), only
         their labels decoded. (An object whose other members are malformed now has its labels; a
         single whole pass left it out.)"""
-        for path in paths:
-            for entity_id, labels in iter_labels(path, ids, pool, None if languages is None else frozenset(languages)):
+        for path, told in _each_file(paths, progress):
+            for entity_id, labels in iter_labels(path, ids, pool, None if languages is None else frozenset(languages), told):
                 if kept := {lang: v for lang, v in labels.items() if v and (languages is None or lang in languages)}:
                     self.labels[entity_id] = kept
 

@@ -13,6 +13,7 @@ The flow, each step resumable (a finished dump or shard is never redone):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -21,8 +22,11 @@ import os
 import re
 import resource
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+
+from tqdm import tqdm
 
 from lightning_kg.dataset.files import file_sha256, write_json
 from lightning_kg.dataset.manifest import directory_sha256
@@ -174,8 +178,10 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
             bad.records = passes["bad_records"]
             log.info("wikidata: the first pass of an earlier run reused")
         else:
-            kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
-                                          accept_bad=config.accept_bad_wikidata, linked=linked_targets(summaries), pool=pool)
+            with _pass_bar(data_paths, 1) as told:
+                kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
+                                              accept_bad=config.accept_bad_wikidata, linked=linked_targets(summaries), pool=pool,
+                                              progress=told)
             _keep_pass(work_dir, passes := {"fingerprint": digest, "first": kb.to_json(), "bad_records": bad.records})
         if data_paths:
             log.info("wikidata: %d properties and %d sitelinks of linked items read", len(kb.decoded), len(kb.sitelinks))
@@ -189,9 +195,11 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
             log.info("wikidata: the second and third passes of an earlier run reused")
         else:
             if data_paths:
-                kb.add_items(data_paths, set(vocab.entities[3:]), set(languages), pool)
+                with _pass_bar(data_paths, 2) as told:
+                    kb.add_items(data_paths, set(vocab.entities[3:]), set(languages), pool, told)
             if missing := kb.keep_only(set(vocab.entities[3:])):
-                kb.add_labels(data_paths, missing, set(languages), pool)
+                with _pass_bar(data_paths, 3) as told:
+                    kb.add_labels(data_paths, missing, set(languages), pool, told)
                 log.info("wikidata: labels of %d objects of the vocabulary's facts read in a third pass", len(missing))
             _keep_pass(work_dir, {**passes, "last": kb.to_json()})
     if data_paths:  # bench/prepare_scale.py reads this line
@@ -245,6 +253,14 @@ def write(out: Path, work_dir: Path, summaries: list[dict], config: PrepareConfi
         "fingerprint": digest, "documents": text["documents"], "mentions": text["mentions"],
         "shards": {split: [asdict(info) for info in infos] for split, infos in text["shards"].items()}})
     return False
+
+
+@contextlib.contextmanager
+def _pass_bar(paths: list[str], number: int) -> Iterator[Callable[[int], None]]:
+    """A bar of the Wikidata files' (compressed) bytes for pass ``number`` of 3, and what moves it."""
+    with tqdm(total=sum(os.path.getsize(p) for p in paths), desc=f"wikidata pass {number}/3", unit="B", unit_scale=True,
+              disable=None) as bar:
+        yield lambda position: bar.update(position - bar.n)
 
 
 def _keep_pass(work_dir: Path, record: dict) -> None:

@@ -213,28 +213,32 @@ def entity_chunk(chunk: LineChunk, selection: Selection | None) -> tuple[int, in
     return ends, lines, passed, decoded
 
 
-def _chunks(path: str, pool: ChunkPool, max_lines: int | None, function: Callable, *arguments) -> Iterator:
+def _chunks(path: str, pool: ChunkPool, max_lines: int | None, function: Callable, *arguments,
+            progress: Callable[[int], None] | None = None) -> Iterator:
     """``function(chunk, *arguments)`` of each chunk of the file in order, by ``pool`` (of its first
-    ``max_lines`` lines only, here, if given); a file cut short raises ``WikidataInputError``."""
+    ``max_lines`` lines only, here, if given); a file cut short raises ``WikidataInputError``.
+    ``progress`` is told the file's (compressed) bytes read."""
     if max_lines is not None:
         with open_dump(path) as stream:
             head = b"".join(itertools.islice(stream, max_lines))
         yield function(LineChunk(b"", head, len(head)), *arguments)
         return
     try:
-        yield from pool.map_lines(function, path, *arguments)
+        yield from pool.map_lines(function, path, *arguments, progress=progress)
     except (EOFError, OSError) as error:
         raise WikidataInputError(f"{path}: cut short ({error}): an unfinished download or a damaged file; "
                                  "download it again") from error
 
 
 def iter_entities(path: str | os.PathLike, on_error: Callable[[BadRecord], None] | None = None, max_lines: int | None = None,
-                  accept_bad: bool = False, selection: Selection | None = None, pool: ChunkPool | None = None) -> Iterator[WikidataEntity]:
+                  accept_bad: bool = False, selection: Selection | None = None, pool: ChunkPool | None = None,
+                  progress: Callable[[int], None] | None = None) -> Iterator[WikidataEntity]:
     """Items and properties of a dump (.json, .json.bz2, .json.gz). A bad line is reported to
     ``on_error`` and skipped (without one, ``DumpError`` is raised). ``max_lines``: read only the
     head of the file. ``selection``: only entities it selects are decoded whole and yielded; the
     others are only checked to be JSON (a line that is not JSON, or has no string id, is still
     reported). ``pool``: its workers decode the chunks, with the same result as this process.
+    ``progress`` is told the file's (compressed) bytes read.
 
     A file that yields no entity, or whose malformed lines are more than ``MAX_MALFORMED_SHARE`` of
     its lines (and at least ``MIN_MALFORMED_LINES``), raises ``WikidataInputError`` once read,
@@ -248,7 +252,7 @@ def iter_entities(path: str | os.PathLike, on_error: Callable[[BadRecord], None]
     lines = entities = malformed = 0
     first_problem = ""
     offset = 0  # line ends before the chunk: its line i is line offset + i + 1 of the file
-    for ends, chunk_lines, passed, decoded in _chunks(path, pool, max_lines, entity_chunk, shared):
+    for ends, chunk_lines, passed, decoded in _chunks(path, pool, max_lines, entity_chunk, shared, progress=progress):
         lines += chunk_lines
         entities += passed
         for index, keys, outcome in decoded:
@@ -294,12 +298,12 @@ def label_chunk(chunk: LineChunk, ids: Collection, languages: frozenset[str] | N
 
 
 def iter_labels(path: str | os.PathLike, ids: set[str], pool: ChunkPool | None = None,
-                languages: frozenset[str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+                languages: frozenset[str] | None = None, progress: Callable[[int], None] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     """(id, labels in ``languages``, None: all) of the items and properties ``ids``: the last pass of
     the merge, for the objects of the vocabulary's facts. Lines that are not entities were reported
     by the first pass and are passed over here."""
     pool = pool or ChunkPool()
-    for found in _chunks(str(path), pool, None, label_chunk, pool.shared_keys(ids), languages):
+    for found in _chunks(str(path), pool, None, label_chunk, pool.shared_keys(ids), languages, progress=progress):
         yield from ((entity_id, labels) for entity_id, labels in found if entity_id in ids)
 
 

@@ -85,3 +85,13 @@ def test_a_dump_cut_short_is_an_error_even_with_accept_bad(tmp_path, workers):
     with ChunkPool(workers) as pool, pytest.raises(WikidataInputError, match=r"wikidata.json.gz: cut short "
                                                                                 r"\(Compressed file ended.*download it again"):
         list(iter_entities(path, pool=pool, accept_bad=True))  # accept_bad does not cover a cut file
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_is_told_the_compressed_bytes_read_up_to_the_file_size(tmp_path, monkeypatch, workers):
+    monkeypatch.setattr("lightning_kg.prepare.dumps.CHUNK_BYTES", 4096)
+    path = write_gz(tmp_path / "wikidata.json.gz", many_entities(300))
+    told = []
+    with ChunkPool(workers) as pool:
+        assert len(list(iter_entities(path, lambda record: None, pool=pool, progress=told.append))) == 304
+    assert len(told) > 5 and told == sorted(told) and told[-1] == path.stat().st_size
