@@ -62,8 +62,9 @@ class PrepareConfig:
     shard_max_bytes: int = 256 * 1024 * 1024
     """Bytes per shard at most."""
     workers: int = 1
-    """Processes parsing Wikipedia dumps: a dump file each when there are at least as many files, else
-    the wikitext of each file in chunks. The output is the same for any number."""
+    """Processes parsing Wikipedia dumps (a dump file each when there are at least as many files, else
+    the wikitext of each file in chunks) and decoding the Wikidata dump in the merge; threads of the
+    tokenizer in the write stage. The output is the same for any number."""
     strict: bool = False
     """Stop at the first malformed page or JSON line, or a dump cut short, instead of skipping and counting it;
     also reads the head of every Wikidata file before the Wikipedia dumps are parsed, so a wrong file stops the run at once."""

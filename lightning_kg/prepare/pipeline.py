@@ -247,12 +247,33 @@ def write(out: Path, work_dir: Path, summaries: list[dict], config: PrepareConfi
     tokenizer = load_tokenizer(out / "tokenizer")
     numbers = _slice_numbers(len(summaries), config)
     journal = ShardJournal(work_dir / f"shards-text-{config.slice:03d}.jsonl", digest)
-    text = write_text_shards(out, work_dir, dict(enumerate(summaries)), numbers, links, tokenizer, journal,
-                             config.slice * SHARDS_PER_SLICE, config)
+    with _tokenizer_threads(config.workers):
+        text = write_text_shards(out, work_dir, dict(enumerate(summaries)), numbers, links, tokenizer, journal,
+                                 config.slice * SHARDS_PER_SLICE, config)
     write_json(work_dir / f"text-{config.slice:03d}.json", {
         "fingerprint": digest, "documents": text["documents"], "mentions": text["mentions"],
         "shards": {split: [asdict(info) for info in infos] for split, infos in text["shards"].items()}})
     return False
+
+
+@contextlib.contextmanager
+def _tokenizer_threads(workers: int) -> Iterator[None]:
+    """The Rust tokenizer's own threads for the write stage, where tokenizing is most of the time:
+    ``encode_batch`` spreads a batch over them (the CLI turns them off, for the loader's workers).
+    Each text is encoded alone, so the ids are the same for any number. The count is read when the
+    tokenizer first starts its threads."""
+    before = {name: os.environ.get(name) for name in ("TOKENIZERS_PARALLELISM", "RAYON_NUM_THREADS")}
+    if workers > 1:
+        os.environ["TOKENIZERS_PARALLELISM"] = "true"
+        os.environ.setdefault("RAYON_NUM_THREADS", str(workers))
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
