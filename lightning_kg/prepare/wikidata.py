@@ -248,7 +248,7 @@ def iter_entities(path: str | os.PathLike, on_error: Callable[[BadRecord], None]
     on_error = on_error or raise_on_error
     path = str(path)
     pool = pool or ChunkPool()
-    shared = None if selection is None else Selection(pool.shared_keys(selection.keys), selection.sites)
+    shared = None if selection is None else replace(selection, keys=pool.shared_keys(selection.keys))
     lines = entities = malformed = 0
     first_problem = ""
     offset = 0  # line ends before the chunk: its line i is line offset + i + 1 of the file
