@@ -58,6 +58,12 @@ def callbacks(tmp_path: Path, name: str, *specs: tuple[str, dict]) -> str:
     return str(config)
 
 
+def written_lines(path: Path) -> list[str]:
+    """The lines of a file another process is still writing: the last one only once its newline is in."""
+    text = path.read_text() if path.exists() else ""
+    return text.split("\n")[:-1]
+
+
 def start_and_wait_for_step(tmp_path: Path, run_dir: Path, step: int, *extra: str, env: dict | None = None,
                             session: bool = False) -> subprocess.Popen:
     """Start a run that reports each step to a file; return once it is at ``step``. With ``session``
@@ -68,8 +74,7 @@ def start_and_wait_for_step(tmp_path: Path, run_dir: Path, step: int, *extra: st
                                stderr=subprocess.PIPE, text=True, env=environment(env), start_new_session=session)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        lines = (steps / "rank0.jsonl").read_text().splitlines() if (steps / "rank0.jsonl").exists() else []
-        if any(json.loads(line).get("step", -1) >= step for line in lines):
+        if any(json.loads(line).get("step", -1) >= step for line in written_lines(steps / "rank0.jsonl")):
             return process
         time.sleep(0.01)
     process.kill()
