@@ -182,9 +182,10 @@ def entity_chunk(chunk: LineChunk, selection: Selection | None) -> tuple[int, in
     keys, outcome)]`` for the lines decoded whole), ``outcome`` the entity, None for another kind, or
     the reason it is not one. ``keys`` are what the caller checks against the exact set, since a
     :class:`~lightning_kg.prepare.chunk_pool.KeyFilter` lets a few lines too many through."""
-    lines = passed = 0
-    decoded = []
     ends, entity_lines = _lines(chunk)
+    # First the heads, to find which lines to decode whole: their keys are looked up all at once.
+    wanted = []  # (index, line, keys: None where it is decoded whatever they are)
+    lines = 0
     for index, line in entity_lines:
         lines += 1
         keys = None
@@ -197,9 +198,14 @@ def entity_chunk(chunk: LineChunk, selection: Selection | None) -> tuple[int, in
                 if head.type not in KINDS:
                     continue
                 keys = line_keys(head, selection)
-                if keys is not None and not any(key in selection.keys for key in keys):
-                    passed += 1
-                    continue
+        wanted.append((index, line, keys))
+    looked_up = [(index, keys) for index, _, keys in wanted if keys is not None]
+    hits = chunk_pool.any_of(selection.keys, [keys for _, keys in looked_up]) if looked_up else []
+    passed_over = {index for (index, _), hit in zip(looked_up, hits) if not hit}
+    decoded = []
+    for index, line, keys in wanted:
+        if index in passed_over:
+            continue
         try:
             record = json.loads(bytes(line))
             if not isinstance(record, dict) or not isinstance(record.get("id"), str):
@@ -210,7 +216,7 @@ def entity_chunk(chunk: LineChunk, selection: Selection | None) -> tuple[int, in
         if selection is not None and isinstance(outcome, WikidataEntity):
             outcome = selection.trim(outcome)
         decoded.append((index, keys, outcome))
-    return ends, lines, passed, decoded
+    return ends, lines, len(passed_over), decoded
 
 
 def _chunks(path: str, pool: ChunkPool, max_lines: int | None, function: Callable, *arguments,
@@ -283,17 +289,24 @@ def iter_entities(path: str | os.PathLike, on_error: Callable[[BadRecord], None]
 def label_chunk(chunk: LineChunk, ids: Collection, languages: frozenset[str] | None) -> list[tuple[str, dict[str, str]]]:
     """Worker task: (id, labels in ``languages``, None: all) of a chunk's items and properties with
     an id in ``ids``, decoding nothing else of a line."""
-    found = []
+    heads = []
     for _, line in _lines(chunk)[1]:
         try:
             head = HEAD_DECODER.decode(line)
-            if not isinstance(head.id, str) or head.type not in KINDS or head.id not in ids:
-                continue
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+        if isinstance(head.id, str) and head.type in KINDS:
+            heads.append((head.id, line))
+    found = []
+    for (entity_id, line), wanted in zip(heads, chunk_pool.any_of(ids, [[entity_id] for entity_id, _ in heads])):
+        if not wanted:
+            continue
+        try:
             labels = LABELS_DECODER.decode(line).labels
         except (msgspec.DecodeError, msgspec.ValidationError):
             continue
         if isinstance(labels, dict):
-            found.append((head.id, _texts(labels if languages is None else {k: v for k, v in labels.items() if k in languages})))
+            found.append((entity_id, _texts(labels if languages is None else {k: v for k, v in labels.items() if k in languages})))
     return found
 
 

@@ -4,11 +4,13 @@ is an error, which says how far it was read."""
 
 import gzip
 import pickle
+import time
 from dataclasses import asdict
 
 import pytest
 
-from lightning_kg.prepare.chunk_pool import ChunkPool, KeyFilter
+from lightning_kg.prepare import chunk_pool
+from lightning_kg.prepare.chunk_pool import ChunkPool, KeyFilter, any_of
 from lightning_kg.prepare.knowledge_base import KnowledgeBase
 from lightning_kg.prepare.wikidata import Selection, WikidataInputError, iter_entities
 from tests.factories import ENTITIES, item, wikidata_dump
@@ -49,6 +51,30 @@ def test_key_filter_holds_every_key_and_pickles_as_its_path(tmp_path):
     assert all(key in copy for key in keys)
     assert sum(("enwiki", f"Other {n}") in copy for n in range(5000)) == 0
     assert len(pickle.dumps(found)) < 1000 < len(keys) * 8  # the path, not the 40 KB of hashes
+
+
+def test_a_filter_answers_lists_of_keys_as_a_set_does(tmp_path):
+    keys = {("enwiki", f"Title {n}") for n in range(100)}
+    lists = [[], [("enwiki", "Title 5")], [("enwiki", "Other"), ("enwiki", "Title 99")], [("dewiki", "Title 5")], []]
+    assert any_of(KeyFilter.write(keys, tmp_path / "keys.npy"), lists) == any_of(keys, lists) == [False, True, True, False, False]
+    assert any_of(KeyFilter.write([], tmp_path / "none.npy"), lists) == [False] * 5
+    assert any_of(KeyFilter.write(keys, tmp_path / "keys.npy"), []) == []
+
+
+def lines_slowly(chunk) -> list[bytes]:
+    """A chunk's lines, slowly in a worker (its slots are set there): the reader gets ahead of it."""
+    if chunk_pool.SLOTS:
+        time.sleep(0.02)
+    return chunk.lines(chunk_pool.SLOTS)[:-1]
+
+
+def test_the_reading_process_decodes_chunks_itself_while_the_workers_are_busy(tmp_path, monkeypatch):
+    monkeypatch.setattr("lightning_kg.prepare.dumps.CHUNK_BYTES", 4096)
+    path = write_gz(tmp_path / "wikidata.json.gz", many_entities(300), broken_line=False)
+    with ChunkPool(2) as pool:
+        lines = [line for chunk in pool.map_lines(lines_slowly, path) for line in chunk]
+    assert lines == gzip.decompress(path.read_bytes()).split(b"\n")[:-1]  # every line once, in order
+    assert pool.chunks["here"] > 5 and pool.chunks["workers"] > 5, pool.chunks
 
 
 def test_two_workers_read_what_one_reads(tmp_path, monkeypatch):
