@@ -65,7 +65,7 @@ def lines_slowly(chunk) -> list[bytes]:
     """A chunk's lines, slowly in a worker (its slots are set there): the reader gets ahead of it."""
     if chunk_pool.SLOTS:
         time.sleep(0.02)
-    return chunk.lines(chunk_pool.SLOTS)[:-1]
+    return [bytes(line) for line in chunk.lines(chunk_pool.SLOTS)[:-1]]
 
 
 def test_the_reading_process_decodes_chunks_itself_while_the_workers_are_busy(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_kg.prepare.dumps import DumpError, expand_inputs
+from lightning_kg.prepare.dumps import DumpError, LineChunk, expand_inputs
 from lightning_kg.prepare.mediawiki import iter_pages, wiki_site
 from lightning_kg.prepare.wikidata import iter_entities
 from tests.factories import EN_PAGES, ENTITIES, page, wikidata_dump, xml_dump
@@ -143,3 +143,16 @@ def test_a_cut_bz2_keeps_the_pages_before_the_cut_and_stopping_early_ends_the_re
     assert next(reader).title == "Japan"
     reader.close()
     assert threading.active_count() == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=20).filter(lambda head: b"\n" not in head), st.lists(st.sampled_from([b"a", b"\n", b"{}", b"\xd0\xb8"]), max_size=30), st.data())
+def test_a_chunk_splits_as_its_joined_bytes_do(head, pieces, data):
+    """Its lines are views of the block, never a copy of it whole, but the same bytes as splitting
+    the head (part of one line) and the block joined; so also from a shared-memory slot."""
+    block = b"".join(pieces)
+    cut = data.draw(st.integers(0, len(block)))
+    expected = (head + block[:cut]).split(b"\n")
+    assert [bytes(line) for line in LineChunk(head, block, cut).lines()] == expected
+    slot = memoryview(bytearray(block + b"tail"))
+    assert [bytes(line) for line in LineChunk(head, 0, cut).lines([slot])] == expected
