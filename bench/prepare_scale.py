@@ -134,11 +134,23 @@ def wikidata_passes(dump: Path, work_dir: Path, workers: int, rounds: int = 2) -
             workers_cpu = sum(_process_cpu(pid) - start_cpu for pid, start_cpu in zip(pool.pids(), before))
             here, sent = (pool.chunks[where] - chunks[where] for where in ("here", "workers"))
             if wall < best["wall"]:
-                # The reading's own CPU: this process's, less the chunks it decoded itself at the
-                # workers' CPU per chunk.
+                # The reading's own CPU: this process's (its reading thread's included), less the
+                # chunks it decoded itself at the workers' CPU per chunk.
                 reading = cpu - (here * workers_cpu / sent if sent else 0)
                 best = {"wall": wall, "cpu": cpu, "workers_cpu": workers_cpu, "decoded_here": here / max(here + sent, 1), "reading_cpu": reading}
+        # The reading alone, as fast as it goes when the workers keep up (they only count lines):
+        # the decompressing thread and the handing out overlap, so its wall time is the bound from below.
+        start = time.perf_counter()
+        list(pool.map_lines(_count_lines, dump))
+        best["reading_wall"] = 3 * (time.perf_counter() - start)  # three passes
     return best
+
+
+def _count_lines(chunk) -> int:
+    """A worker task that does next to nothing: what is left is the reading and the handing out."""
+    from lightning_kg.prepare import chunk_pool
+
+    return len(chunk.lines(chunk_pool.SLOTS))
 
 
 def _process_cpu(pid: int) -> float:
@@ -199,8 +211,10 @@ def main() -> None:
     per_core = 1 / merge_cpu
     passes_scaling = passes[1]["wall"] / passes[2]["wall"]
     # With workers, what stays in the main process (decompression, handing out chunks, taking the
-    # results back) does not divide by the workers: its CPU per entity bounds the passes.
+    # results back) does not divide by the workers: its CPU per entity (its thread and itself one
+    # after the other: a bound from above) or its wall time alone (a bound from below) bounds the passes.
     serial_cpu = passes[2]["reading_cpu"] / passes_entities
+    serial_wall = passes[2]["reading_wall"] / passes_entities
     # Articles are fixed across sizes: their costs are those of the largest, less the start-up.
     write_cpu = (big["write"]["cpu"] - startup) / articles
     parse_cpu = (big["parse"]["cpu"] - startup) / (articles * 1.2)  # a redirect page per five articles
@@ -210,7 +224,8 @@ def main() -> None:
     print(f"  its Wikidata passes alone, {passes_entities} entities, workers started: 1 worker {passes[1]['wall']:.2f} s "
           f"({per_core:,.0f} entities per CPU s), 2 workers {passes[2]['wall']:.2f} s: {passes_scaling:.2f}x; with 2 workers "
           f"the main process spends {passes[2]['cpu']:.2f} CPU s, decoding {passes[2]['decoded_here']:.0%} of the chunks "
-          f"itself (its reading alone {passes[2]['reading_cpu']:.2f} s, {serial_cpu * 1e6:,.0f} us per entity), the worker "
+          f"itself (its reading {passes[2]['reading_cpu']:.2f} CPU s, {serial_cpu * 1e6:,.0f} us per entity; the reading alone, "
+          f"workers only counting lines: {passes[2]['reading_wall']:.2f} s wall, {serial_wall * 1e6:,.0f} us), the worker "
           f"{passes[2]['workers_cpu']:.2f}")
     print(f"  write: {1 / write_cpu:,.0f} articles per CPU second; parse: {1 / parse_cpu:,.0f} pages per CPU second "
           f"(start-up of {startup:.1f} CPU s taken off)")
@@ -226,10 +241,11 @@ def main() -> None:
     print(f"  parse = pages x CPU s/page / {NODE_CORES} cores = {hours['parse']:.1f} h (a dump file per worker; split dumps)")
     print(f"  merge = entities x max(main process's CPU s/entity with workers, CPU s/entity of one process / {NODE_CORES} "
           f"workers) = {FULL_ENTITIES / 1e6:.0f}M x max({serial_cpu * 1e6:.0f}, {merge_cpu * 1e6:.0f} / {NODE_CORES}) us "
-          f"= {hours['merge']:.1f} h (its vocabulary-sized rest, tokenizer and knowledge, not included)")
+          f"= {hours['merge']:.1f} h (its vocabulary-sized rest, tokenizer and knowledge, not included; with the reading's "
+          f"wall time, {serial_wall * 1e6:.0f} us, instead: {FULL_ENTITIES * max(serial_wall, merge_cpu / NODE_CORES) / 3600:.1f} h)")
     print(f"  write = articles x CPU s/article / {NODE_CORES} cores = {hours['write']:.1f} h (slices or workers)")
     print(f"  total {sum(hours.values()):.1f} h; merge peak memory = peak at {sizes[-1]} + bytes/entity x the rest = "
-          f"{memory_gib:,.0f} GiB")
+          f"{memory_gib:,.1f} GiB" + (" (the slope is not above 0: no growth with the dump measured)" if merge_mib <= 0 else ""))
     record("cpu", f"prepare merge Wikidata passes entities per CPU s, synthetic {passes_entities}", per_core, None, None, 0, ())
     record("cpu", f"prepare merge peak bytes per dump entity, synthetic {sizes[0]}-{sizes[-1]}", merge_mib * 2**20, None, None, 0, ())
     record("cpu", "prepare merge wall, 2 workers vs 1", merge_two["wall"], big["merge"]["wall"], merge_scaling, 1, ())

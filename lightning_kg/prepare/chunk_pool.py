@@ -1,15 +1,15 @@
 """Chunks of one big dump decoded in worker processes, taken back in dump order.
 
-Wikidata is one file, so the merge cannot spread it by file as the parse does: this process
-decompresses it while the workers decode its chunks of lines (and decodes some itself when they are
-all busy), and the results come back
-in submission order, so the output does not depend on which worker was faster. The chunks are
-decompressed straight into shared memory that the workers read: sent through the pool's pipe,
-4 MiB at a time, they moved at some 500 MB/s on this project's machine, no faster than one process
-decodes them. A set that decides which lines a worker decodes whole (the
-wikis' link targets: tens of millions of titles at full scale) would be copied into every worker;
-:meth:`ChunkPool.shared_keys` gives them instead a file of 64-bit hashes that they all map from the
-page cache, and the caller checks the few lines it lets through against the set itself.
+Wikidata is one file, so the merge cannot spread it by file as the parse does: a thread of this
+process decompresses it (ISA-L releases the GIL) while the workers decode its chunks of lines, and
+this process decodes one itself when they are all busy; the results come back in submission order,
+so the output does not depend on which process was faster. The chunks reach the workers through
+shared memory: sent through the pool's pipe, 4 MiB at a time, they moved at some 500 MB/s on this
+project's machine, no faster than one process decodes them. A set that decides which lines a
+worker decodes whole (the wikis' link targets: tens of millions of titles at full scale) would be
+copied into every worker; :meth:`ChunkPool.shared_keys` gives them instead a file of 64-bit hashes
+that they all map from the page cache, and the caller checks the few lines it lets through against
+the set itself.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lightning_kg.prepare import dumps
-from lightning_kg.prepare.dumps import LineChunk, line_chunks, open_dump
+from lightning_kg.prepare.dumps import LineChunk, line_chunks
 
 IN_FLIGHT_PER_WORKER = 4
 SLOTS: list[memoryview] = []
@@ -127,45 +127,36 @@ class ChunkPool:
         chunks per worker wait and memory stays bounded when the reading outpaces the workers; the
         chunks decoded here are as many as the slots at most ahead of the oldest one still out.
         ``progress`` is told the file's bytes read (compressed) after each chunk."""
+        chunks = line_chunks(path, progress=progress)
         if self._pool is None:
-            for chunk in line_chunks(path, progress=progress):
-                yield function(chunk, *args)
+            yield from (function(chunk, *args) for chunk in chunks)
             return
-        free, waiting, head = deque(range(len(self._slots))), deque(), b""
-        own = memoryview(bytearray(dumps.CHUNK_BYTES))  # the block of a chunk this process decodes itself
-        with open(path, "rb") as file, open_dump(path, file) as stream:
+        free, waiting = deque(range(len(self._slots))), deque()
+        for chunk in chunks:
             while True:
-                if progress:
-                    progress(file.tell())
-                ready = bool(waiting) and waiting[0][1].ready()
-                decoded_here = sum(slot is None for slot, _ in waiting)
-                if (not free and (ready or decoded_here >= len(self._slots))) or (ready and waiting[0][0] is None):
-                    slot, result = waiting.popleft()  # the oldest is back, or this process has done its share ahead
-                    yield result.get()
-                    if slot is not None:
-                        free.append(slot)
-                    continue
-                # A free slot goes to the workers; with none, this process decodes the next chunk itself.
-                slot = free[0] if free else None
-                buffer = own if slot is None else self._slots[slot]
-                size = _fill(stream, buffer)
-                if not size:
+                while waiting and waiting[0][1].ready():  # hand back what is done, oldest first
+                    yield self._take_back(waiting, free)
+                if free or sum(slot is None for slot, _ in waiting) < len(self._slots):
                     break
-                cut = _last_line_end(buffer, size)
-                if not cut:  # no line ends in this block
-                    head += bytes(buffer[:size])
-                    continue
-                self.chunks["here" if slot is None else "workers"] += 1
-                if slot is None:
-                    waiting.append((None, _Done(function(LineChunk(head, bytes(buffer[:cut]), cut), *args))))
-                else:
-                    free.popleft()
-                    waiting.append((slot, self._pool.apply_async(function, (LineChunk(head, slot, cut), *args))))
-                head = bytes(buffer[cut:size])
-        if head:
-            waiting.append((None, _Done(function(LineChunk(b"", head, len(head)), *args))))
+                yield self._take_back(waiting, free)  # as far ahead as allowed: wait for the oldest
+            if free and chunk.cut <= len(self._slots[0]):
+                slot = free.popleft()
+                self._slots[slot][: chunk.cut] = memoryview(chunk.block)[: chunk.cut]
+                waiting.append((slot, self._pool.apply_async(function, (LineChunk(chunk.head, slot, chunk.cut), *args))))
+                self.chunks["workers"] += 1
+            else:  # every slot is out (or the chunk is one line longer than a slot): decode it here
+                waiting.append((None, _Done(function(chunk, *args))))
+                self.chunks["here"] += 1
         while waiting:
-            yield waiting.popleft()[1].get()
+            yield self._take_back(waiting, free)
+
+    @staticmethod
+    def _take_back(waiting: deque, free: deque):
+        """The oldest chunk's result, waiting for it; its slot is free again."""
+        slot, result = waiting.popleft()
+        if slot is not None:
+            free.append(slot)
+        return result.get()
 
     def __enter__(self) -> ChunkPool:
         return self
@@ -188,22 +179,3 @@ class _Done:
 
     def get(self):
         return self.value
-
-
-def _fill(stream, buffer: memoryview) -> int:
-    """Decompress into ``buffer`` until it is full or the stream ends; the bytes read."""
-    filled = 0
-    while filled < len(buffer) and (count := stream.readinto(buffer[filled:])):
-        filled += count
-    return filled
-
-
-def _last_line_end(buffer: memoryview, size: int) -> int:
-    """One past the last ``\\n`` in ``buffer[:size]``, 0 if there is none; a line of Wikidata is some
-    kilobytes, so the search looks at the end first."""
-    start = size
-    while start > 0:
-        start = max(0, start - 65536)
-        if (found := bytes(buffer[start:size]).rfind(b"\n")) >= 0:
-            return start + found + 1
-    return 0
