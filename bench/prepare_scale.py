@@ -36,10 +36,12 @@ from lightning_kg.recipes.synthetic_dumps import write_synthetic_dumps
 
 STAGES = ["parse", "merge", "write", "manifest"]
 SIZES = {"quick": ([3000, 6000, 12000], 400), "full": ([20000, 100000, 300000], 2000)}  # entities, pages per wiki
+LINK_TARGETS = {"quick": [100_000, 200_000, 400_000], "full": [250_000, 500_000, 1_000_000]}
 # The full dumps (assumptions, printed): Wikidata latest-all, mLUKE's 24 Wikipedias, one node.
 FULL_ENTITIES = 110e6
 FULL_ARTICLES = 40e6  # articles of the 24 Wikipedias together (English about 6.9M)
 FULL_PAGES = 75e6  # pages, redirects included (English alone about 17M)
+FULL_LINK_TARGETS = 1.1 * FULL_ARTICLES  # (wiki, title) pairs linked to: nearly every article, and red links
 NODE_CORES, NODE_GIB = 64, 256
 
 
@@ -153,6 +155,42 @@ def _count_lines(chunk) -> int:
     return len(chunk.lines(chunk_pool.SLOTS))
 
 
+def link_target_memory(targets: int) -> dict:
+    """What the merge holds per link target of the wikis, whatever the dump: the parse summaries'
+    link counts and redirects, the set of (site, title) that selects the first pass's items, and
+    that pass's knowledge base (an item per target, each with its sitelink), as tracemalloc counts
+    them; and the cost of keeping that knowledge base in .work/ as JSON and reading it back."""
+    import tracemalloc
+
+    from lightning_kg.prepare.knowledge_base import KnowledgeBase
+    from lightning_kg.prepare.namespaces import canonical_title
+    from lightning_kg.prepare.writing import linked_targets
+
+    wikis = [("enwiki", "en"), ("dewiki", "de")]
+    per_wiki = targets // len(wikis)
+    texts = [json.dumps({"site": site, "lang": lang, "redirects": {f"Other name {n:08d}": f"Page title {n:08d}" for n in range(0, per_wiki, 10)},
+                         "link_counts": {f"Page title {n:08d}": 1 + n % 50 for n in range(per_wiki)}}) for site, lang in wikis]
+    tracemalloc.start()
+    summaries = [json.loads(text) for text in texts]
+    held = {"summaries": tracemalloc.get_traced_memory()[0]}
+    linked = linked_targets(summaries)
+    held["linked"] = tracemalloc.get_traced_memory()[0] - held["summaries"]
+    kb = KnowledgeBase()
+    for index, (site, title) in enumerate(sorted(linked)):
+        item = f"Q{index % per_wiki + 1}"  # the same item in both wikis, as sitelinks join them
+        kb.sitelinks[(site, canonical_title(title))] = item
+        kb.titles.setdefault(item, {})[dict(wikis)[site]] = title
+    held["first pass"] = tracemalloc.get_traced_memory()[0] - held["summaries"] - held["linked"]
+    tracemalloc.stop()
+    start = time.perf_counter()
+    text = json.dumps(kb.to_json())
+    written = time.perf_counter() - start
+    start = time.perf_counter()
+    KnowledgeBase.from_json(json.loads(text))
+    return {"bytes": {name: value / targets for name, value in held.items()}, "json_bytes": len(text) / targets,
+            "json_write_s": written, "json_read_s": time.perf_counter() - start}
+
+
 def _process_cpu(pid: int) -> float:
     """User + system CPU seconds of a running process."""
     import psutil
@@ -193,6 +231,7 @@ def main() -> None:
         write_synthetic_dumps(big_dumps, passes_entities, pages)
         work_dir = Path(scratch) / f"out-{sizes[-1]}-1" / ".work"
         passes = {workers: wikidata_passes(big_dumps / "wikidata-synthetic-all.json.gz", work_dir, workers) for workers in (1, 2)}
+        targets = {count: link_target_memory(count) for count in LINK_TARGETS["quick" if args.quick else "full"]}
     articles = 2 * pages
     print(f"\nprepare on synthetic dumps, 2 x {pages} articles (~500 words), machine {os.cpu_count()} cores")
     print(f"  {'entities':>8s} {'workers':>7s} {'stage':>8s} {'wall s':>7s} {'CPU s':>7s} {'peak MiB':>9s} {'KiB/entity':>10s}")
@@ -246,6 +285,19 @@ def main() -> None:
     print(f"  write = articles x CPU s/article / {NODE_CORES} cores = {hours['write']:.1f} h (slices or workers)")
     print(f"  total {sum(hours.values()):.1f} h; merge peak memory = peak at {sizes[-1]} + bytes/entity x the rest = "
           f"{memory_gib:,.1f} GiB" + (" (the slope is not above 0: no growth with the dump measured)" if merge_mib <= 0 else ""))
+    print("\nWhat the merge holds per link target of the wikis (tracemalloc), and the first pass kept as JSON:")
+    for count, figures in targets.items():
+        print(f"  {count:9,d} targets: " + ", ".join(f"{name} {value:.0f}" for name, value in figures["bytes"].items())
+              + f" bytes; JSON {figures['json_bytes']:.0f} bytes, written in {figures['json_write_s']:.2f} s, read in "
+              f"{figures['json_read_s']:.2f} s")
+    largest = targets[max(targets)]
+    per_target = sum(largest["bytes"].values())
+    print(f"  at {FULL_LINK_TARGETS / 1e6:.0f}M link targets (the articles of the 24 Wikipedias and a tenth more for red links): "
+          f"{per_target:.0f} bytes x {FULL_LINK_TARGETS / 1e6:.0f}M = {per_target * FULL_LINK_TARGETS / 2**30:.0f} GiB held through "
+          f"the merge; the first pass's JSON {largest['json_bytes'] * FULL_LINK_TARGETS / 1e9:.1f} GB, written in "
+          f"{largest['json_write_s'] / max(targets) * FULL_LINK_TARGETS / 60:.0f} min, read back in "
+          f"{largest['json_read_s'] / max(targets) * FULL_LINK_TARGETS / 60:.0f} min")
+    record("cpu", f"prepare merge bytes held per link target, synthetic {max(targets)}", per_target, None, None, 0, ())
     record("cpu", f"prepare merge Wikidata passes entities per CPU s, synthetic {passes_entities}", per_core, None, None, 0, ())
     record("cpu", f"prepare merge peak bytes per dump entity, synthetic {sizes[0]}-{sizes[-1]}", merge_mib * 2**20, None, None, 0, ())
     record("cpu", "prepare merge wall, 2 workers vs 1", merge_two["wall"], big["merge"]["wall"], merge_scaling, 1, ())

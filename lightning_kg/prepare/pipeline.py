@@ -169,20 +169,20 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
     # the properties), then the vocabulary's items, then the labels of their facts' objects (knowledge_base.py).
     wikidata_started = time.process_time(), time.perf_counter()
     # Each pass's result is kept in .work/, so a run killed in a later pass (or after the three)
-    # starts again after the last one it finished: at full scale a pass is an hour of a node.
-    passes = json.loads((work_dir / "wikidata.json").read_text(encoding="utf-8")) if (work_dir / "wikidata.json").exists() else {}
-    passes = passes if passes.get("fingerprint") == digest else {}
+    # starts again after the last one it finished: at full scale a pass is half an hour of a node.
+    # Two files, so that the first pass's JSON values need not stay in memory to be written again.
+    first_file, last_file = work_dir / "wikidata-first.json", work_dir / "wikidata-last.json"
     with ChunkPool(config.workers if data_paths else 1, work_dir) as pool:
-        if "first" in passes:
-            kb = KnowledgeBase.from_json(passes["first"])
-            bad.records = passes["bad_records"]
+        if first := _kept_pass(first_file, digest):
+            kb = KnowledgeBase.from_json(first.pop("knowledge_base"))
+            bad.records = first["bad_records"]
             log.info("wikidata: the first pass of an earlier run reused")
         else:
             with _pass_bar(data_paths, 1) as told:
                 kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
                                               accept_bad=config.accept_bad_wikidata, linked=linked_targets(summaries), pool=pool,
                                               progress=told)
-            _keep_pass(work_dir, passes := {"fingerprint": digest, "first": kb.to_json(), "bad_records": bad.records})
+            _keep_pass(first_file, {"fingerprint": digest, "knowledge_base": kb.to_json(), "bad_records": bad.records})
         if data_paths:
             log.info("wikidata: %d properties and %d sitelinks of linked items read", len(kb.decoded), len(kb.sitelinks))
         resolve = LinkResolver(summaries, kb)
@@ -190,8 +190,8 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
         if len(vocab) <= 3:
             raise ValueError(f"no entity mention found in {len(summaries)} dump(s) ({sum(s['articles'] for s in summaries)} "
                              "articles): nothing to train the entity objectives on; check the inputs")
-        if "last" in passes:
-            kb = KnowledgeBase.from_json(passes["last"])
+        if last := _kept_pass(last_file, digest):
+            kb = KnowledgeBase.from_json(last.pop("knowledge_base"))
             log.info("wikidata: the second and third passes of an earlier run reused")
         else:
             if data_paths:
@@ -201,7 +201,7 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
                 with _pass_bar(data_paths, 3) as told:
                     kb.add_labels(data_paths, missing, set(languages), pool, told)
                 log.info("wikidata: labels of %d objects of the vocabulary's facts read in a third pass", len(missing))
-            _keep_pass(work_dir, {**passes, "last": kb.to_json()})
+            _keep_pass(last_file, {"fingerprint": digest, "knowledge_base": kb.to_json()})
     if data_paths:  # bench/prepare_scale.py reads this line
         log.info("wikidata passes: %.2f CPU s in this process, %.2f s wall", time.process_time() - wikidata_started[0],
                  time.perf_counter() - wikidata_started[1])
@@ -284,8 +284,14 @@ def _pass_bar(paths: list[str], number: int) -> Iterator[Callable[[int], None]]:
         yield lambda position: bar.update(position - bar.n)
 
 
-def _keep_pass(work_dir: Path, record: dict) -> None:
-    write_json(work_dir / "wikidata.json", record, staging=work_dir / f"wikidata.json.{os.getpid()}.tmp")
+def _keep_pass(path: Path, record: dict) -> None:
+    write_json(path, record, staging=path.with_name(f"{path.name}.{os.getpid()}.tmp"))
+
+
+def _kept_pass(path: Path, digest: str) -> dict | None:
+    """A Wikidata pass an earlier run kept in ``path``, if it ran with these settings and inputs."""
+    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return record if record.get("fingerprint") == digest else None
 
 
 def _stage_record(path: Path, digest: str, remedy: str) -> dict:
