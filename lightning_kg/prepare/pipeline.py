@@ -122,8 +122,18 @@ def _check_output_dir(out: Path) -> None:
         raise PermissionError(f"cannot write to output directory {out}: {error.strerror}") from None
 
 
-def _summaries(work_dir: Path, count: int, digest: str) -> list[dict]:
-    summaries = [read_summary(work_dir, i, digest) for i in range(count)]
+LINK_KEYS = ("link_counts", "redirects")
+"""What only the merge reads of a parse summary, and nearly all of it: 122 bytes per link target
+(bench/prepare_scale.py), some 5 GiB for mLUKE's 24 wikis, which a write slice need not hold."""
+
+
+def _summaries(work_dir: Path, count: int, digest: str, links: bool = True) -> list[dict]:
+    """Every dump's parse summary; without ``links``, each is dropped of ``LINK_KEYS`` as it is read."""
+    summaries = []
+    for number in range(count):
+        summaries.append(summary := read_summary(work_dir, number, digest))
+        for key in LINK_KEYS if summary is not None and not links else ():
+            del summary[key]
     missing = [str(work_file(work_dir, i)) for i, summary in enumerate(summaries) if summary is None]
     if missing:
         raise FileNotFoundError(f"{len(missing)} dump(s) not parsed yet with these settings (run the parse stage for "
@@ -390,7 +400,7 @@ def prepare(config: PrepareConfig) -> dict | None:
                 reused.append(stage)
             parse_dumps(wiki_paths, numbers, work_dir, config.max_pages, config.workers, config.strict, parse_digest)
             continue
-        summaries = _summaries(work_dir, len(wiki_paths), parse_digest)
+        summaries = _summaries(work_dir, len(wiki_paths), parse_digest, links=stage == "merge")
         if stage == "merge":
             if merge(out, work_dir, summaries, data_paths, config, digest):
                 reused.append(stage)

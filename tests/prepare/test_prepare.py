@@ -13,6 +13,7 @@ import webdataset as wds
 
 from lightning_kg.dataset.entity_vocab import EntityVocab
 from lightning_kg.dataset.knowledge import KnowledgeTable
+from lightning_kg.prepare import pipeline
 from lightning_kg.prepare.dumps import DumpError
 from lightning_kg.prepare.pipeline import prepare
 from lightning_kg.prepare.writing import stable_fraction
@@ -146,6 +147,23 @@ def test_slices_on_a_slurm_array_give_the_same_samples_as_one_machine(dumps, tmp
                       for split in ("train", "val") for s in read_shards(out, split))
 
     assert samples(sliced_out) == samples(tmp_path / "whole")
+
+
+def test_a_write_slice_holds_the_summaries_without_their_link_counts(dumps, tmp_path, monkeypatch):
+    """Only the merge reads the link counts and redirects, nearly all of a summary's size."""
+    out = tmp_path / "out"
+    for stage in ("parse", "merge"):
+        prepare(config(dumps, out, stage=stage))
+    given, write_text_shards = [], pipeline.write_text_shards
+
+    def spy(out, work_dir, summaries, *args, **kwargs):
+        given.extend(set(summary) for summary in summaries.values())
+        return write_text_shards(out, work_dir, summaries, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "write_text_shards", spy)
+    prepare(config(dumps, out, stage="write"))
+    assert len(given) == 2 and all({"site", "lang", "articles"} <= keys and not keys & set(pipeline.LINK_KEYS) for keys in given)
+    assert list(out.glob("train-*.tar"))  # and the slice wrote its shards
 
 
 def test_stages_out_of_order_say_what_to_run_first(dumps, tmp_path):
