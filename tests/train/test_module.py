@@ -200,8 +200,11 @@ def test_init_from_an_old_checkpoint_takes_its_weights_and_starts_the_queues_afr
 def test_an_old_checkpoint_resumes_to_the_weights_the_old_code_reached(tmp_path):
     """``fit --ckpt_path`` on the old checkpoint for 2 more steps ends with every tensor where the old
     code's own resume took it (``resumed_step5_sums.json``): weights, AdamW state on the right
-    parameters, queues, RNG and data position all came back. (Measured: the sums are identical; with
-    the two mention heads' AdamW states swapped, that head's weight sum is off by 1.8e-2 relative.)"""
+    parameters, queues, RNG and data position all came back. (Measured: with the two mention heads'
+    AdamW states swapped, that head's weight sum is off by 1.8e-2 relative. On another CPU than the
+    fixture's the sums differ by float rounding: up to 2.9e-5 relative, and attention key biases,
+    which softmax leaves without a gradient, sit at 1e-7 of rounding noise whose sums differ by
+    1.5e-7; hence rel 1e-4 and abs 1e-6, both far below what a wrong state gives.)"""
     main(["fit", *SMALL[:2], *OLD_RUN_FLAGS, "--ckpt_path", str(OLD_RUN / "last.ckpt"), "--trainer.max_steps", "5",
           "--run_dir", str(tmp_path / "run")])
     resumed = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -212,4 +215,4 @@ def test_an_old_checkpoint_resumes_to_the_weights_the_old_code_reached(tmp_path)
     expected = {today_name(name, "model."): value for name, value in old.items()}
     assert sums.keys() == expected.keys()
     for name, value in sums.items():
-        assert value == pytest.approx(expected[name], rel=1e-6, abs=1e-9), name
+        assert value == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name
