@@ -98,7 +98,7 @@ class ChunkPool:
     def __init__(self, workers: int = 1, scratch: Path | None = None):
         self.workers = workers
         self._pool = self._scratch = None
-        self._shared: dict[int, tuple[Collection, KeyFilter]] = {}  # id(keys) -> (keys, their filter): one file per set
+        self._filters = 0  # key files written, for their names
         self.chunks = {"here": 0, "workers": 0}  # where the chunks were decoded, for a bench to tell the reading's own cost
         if workers > 1:
             context = multiprocessing.get_context("spawn")
@@ -117,9 +117,11 @@ class ChunkPool:
         :class:`KeyFilter`, which may let a few other keys through."""
         if self._pool is None:
             return keys
-        if id(keys) not in self._shared:
-            self._shared[id(keys)] = keys, KeyFilter.write(keys, self._scratch / f"{len(self._shared)}.npy")
-        return self._shared[id(keys)][1]
+        # A file per call, the set not kept: a cache keyed by the set would hold it (98 bytes per link
+        # target for the first pass's) through the later passes; hashing it again for each Wikidata
+        # file of a pass costs some 0.5 us a key.
+        self._filters += 1
+        return KeyFilter.write(keys, self._scratch / f"{self._filters}.npy")
 
     def map_lines(self, function: Callable, path: str | os.PathLike, *args, progress: Callable[[int], None] | None = None) -> Iterator:
         """``function(chunk, *args)`` for each :class:`LineChunk` of the dump at ``path``, in order.
