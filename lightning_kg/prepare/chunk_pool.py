@@ -91,9 +91,9 @@ class ChunkPool:
     """``workers`` processes decode the chunks: this one and ``workers - 1`` spawned ones (none for
     one worker: the chunks are decoded here, by the same functions, while a thread reads ahead). This
     process reads the dump and hands the chunks out; when every slot is in flight it decodes the next
-    chunk itself rather than wait (with 2 spawned workers on 2 cores, three processes shared them and
-    the passes ran 1.15x faster than one process; with 1 spawned and this one, 1.29-1.36x). Use as a
-    context manager: leaving it stops the processes and removes the key files."""
+    chunk itself rather than wait (two spawned workers beside it shared 2 cores three ways; figures:
+    docs/PREPARE.md, "At full scale"). Use as a context manager: leaving it stops the processes and
+    removes the key files."""
 
     def __init__(self, workers: int = 1, scratch: Path | None = None):
         self.workers = workers
