@@ -14,7 +14,6 @@ rewritten, so ``fit`` accepts the copy.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lightning_kg.dataset.files import file_sha256
 from lightning_kg.dataset.tokenizer import load_tokenizer
 
 LONGEST_TITLE = 12  # tokens
@@ -90,7 +90,7 @@ def main() -> None:
                 for info, data in rewritten:
                     tar.addfile(info, io.BytesIO(data))
             shard["bytes"] = path.stat().st_size
-            shard["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            shard["sha256"] = file_sha256(path)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{added} own-title mentions added over about {documents} documents; dataset in {out}")
 

@@ -131,9 +131,11 @@ def _summaries(work_dir: Path, count: int, digest: str, links: bool = True) -> l
     """Every dump's parse summary; without ``links``, each is dropped of ``LINK_KEYS`` as it is read."""
     summaries = []
     for number in range(count):
-        summaries.append(summary := read_summary(work_dir, number, digest))
-        for key in LINK_KEYS if summary is not None and not links else ():
-            del summary[key]
+        summary = read_summary(work_dir, number, digest)
+        if summary is not None and not links:
+            for key in LINK_KEYS:
+                del summary[key]
+        summaries.append(summary)
     missing = [str(work_file(work_dir, i)) for i, summary in enumerate(summaries) if summary is None]
     if missing:
         raise FileNotFoundError(f"{len(missing)} dump(s) not parsed yet with these settings (run the parse stage for "
@@ -156,8 +158,7 @@ def _finished(record_path: Path, digest: str, out: Path) -> bool:
     """Whether the stage that writes ``record_path`` finished with this fingerprint (settings and
     inputs) and everything it made is still there as it was made: each shard at its size, each
     other output (``outputs``: name -> sha256) at its hash. Then a restart reuses the stage."""
-    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.exists() else {}
-    if record.get("fingerprint") != digest:
+    if (record := _recorded(record_path, digest)) is None:
         return False
     shards = [info for infos in record["shards"].values() for info in infos]
     return (all((out / s["name"]).is_file() and (out / s["name"]).stat().st_size == s["bytes"] for s in shards)
@@ -183,7 +184,7 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
     # Two files, so that the first pass's JSON values need not stay in memory to be written again.
     first_file, last_file = work_dir / "wikidata-first.json", work_dir / "wikidata-last.json"
     with ChunkPool(config.workers if data_paths else 1, work_dir) as pool:
-        if first := _kept_pass(first_file, digest):
+        if first := _recorded(first_file, digest):
             kb = KnowledgeBase.from_json(first.pop("knowledge_base"))
             bad.records = first["bad_records"]
             log.info("wikidata: the first pass of an earlier run reused")
@@ -200,7 +201,7 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
         if len(vocab) <= 3:
             raise ValueError(f"no entity mention found in {len(summaries)} dump(s) ({sum(s['articles'] for s in summaries)} "
                              "articles): nothing to train the entity objectives on; check the inputs")
-        if last := _kept_pass(last_file, digest):
+        if last := _recorded(last_file, digest):
             kb = KnowledgeBase.from_json(last.pop("knowledge_base"))
             log.info("wikidata: the second and third passes of an earlier run reused")
         else:
@@ -298,17 +299,18 @@ def _keep_pass(path: Path, record: dict) -> None:
     write_json(path, record, staging=path.with_name(f"{path.name}.{os.getpid()}.tmp"))
 
 
-def _kept_pass(path: Path, digest: str) -> dict | None:
-    """A Wikidata pass an earlier run kept in ``path``, if it ran with these settings and inputs."""
+def _recorded(path: Path, digest: str) -> dict | None:
+    """What an earlier run recorded in ``path`` (a stage, a Wikidata pass), if it ran with these
+    settings and inputs (``digest``); None if it did not, or nothing is there."""
     record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     return record if record.get("fingerprint") == digest else None
 
 
 def _stage_record(path: Path, digest: str, remedy: str) -> dict:
-    """What an earlier stage recorded in ``path``, if it ran with this run's fingerprint."""
-    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    if record.get("fingerprint") != digest:
-        raise FileNotFoundError(f"{path} {'is of other settings' if record else 'not found'}: {remedy}")
+    """What an earlier stage recorded in ``path``; an error saying ``remedy`` if it did not run with
+    this run's fingerprint."""
+    if (record := _recorded(path, digest)) is None:
+        raise FileNotFoundError(f"{path} {'is of other settings' if path.exists() else 'not found'}: {remedy}")
     return record
 
 
