@@ -14,7 +14,9 @@ the set itself.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import multiprocessing
 import os
 import shutil
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from lightning_kg.prepare import dumps
+from lightning_kg.prepare.chunk_journal import ChunkJournal, journal_path
 from lightning_kg.prepare.dumps import LineChunk, line_chunks
 
 IN_FLIGHT_PER_WORKER = 4
@@ -99,7 +102,9 @@ class ChunkPool:
         self.workers = workers
         self._pool = self._scratch = None
         self._filters = 0  # key files written, for their names
-        self.chunks = {"here": 0, "workers": 0}  # where the chunks were decoded, for a bench to tell the reading's own cost
+        # Where the chunks were decoded (for a bench to tell the reading's own cost), or that a journal had them.
+        self.chunks = {"here": 0, "workers": 0, "journal": 0}
+        self._journal: tuple[Path, str, str] | None = None
         if workers > 1:
             context = multiprocessing.get_context("spawn")
             spawned = workers - 1  # this process is the other one: it decodes chunks while the workers are busy
@@ -125,13 +130,48 @@ class ChunkPool:
 
     def map_lines(self, function: Callable, path: str | os.PathLike, *args, progress: Callable[[int], None] | None = None) -> Iterator:
         """``function(chunk, *args)`` for each :class:`LineChunk` of the dump at ``path``, in order.
-        Each slot holds a chunk until its result is taken back, so at most ``IN_FLIGHT_PER_WORKER``
-        chunks per worker wait and memory stays bounded when the reading outpaces the workers; the
-        chunks decoded here are as many as the slots at most ahead of the oldest one still out.
-        ``progress`` is told the file's bytes read (compressed) after each chunk."""
+        Within :meth:`journaled`, the results an earlier run recorded for this pass come first, from
+        its journal, and their chunks are only read past. ``progress`` is told the file's bytes read
+        (compressed) after each chunk."""
         chunks = line_chunks(path, progress=progress)
+        if self._journal is None:
+            yield from self._decoded(function, chunks, args)
+            return
+        directory, name, key = self._journal
+        journal = ChunkJournal(journal_path(directory, name, path), f"{key}|{function.__name__}|{dumps.CHUNK_BYTES}")
+        try:
+            yield from journal.replay()
+            self.chunks["journal"] += journal.replayed
+            if journal.complete:
+                return
+            for result in self._decoded(function, itertools.islice(chunks, journal.replayed, None), args):
+                journal.append(result)
+                yield result
+            journal.finish()
+        finally:
+            journal.close()
+
+    @contextlib.contextmanager
+    def journaled(self, directory: Path, name: str, key: str) -> Iterator[None]:
+        """Within, each dump's chunk results are journaled (:mod:`chunk_journal`) as
+        ``name-*.journal`` in ``directory`` under ``key`` (the run's settings and inputs), and a
+        journal of that name and key that a killed run left is replayed. The caller removes them
+        (:func:`~lightning_kg.prepare.chunk_journal.remove_journals`) once it has recorded the pass."""
+        self._journal = (Path(directory), name, key)
+        try:
+            yield
+        finally:
+            self._journal = None
+
+    def _decoded(self, function: Callable, chunks: Iterable[LineChunk], args: tuple) -> Iterator:
+        """``function(chunk, *args)`` of each chunk in order, by the workers and this process. Each
+        slot holds a chunk until its result is taken back, so at most ``IN_FLIGHT_PER_WORKER`` chunks
+        per worker wait and memory stays bounded when the reading outpaces the workers; the chunks
+        decoded here are as many as the slots at most ahead of the oldest one still out."""
         if self._pool is None:
-            yield from (function(chunk, *args) for chunk in chunks)
+            for chunk in chunks:
+                self.chunks["here"] += 1
+                yield function(chunk, *args)
             return
         free, waiting = deque(range(len(self._slots))), deque()
         for chunk in chunks:

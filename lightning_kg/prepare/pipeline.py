@@ -31,6 +31,7 @@ from tqdm import tqdm
 from lightning_kg.dataset.files import file_sha256, write_json
 from lightning_kg.dataset.manifest import directory_sha256
 from lightning_kg.dataset.tokenizer import load_tokenizer
+from lightning_kg.prepare.chunk_journal import remove_journals
 from lightning_kg.prepare.chunk_pool import ChunkPool
 from lightning_kg.prepare.config import PrepareConfig
 from lightning_kg.prepare.dumps import expand_inputs
@@ -189,11 +190,12 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
             bad.records = first["bad_records"]
             log.info("wikidata: the first pass of an earlier run reused")
         else:
-            with _pass_bar(data_paths, 1) as told:
+            with _pass_bar(data_paths, 1) as told, _journaled(pool, work_dir, "wikidata-first", digest):
                 kb = KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
                                               accept_bad=config.accept_bad_wikidata, linked=linked_targets(summaries), pool=pool,
                                               progress=told)
             _keep_pass(first_file, {"fingerprint": digest, "knowledge_base": kb.to_json(), "bad_records": bad.records})
+            remove_journals(work_dir, "wikidata-first")
         if data_paths:
             log.info("wikidata: %d properties and %d sitelinks of linked items read", len(kb.decoded), len(kb.sitelinks))
         resolve = LinkResolver(summaries, kb)
@@ -206,13 +208,15 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
             log.info("wikidata: the second and third passes of an earlier run reused")
         else:
             if data_paths:
-                with _pass_bar(data_paths, 2) as told:
+                with _pass_bar(data_paths, 2) as told, _journaled(pool, work_dir, "wikidata-items", digest):
                     kb.add_items(data_paths, set(vocab.entities[3:]), set(languages), pool, told)
             if missing := kb.keep_only(set(vocab.entities[3:])):
-                with _pass_bar(data_paths, 3) as told:
+                with _pass_bar(data_paths, 3) as told, _journaled(pool, work_dir, "wikidata-labels", digest):
                     kb.add_labels(data_paths, missing, set(languages), pool, told)
                 log.info("wikidata: labels of %d objects of the vocabulary's facts read in a third pass", len(missing))
             _keep_pass(last_file, {"fingerprint": digest, "knowledge_base": kb.to_json()})
+            remove_journals(work_dir, "wikidata-items")
+            remove_journals(work_dir, "wikidata-labels")
     if data_paths:  # bench/prepare_scale.py reads this line
         log.info("wikidata passes: %.2f CPU s in this process, %.2f s wall", time.process_time() - wikidata_started[0],
                  time.perf_counter() - wikidata_started[1])
@@ -293,6 +297,16 @@ def _pass_bar(paths: list[str], number: int) -> Iterator[Callable[[int], None]]:
     with tqdm(total=sum(os.path.getsize(p) for p in paths), desc=f"wikidata pass {number}/3", unit="B", unit_scale=True,
               disable=None) as bar:
         yield lambda position: bar.update(position - bar.n)
+
+
+@contextlib.contextmanager
+def _journaled(pool: ChunkPool, work_dir: Path, name: str, digest: str) -> Iterator[None]:
+    """Pass ``name`` with its chunks journaled, resumed where a killed run's journal ends."""
+    before = pool.chunks["journal"]
+    with pool.journaled(work_dir, name, digest):
+        yield
+    if replayed := pool.chunks["journal"] - before:
+        log.info("wikidata: %s pass resumed: %d chunks from the journal of an earlier run", name.removeprefix("wikidata-"), replayed)
 
 
 def _keep_pass(path: Path, record: dict) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 import lightning_kg.prepare.parsing as parsing
 import lightning_kg.prepare.pipeline as pipeline
+from lightning_kg.prepare.chunk_journal import ChunkJournal
 from lightning_kg.prepare.knowledge_base import KnowledgeBase
 from lightning_kg.prepare.pipeline import prepare
 from tests.factories import config, write_dumps
@@ -89,3 +90,31 @@ def test_a_kill_in_the_second_wikidata_pass_reuses_the_first(tmp_path, monkeypat
     assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
     assert [r.getMessage() for r in caplog.records if "of an earlier run reused" in r.getMessage()] == [
         "wikidata: the first pass of an earlier run reused"]
+
+
+@pytest.mark.slow
+def test_a_kill_part_way_through_a_wikidata_pass_resumes_it_from_its_journal(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr("lightning_kg.prepare.dumps.CHUNK_BYTES", 512)  # the factory's dump in a few chunks
+    dumps = write_dumps(tmp_path / "dumps")
+    prepare(config(dumps, tmp_path / "clean", shard_max_samples=2))
+    with monkeypatch.context() as patch:
+        original, appended = ChunkJournal.append, []
+
+        def append(journal, result):
+            if journal.path.name.startswith("wikidata-items-"):
+                if len(appended) == 2:
+                    raise Killed("second pass, third chunk")
+                appended.append(1)
+            original(journal, result)
+
+        patch.setattr(ChunkJournal, "append", append)
+        with pytest.raises(Killed):
+            prepare(config(dumps, tmp_path / "out", shard_max_samples=2))
+    assert sorted(p.name.split("-")[1] for p in (tmp_path / "out" / ".work").glob("*.journal")) == ["items"]
+    with caplog.at_level(logging.INFO, logger="lightning_kg.prepare"):
+        prepare(config(dumps, tmp_path / "out", shard_max_samples=2))
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
+    said = [r.getMessage() for r in caplog.records if "wikidata: " in r.getMessage() and "earlier run" in r.getMessage()]
+    assert said == ["wikidata: the first pass of an earlier run reused",
+                    "wikidata: items pass resumed: 2 chunks from the journal of an earlier run"]
+    assert not list((tmp_path / "out" / ".work").glob("*.journal"))  # removed once the passes were recorded
