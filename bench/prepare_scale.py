@@ -148,6 +148,45 @@ def wikidata_passes(dump: Path, work_dir: Path, workers: int, rounds: int = 2) -
     return best
 
 
+def journal_costs(dump: Path, work_dir: Path) -> dict:
+    """The three passes (1 worker) plain and journaled as the merge runs them (:mod:`chunk_journal`),
+    the journals' bytes, and the time to replay them whole: what a rerun after a kill at the end of
+    the passes spends instead of decoding them again."""
+    import contextlib
+    import shutil
+
+    from lightning_kg.prepare.chunk_pool import ChunkPool
+    from lightning_kg.prepare.knowledge_base import KnowledgeBase
+    from lightning_kg.prepare.writing import linked_targets
+
+    summaries = [json.loads(path.read_text()) for path in sorted(work_dir.glob("*.summary.json"))]
+    linked, sites = linked_targets(summaries), {s["site"]: s["lang"] for s in summaries}
+    languages = set(sites.values())
+    journals = work_dir.parent / "journals"
+    shutil.rmtree(journals, ignore_errors=True)
+    journals.mkdir()
+
+    def passes(pool: ChunkPool, journaled: bool) -> float:
+        start = time.perf_counter()
+        context = (lambda name: pool.journaled(journals, name, "bench")) if journaled else (lambda name: contextlib.nullcontext())
+        with context("first"):
+            kb = KnowledgeBase.from_dumps([str(dump)], languages, sites, on_error=lambda record: None, linked=linked, pool=pool)
+        vocabulary = set(kb.titles)
+        with context("items"):
+            kb.add_items([str(dump)], vocabulary, languages, pool)
+        with context("labels"):
+            kb.add_labels([str(dump)], kb.keep_only(vocabulary), languages, pool)
+        return time.perf_counter() - start
+
+    with ChunkPool(1, work_dir) as pool:
+        plain = min(passes(pool, False) for _ in range(2))
+        journaled = passes(pool, True)
+        size = sum(path.stat().st_size for path in journals.glob("*.journal"))
+        replay = passes(pool, True)  # every journal complete: replayed, the dump not read
+    shutil.rmtree(journals)
+    return {"plain": plain, "journaled": journaled, "bytes": size, "replay": replay}
+
+
 def _count_lines(chunk) -> int:
     """A worker task that does next to nothing: what is left is the reading and the handing out."""
     from lightning_kg.prepare import chunk_pool
@@ -231,6 +270,7 @@ def main() -> None:
         write_synthetic_dumps(big_dumps, passes_entities, pages)
         work_dir = Path(scratch) / f"out-{sizes[-1]}-1" / ".work"
         passes = {workers: wikidata_passes(big_dumps / "wikidata-synthetic-all.json.gz", work_dir, workers) for workers in (1, 2)}
+        journal = journal_costs(big_dumps / "wikidata-synthetic-all.json.gz", work_dir)
         targets = {count: link_target_memory(count) for count in LINK_TARGETS["quick" if args.quick else "full"]}
     articles = 2 * pages
     print(f"\nprepare on synthetic dumps, 2 x {pages} articles (~500 words), machine {os.cpu_count()} cores")
@@ -266,6 +306,9 @@ def main() -> None:
           f"itself (its reading {passes[2]['reading_cpu']:.2f} CPU s, {serial_cpu * 1e6:,.0f} us per entity; the reading alone, "
           f"workers only counting lines: {passes[2]['reading_wall']:.2f} s wall, {serial_wall * 1e6:,.0f} us), the worker "
           f"{passes[2]['workers_cpu']:.2f}")
+    print(f"  journaled (a rerun resumes a killed pass): the passes {journal['journaled']:.2f} s against {journal['plain']:.2f} s "
+          f"plain ({journal['journaled'] / journal['plain'] - 1:+.1%}); journals {journal['bytes'] / passes_entities:.0f} bytes per "
+          f"dump entity; replayed whole in {journal['replay']:.2f} s ({journal['replay'] / journal['plain']:.0%} of the passes)")
     print(f"  write: {1 / write_cpu:,.0f} articles per CPU second; parse: {1 / parse_cpu:,.0f} pages per CPU second "
           f"(start-up of {startup:.1f} CPU s taken off)")
     print(f"  reading the {sizes[-1]}-entity dump, lines per CPU second: "
@@ -303,6 +346,8 @@ def main() -> None:
     record("cpu", "prepare merge wall, 2 workers vs 1", merge_two["wall"], big["merge"]["wall"], merge_scaling, 1, ())
     record("cpu", f"prepare Wikidata passes wall, 2 workers vs 1, synthetic {passes_entities}", passes[2]["wall"],
            passes[1]["wall"], passes_scaling, 2, ())
+    record("cpu", f"prepare Wikidata passes wall, journaled vs plain, synthetic {passes_entities}", journal["journaled"],
+           journal["plain"], journal["journaled"] / journal["plain"], 2, ())
     record("cpu", "prepare write articles per CPU s, synthetic", 1 / write_cpu, None, None, 0, ())
     for name, speed in speeds.items():
         record("cpu", f"prepare wikidata lines per CPU s, {name}", speed, speeds["json.loads"], speed / speeds["json.loads"], 0, ())
