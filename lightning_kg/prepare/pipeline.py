@@ -188,6 +188,7 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
         if first := _recorded(first_file, digest):
             kb = KnowledgeBase.from_json(first.pop("knowledge_base"))
             bad.records = first["bad_records"]
+            remove_journals(work_dir, "wikidata-first")  # left by a kill between the record and their removal
             log.info("wikidata: the first pass of an earlier run reused")
         else:
             with _pass_bar(data_paths, 1) as told, _journaled(pool, work_dir, "wikidata-first", digest):
@@ -205,6 +206,8 @@ def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str
                              "articles): nothing to train the entity objectives on; check the inputs")
         if last := _recorded(last_file, digest):
             kb = KnowledgeBase.from_json(last.pop("knowledge_base"))
+            remove_journals(work_dir, "wikidata-items")
+            remove_journals(work_dir, "wikidata-labels")
             log.info("wikidata: the second and third passes of an earlier run reused")
         else:
             if data_paths:

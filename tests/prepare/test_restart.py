@@ -118,3 +118,9 @@ def test_a_kill_part_way_through_a_wikidata_pass_resumes_it_from_its_journal(tmp
     assert said == ["wikidata: the first pass of an earlier run reused",
                     "wikidata: items pass resumed: 2 chunks from the journal of an earlier run"]
     assert not list((tmp_path / "out" / ".work").glob("*.journal"))  # removed once the passes were recorded
+    # A kill between a pass's record and its journals' removal leaves them: the next run removes them.
+    (tmp_path / "out" / ".work" / "wikidata-items-0123456789ab.journal").write_bytes(b"left")
+    (tmp_path / "out" / "merge.json").unlink(missing_ok=True)
+    (tmp_path / "out" / ".work" / "merge.json").unlink()
+    prepare(config(dumps, tmp_path / "out", shard_max_samples=2))
+    assert not list((tmp_path / "out" / ".work").glob("*.journal"))
