@@ -9,7 +9,7 @@ import pytest
 from lightning_kg.prepare.chunk_journal import ChunkJournal, journal_path, remove_journals
 from lightning_kg.prepare.chunk_pool import ChunkPool
 from lightning_kg.prepare.knowledge_base import KnowledgeBase
-from tests.prepare.test_chunk_pool import LINKED, SITES, many_entities, write_gz
+from tests.prepare.wikidata_chunks import LINKED, SITES, many_entities, write_gz
 
 
 class Killed(Exception):

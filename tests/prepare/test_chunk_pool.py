@@ -13,24 +13,8 @@ from lightning_kg.prepare import chunk_pool
 from lightning_kg.prepare.chunk_pool import ChunkPool, KeyFilter, any_of
 from lightning_kg.prepare.knowledge_base import KnowledgeBase
 from lightning_kg.prepare.wikidata import Selection, WikidataInputError, iter_entities
-from tests.factories import ENTITIES, item, wikidata_dump
-
-SITES = {"enwiki": "en", "bgwiki": "bg"}
-LINKED = {("enwiki", "Japan"), ("bgwiki", "Токио"), ("enwiki", "Item 7")}
-
-
-def many_entities(count: int) -> list[dict]:
-    """ENTITIES and ``count`` more items (a few with sitelinks that are not as Wikidata writes them),
-    enough lines for several chunks."""
-    extra = [item(f"Q{1000 + n}", {"en": f"Item {n}"}, [("enwiki", f"Item {n}")], claims=[("P17", "Q17")]) for n in range(count)]
-    extra[3]["sitelinks"] = {"enwiki": 5}
-    extra[5]["sitelinks"] = [1]
-    return [*ENTITIES, *extra]
-
-
-def write_gz(path, entities, broken_line=True):
-    path.write_bytes(gzip.compress(wikidata_dump(entities, broken_line).encode("utf-8"), mtime=0))
-    return path
+from tests.factories import wikidata_dump
+from tests.prepare.wikidata_chunks import LINKED, SITES, many_entities, write_gz
 
 
 def read_all(path, workers: int, monkeypatch, chunk_bytes: int = 1 << 22):
