@@ -26,9 +26,11 @@ fi
 
 if $dry; then
   size=tiny seq=64 precision=fp32 steps=(--repeats 1 --steps 1) vocab=(--vocab 10000 --quick) entities=(--entity-vocab 1000)
+  pass_workers=(2)
   fit=(--config conf/trainer/cpu.yaml --config conf/strategy/cpu-zero2.yaml --trainer.max_steps 4 --trainer.log_every_n_steps 2)
 else
   size=base seq=512 precision=bf16 steps=(--repeats 3 --steps 5) vocab=(--vocab 1000000) entities=(--entity-vocab 500000)
+  pass_workers=(2 4 8 15)
   fit=(--config conf/trainer/gpu.yaml --config conf/strategy/zero2.yaml --trainer.devices 1 --trainer.max_steps 200 --trainer.log_every_n_steps 10)
 fi
 
@@ -50,5 +52,7 @@ step "mep_vocab memory at 1M entities" "$python" bench/mep_memory.py "${vocab[@]
 step "fit on the demo, ZeRO-2" "$python" -m lightning_kg fit --data.data_dir shards/demo --run_dir "$run_dir/fit" \
   --trainer.enable_progress_bar false --trainer.limit_val_batches 0 "${fit[@]}"
 step "fit metrics (last rows)" bash -c "tail -n 3 '$run_dir/fit/metrics.csv'"
+step "prepare's Wikidata passes by worker count (CPU)" "$python" bench/prepare_scale.py --quick --passes-only \
+  --pass-workers "${pass_workers[@]}"
 echo "done: $results (failed steps: $failed)" | tee -a "$results"
 exit $failed

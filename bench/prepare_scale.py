@@ -16,6 +16,7 @@ and write less the start-up, multiplied by the full dumps' counts, divided by th
 use; the assumptions are printed with the figures.
 
     python bench/prepare_scale.py --quick
+    python bench/prepare_scale.py --quick --passes-only --pass-workers 2 4 8 15   # on a machine of 16 cores
 """
 
 from __future__ import annotations
@@ -244,11 +245,49 @@ def slope(results: dict, sizes: list[int], workers: int, stage: str, key: str) -
     return (high - low) / (sizes[-1] - sizes[0])
 
 
+def passes_alone(scratch: Path, largest: int, pages: int, counts: list[int]) -> tuple[int, dict[int, dict]]:
+    """The Wikidata passes alone (:func:`wikidata_passes`) with each worker count, on a dump four times
+    the largest size: the same wikis link into it (the linked items are the first 3 x pages of any
+    size), so the largest size's parse serves; it is run here when no earlier stage ran it."""
+    work_dir = scratch / f"out-{largest}-1" / ".work"
+    if not work_dir.is_dir():
+        dumps = scratch / f"dumps-{largest}"
+        write_synthetic_dumps(dumps, largest, pages)
+        run_stage(dumps, work_dir.parent, "parse", 1)
+    entities = 4 * largest
+    big_dumps = scratch / f"dumps-{entities}"
+    write_synthetic_dumps(big_dumps, entities, pages)
+    return entities, {workers: wikidata_passes(big_dumps / "wikidata-synthetic-all.json.gz", work_dir, workers) for workers in counts}
+
+
+def report_passes(passes: dict[int, dict], entities: int) -> None:
+    """A line and a results.csv row per worker count, against one process in the same run."""
+    print(f"\n  the Wikidata passes alone, {entities} entities, workers started, machine {os.cpu_count()} cores:")
+    for workers, figures in passes.items():
+        scaling = passes[1]["wall"] / figures["wall"]
+        print(f"  {workers:3d} worker(s): {figures['wall']:.2f} s wall, {scaling:.2f}x of 1; main process {figures['cpu']:.2f} CPU s, "
+              f"decoding {figures['decoded_here']:.0%} of the chunks itself; workers {figures['workers_cpu']:.2f} CPU s")
+        if workers > 1:
+            record("cpu", f"prepare Wikidata passes wall, {workers} workers vs 1, synthetic {entities}", figures["wall"],
+                   passes[1]["wall"], scaling, 2, ())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"sizes {SIZES['quick']} instead of {SIZES['full']}")
+    parser.add_argument("--pass-workers", type=int, nargs="+", default=[2], metavar="N",
+                        help="worker counts the Wikidata passes alone run with, beside 1 (default: 2; on a machine with more "
+                             "cores, e.g. 2 4 8 15, to see how they scale)")
+    parser.add_argument("--passes-only", action="store_true",
+                        help="only parse the wikis once and time the Wikidata passes alone at 1 and each --pass-workers count")
     args = parser.parse_args()
     sizes, pages = SIZES["quick" if args.quick else "full"]
+    counts = sorted({1, 2, *args.pass_workers})
+    if args.passes_only:
+        with tempfile.TemporaryDirectory() as scratch:
+            passes_entities, passes = passes_alone(Path(scratch), sizes[-1], pages, counts)
+        report_passes(passes, passes_entities)
+        return
     results = {}
     startup = startup_cpu()
     with tempfile.TemporaryDirectory() as scratch:
@@ -263,14 +302,9 @@ def main() -> None:
             dump_mib = (dumps / "wikidata-synthetic-all.json.gz").stat().st_size / 2**20
             print(f"{entities} entities ({dump_mib:.0f} MiB gz), 2 x {pages} articles: done", flush=True)
         speeds = decoder_speeds(dumps / "wikidata-synthetic-all.json.gz")
-        # The passes alone on a dump four times the largest: the same wikis link into it (the linked
-        # items are the first 3 x pages of any size), so the largest size's parse serves.
-        passes_entities = 4 * sizes[-1]
-        big_dumps = Path(scratch) / f"dumps-{passes_entities}"
-        write_synthetic_dumps(big_dumps, passes_entities, pages)
-        work_dir = Path(scratch) / f"out-{sizes[-1]}-1" / ".work"
-        passes = {workers: wikidata_passes(big_dumps / "wikidata-synthetic-all.json.gz", work_dir, workers) for workers in (1, 2)}
-        journal = journal_costs(big_dumps / "wikidata-synthetic-all.json.gz", work_dir)
+        passes_entities, passes = passes_alone(Path(scratch), sizes[-1], pages, counts)
+        journal = journal_costs(Path(scratch) / f"dumps-{passes_entities}" / "wikidata-synthetic-all.json.gz",
+                                Path(scratch) / f"out-{sizes[-1]}-1" / ".work")
         targets = {count: link_target_memory(count) for count in LINK_TARGETS["quick" if args.quick else "full"]}
     articles = 2 * pages
     print(f"\nprepare on synthetic dumps, 2 x {pages} articles (~500 words), machine {os.cpu_count()} cores")
@@ -300,6 +334,7 @@ def main() -> None:
     print(f"\n  merge: peak memory {merge_mib * 2**20:,.0f} bytes per dump entity; wall with 2 workers / 1: "
           f"{merge_scaling:.2f}x (at {sizes[-1]} entities the passes are {big['merge']['wikidata_wall']:.1f} of its "
           f"{big['merge']['wall']:.1f} s)")
+    report_passes(passes, passes_entities)
     print(f"  its Wikidata passes alone, {passes_entities} entities, workers started: 1 worker {passes[1]['wall']:.2f} s "
           f"({per_core:,.0f} entities per CPU s), 2 workers {passes[2]['wall']:.2f} s: {passes_scaling:.2f}x; with 2 workers "
           f"the main process spends {passes[2]['cpu']:.2f} CPU s, decoding {passes[2]['decoded_here']:.0%} of the chunks "
@@ -344,8 +379,6 @@ def main() -> None:
     record("cpu", f"prepare merge Wikidata passes entities per CPU s, synthetic {passes_entities}", per_core, None, None, 0, ())
     record("cpu", f"prepare merge peak bytes per dump entity, synthetic {sizes[0]}-{sizes[-1]}", merge_mib * 2**20, None, None, 0, ())
     record("cpu", "prepare merge wall, 2 workers vs 1", merge_two["wall"], big["merge"]["wall"], merge_scaling, 1, ())
-    record("cpu", f"prepare Wikidata passes wall, 2 workers vs 1, synthetic {passes_entities}", passes[2]["wall"],
-           passes[1]["wall"], passes_scaling, 2, ())
     record("cpu", f"prepare Wikidata passes wall, journaled vs plain, synthetic {passes_entities}", journal["journaled"],
            journal["plain"], journal["journaled"] / journal["plain"], 2, ())
     record("cpu", "prepare write articles per CPU s, synthetic", 1 / write_cpu, None, None, 0, ())
