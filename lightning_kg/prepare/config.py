@@ -49,6 +49,10 @@ class PrepareConfig:
     max_pages: int | dict[str, int] | None = None
     """Read at most this many articles per dump (smoke runs, demos): one number for every dump, or
     {file-name pattern: number} for some (``{"enwiki-*": 40}``); None reads all."""
+    title_mentions: bool = False
+    """Make the first bold text of each article's lead ("'''Sweden''' is ...") a mention of the
+    article's own entity. A Wikipedia page never links to itself, so otherwise a subject's entity is read
+    only where other articles mention it, never beside the facts its own article states."""
     fact_languages: int | None = None
     """Languages each fact is written in, picked by hash among those labelling subject, relation and
     object; None: all. Every language is a sample of its own, so all of them multiply the fact shards

@@ -69,12 +69,14 @@ class BadRecords:
 
 @dataclass(frozen=True)
 class DumpJob:
-    """One dump to parse: its number (position among the inputs), path, work file and article cap."""
+    """One dump to parse: its number (position among the inputs), path, work file and article cap,
+    and whether each article's lead names its subject as a mention of the page (``title_mentions``)."""
 
     number: int
     path: str
     target: str
     max_articles: int | None
+    title_mentions: bool = False
 
 
 def own_peak_mib() -> float:
@@ -96,10 +98,11 @@ def page_limit(path: str, max_pages: int | dict[str, int] | None) -> int | None:
     return next((limit for pattern, limit in max_pages.items() if fnmatch.fnmatch(Path(path).name, pattern)), None)
 
 
-def article_record(title: str, wikitext: str, namespaces: Namespaces) -> tuple[bytes | None, list[str]]:
-    """An article's work-file line (None when no paragraph is left) and its links' targets."""
+def article_record(title: str, wikitext: str, namespaces: Namespaces, title_mentions: bool = False) -> tuple[bytes | None, list[str]]:
+    """An article's work-file line (None when no paragraph is left) and its links' targets; with
+    ``title_mentions``, the lead's first bold text links to the article itself."""
     paragraphs, targets = [], []
-    for paragraph in parse_wikitext(wikitext, namespaces):
+    for paragraph in parse_wikitext(wikitext, namespaces, title if title_mentions else None):
         mentions = [(m.start, m.end, m.title) for m in paragraph.mentions]
         targets.extend(target for _, _, target in mentions)
         paragraphs.append([paragraph.text, mentions])
@@ -108,9 +111,10 @@ def article_record(title: str, wikitext: str, namespaces: Namespaces) -> tuple[b
     return json.dumps({"title": title, "paragraphs": paragraphs}, ensure_ascii=False).encode("utf-8") + b"\n", targets
 
 
-def _parse_chunk(articles: list[tuple[str, str]], namespaces: Namespaces) -> tuple[list[tuple[bytes | None, list[str]]], int, float]:
+def _parse_chunk(articles: list[tuple[str, str]], namespaces: Namespaces,
+                 title_mentions: bool) -> tuple[list[tuple[bytes | None, list[str]]], int, float]:
     """Pool task: records of (title, wikitext) articles, with the worker's pid and peak memory."""
-    return [article_record(title, text, namespaces) for title, text in articles], os.getpid(), own_peak_mib()
+    return [article_record(title, text, namespaces, title_mentions) for title, text in articles], os.getpid(), own_peak_mib()
 
 
 def _article_title(page: Page) -> str | None:
@@ -120,8 +124,8 @@ def _article_title(page: Page) -> str | None:
     return canonical_title(page.title) or None
 
 
-def _parsed_pages(pages: Iterator[Page], namespaces: Namespaces, pool,
-                  workers: int) -> Iterator[tuple[Page, tuple[bytes | None, list[str]] | None]]:
+def _parsed_pages(pages: Iterator[Page], namespaces: Namespaces, pool, workers: int,
+                  title_mentions: bool) -> Iterator[tuple[Page, tuple[bytes | None, list[str]] | None]]:
     """Each page with its article record (None for pages that are not articles), in dump order.
 
     Without a pool each article is parsed when its turn comes. With one, chunks of articles are
@@ -131,7 +135,7 @@ def _parsed_pages(pages: Iterator[Page], namespaces: Namespaces, pool,
     if pool is None:
         for page in pages:
             title = _article_title(page)
-            yield page, article_record(title, page.text, namespaces) if title else None
+            yield page, article_record(title, page.text, namespaces, title_mentions) if title else None
         return
     in_flight: deque = deque()
     limit = IN_FLIGHT_PER_WORKER * workers
@@ -152,12 +156,12 @@ def _parsed_pages(pages: Iterator[Page], namespaces: Namespaces, pool,
             articles.append((title, page.text))
             chars += len(page.text)
         if len(batch) >= CHUNK_PAGES or chars >= CHUNK_CHARS:
-            in_flight.append((batch, pool.apply_async(_parse_chunk, (articles, namespaces)) if articles else None))
+            in_flight.append((batch, pool.apply_async(_parse_chunk, (articles, namespaces, title_mentions)) if articles else None))
             batch, articles, chars = [], [], 0
             while len(in_flight) > limit:
                 yield from drain(*in_flight.popleft())
     if batch:
-        in_flight.append((batch, pool.apply_async(_parse_chunk, (articles, namespaces)) if articles else None))
+        in_flight.append((batch, pool.apply_async(_parse_chunk, (articles, namespaces, title_mentions)) if articles else None))
     while in_flight:
         yield from drain(*in_flight.popleft())
 
@@ -181,7 +185,7 @@ def parse_dump(job: DumpJob, fingerprint: str, strict: bool, progress: Callable[
     partial = job.target + ".partial"
     # compresslevel 1: a scratch file read once by the next stage; level 9 costs a third of the parse time.
     with atomic_file(job.target, staging=partial) as stream, gzip.GzipFile(fileobj=stream, mode="wb", compresslevel=1, mtime=0) as raw:
-        for page, record in _parsed_pages(iter_pages(job.path, on_error=bad), site.namespaces, pool, workers):
+        for page, record in _parsed_pages(iter_pages(job.path, on_error=bad), site.namespaces, pool, workers, job.title_mentions):
             pages += 1
             progress(1)
             if page.namespace != 0:
@@ -246,7 +250,7 @@ def read_summary(work_dir: Path, number: int, fingerprint: str) -> dict | None:
 
 
 def parse_dumps(paths: list[str], numbers: list[int], work_dir: Path, max_pages, workers: int, strict: bool,
-                fingerprint: str) -> dict[int, dict]:
+                fingerprint: str, title_mentions: bool = False) -> dict[int, dict]:
     """Parse the dumps ``numbers`` (indices into ``paths``), reusing those finished with this fingerprint."""
     jobs, summaries = [], {}
     for i in numbers:
@@ -254,7 +258,7 @@ def parse_dumps(paths: list[str], numbers: list[int], work_dir: Path, max_pages,
             summaries[i] = summary
             log.info("%s: parsed by an earlier run, reused", paths[i])
         else:
-            jobs.append(DumpJob(i, paths[i], str(work_file(work_dir, i)), page_limit(paths[i], max_pages)))
+            jobs.append(DumpJob(i, paths[i], str(work_file(work_dir, i)), page_limit(paths[i], max_pages), title_mentions))
     start = time.perf_counter()
     with tqdm(desc="parse", unit="page", disable=None) as bar:
         if workers <= 1:

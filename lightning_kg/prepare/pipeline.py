@@ -58,7 +58,7 @@ SHARDS_PER_SLICE = 10_000  # slice i numbers its text shards from i * SHARDS_PER
 # Settings that change how a run goes, not what it writes: the fingerprint and the manifest leave them out.
 RUN_SETTINGS = ("out", "stage", "slice", "workers", "strict", "accept_bad_wikidata")
 # What the parse stage's output depends on; the later stages depend on every setting.
-PARSE_SETTINGS = ("wikipedia", "max_pages")
+PARSE_SETTINGS = ("wikipedia", "max_pages", "title_mentions")
 SHARD_NAME = re.compile(r"(train|val|facts-train|facts-val|facts-heldout)-\d{6}\.tar")
 
 
@@ -417,7 +417,8 @@ def prepare(config: PrepareConfig) -> dict | None:
             numbers = _slice_numbers(len(wiki_paths), config)
             if all(read_summary(work_dir, i, parse_digest) is not None for i in numbers):
                 reused.append(stage)
-            parse_dumps(wiki_paths, numbers, work_dir, config.max_pages, config.workers, config.strict, parse_digest)
+            parse_dumps(wiki_paths, numbers, work_dir, config.max_pages, config.workers, config.strict, parse_digest,
+                        config.title_mentions)
             continue
         summaries = _summaries(work_dir, len(wiki_paths), parse_digest, links=stage == "merge")
         if stage == "merge":

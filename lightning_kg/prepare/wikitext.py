@@ -56,6 +56,9 @@ NESTED_MARK = re.compile(r"\{\{|\}\}|^[ \t]*\{\||^[ \t]*\|\}(?!\})", re.MULTILIN
 MAGIC_WORD = re.compile(r"__[A-Z]+__")
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 HEADING = re.compile(r"^\s*=+.*=+\s*$")
+FIRST_HEADING = re.compile(r"^[ \t]*=+.*=+[ \t]*$", re.MULTILINE)
+# Bold text ('''X''', or bold italics '''''X''''') on one line: the lead's first names the article's subject.
+BOLD = re.compile(r"'{3,5}([^'\n](?:[^\n]*?[^'\n])?)'{3,5}")
 LINE_PREFIX = re.compile(r"^(?:[*#:;]+|-{4,})\s*")  # list markers, horizontal rules
 EXTERNAL_LINK = re.compile(r"\[(?:https?://|ftps?://|//|mailto:|irc://|news:)[^\s\]<>\"]*\s*((?:[^\[\]]|\[\[[^\[\]]*\]\])*)\]",
                            re.IGNORECASE)
@@ -252,12 +255,27 @@ def _paragraph(source: str, namespaces: Namespaces) -> Paragraph | None:
     return Paragraph(text, mentions) if text else None
 
 
-def parse_wikitext(wikitext: str, namespaces: Namespaces = ANY_WIKI) -> list[Paragraph]:
+def link_own_title(text: str, title: str) -> str:
+    """``text`` with the lead's first bold text made a link to ``title``. Wikipedia's lead names its
+    subject in bold ("'''Sweden''' is a Nordic country") and a page never links to itself, so
+    without this the subject's entity is never read beside the facts its own article states. Bold
+    text that holds or sits inside a link, or comes after the first heading, is left as it is."""
+    lead = FIRST_HEADING.search(text)
+    match = BOLD.search(text, 0, lead.start() if lead else len(text))
+    if match is None or "[[" in match.group(1) or "]]" in match.group(1):
+        return text
+    if text.count("[[", 0, match.start()) != text.count("]]", 0, match.start()):
+        return text  # inside a link's anchor
+    return f"{text[: match.start()]}[[{title}|{match.group(1)}]]{text[match.end() :]}"
+
+
+def parse_wikitext(wikitext: str, namespaces: Namespaces = ANY_WIKI, own_title: str | None = None) -> list[Paragraph]:
     """Plain paragraphs of an article with their article links as mentions, the text as MediaWiki renders it.
 
     ``namespaces``: the wiki's (from its dump's ``<siteinfo>``), which tell article links from the
     others. Paragraphs are blank-line separated; the lines of one paragraph (list items included) are joined
-    with spaces; headings are dropped, so section titles never run into the text.
+    with spaces; headings are dropped, so section titles never run into the text. With ``own_title``
+    (the page's title), the lead's first bold text is a mention of the page itself (:func:`link_own_title`).
     """
     text = COMMENT.sub("", wikitext)
     if "<" in text:
@@ -265,6 +283,8 @@ def parse_wikitext(wikitext: str, namespaces: Namespaces = ANY_WIKI) -> list[Par
         text = DROPPED_ELEMENTS.sub("", text)
         text = LINE_BREAK.sub(" ", text)
     text = _drop_nested(text)
+    if own_title is not None:
+        text = link_own_title(text, own_title)
     if "[[" in text:
         text = _drop_hidden_links(text, namespaces)
     text = _tidy_dropped(MAGIC_WORD.sub("", text))

@@ -406,3 +406,18 @@ def test_fact_languages_writes_each_fact_in_that_many_languages(dumps, tmp_path)
     assert {lang for _, _, lang in train} == {"bg", "en"}  # picked by hash, not always the first
     prepare(config(dumps, tmp_path / "two", fact_languages=2, heldout_fact_fraction=1.0))
     assert len(fact_languages(tmp_path / "two", "facts-heldout")) == 6
+
+
+def test_title_mentions_put_each_articles_subject_beside_what_it_states(dumps, tmp_path, caplog):
+    out = tmp_path / "out"
+    prepare(config(dumps, out))
+    parsed = {p.name: p.read_bytes() for p in (out / ".work").glob("docs-*")}
+    prepare(config(dumps, out, title_mentions=True))
+    assert "title_mentions false -> true" in caplog.text
+    assert {p.name: p.read_bytes() for p in (out / ".work").glob("docs-*")} != parsed  # the parse stage redone
+    vocab = EntityVocab.load(out / "entity_vocab.jsonl")
+    japan = vocab.index("Q17")
+    assert vocab.counts[japan] == 4 + 2  # '''Japan''' and '''Япония''' open their articles
+    openings = {(s["json"]["lang"], s["json"]["mentions"][0][0], s["json"]["mentions"][0][2]) for s in read_shards(out, "train")
+                if s["json"]["mentions"]}
+    assert ("en", 1, japan) in openings and ("bg", 1, japan) in openings  # the first mention, right after <s>

@@ -81,3 +81,14 @@ def test_a_caption_over_several_lines_with_templates_leaks_nothing():
 def test_dropped_templates_leave_no_empty_brackets_or_stray_spaces(wikitext, text):
     (paragraph,) = parse_wikitext(wikitext)
     assert paragraph.text == text
+
+
+def test_own_title_links_the_leads_first_bold_text_to_the_page():
+    first, second, _ = parse_wikitext(ARTICLE.replace("Jōmon period|Jōmon]]", "Jōmon period|Jōmon]] and '''Japan'''"), own_title="Japan")
+    assert spans(first)[0] == ("Japan", "Japan") and first.text.startswith("Japan is an island")
+    assert spans(second) == [("Jōmon", "Jōmon period")]  # bold after the first heading stays text
+    assert spans(parse_wikitext(ARTICLE)[0])[0] == ("island", "Island country")  # off unless asked
+    # Bold italics count; bold that holds a link, or sits in one, is left as it is.
+    assert spans(parse_wikitext("'''''Nippon''''' is [[Asia|big]].", own_title="Japan")[0]) == [("Nippon", "Japan"), ("big", "Asia")]
+    assert spans(parse_wikitext("'''[[Tokyo]]''' is big.", own_title="Japan")[0]) == [("Tokyo", "Tokyo")]
+    assert spans(parse_wikitext("[[Tokyo|'''capital''']] of '''Japan'''.", own_title="Japan")[0]) == [("capital", "Tokyo")]
