@@ -2,7 +2,7 @@
 every N validation rounds, so ``metrics.csv`` and TensorBoard show when facts are learnt, not only
 whether the last checkpoint knows them.
 
-Off unless a config turns it on (neither the demo nor ``conf/demo/knowledge.yaml`` does: each probe
+Off unless a config turns it on (``conf/demo/knowledge.yaml`` does, the demo does not: each probe
 costs tens of seconds on a laptop CPU)::
 
     trainer:

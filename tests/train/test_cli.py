@@ -2,10 +2,11 @@
 ``--print_config``, and each run gets a new directory. No step is trained here."""
 
 import pytest
+import yaml
 
 from lightning_kg.cli import main
 from lightning_kg.train.cli import KnowledgeCLI, new_run_dir
-from tests.demo import DEMO
+from tests.demo import DEMO, ROOT
 
 
 def test_configs_compose_later_wins_and_yaml_interpolates(tmp_path, capsys):
@@ -46,3 +47,13 @@ def test_each_run_gets_a_new_directory(tmp_path, monkeypatch):
     assert new_run_dir(str(tmp_path)) != first
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     assert new_run_dir(str(tmp_path)).name == "slurm-4242"
+
+
+def test_the_knowledge_demo_trains_on_the_dataset_its_prepare_config_writes(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(ROOT / "conf/demo/knowledge.yaml"), "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    prepare = yaml.safe_load((ROOT / "conf/prepare/demo-knowledge.yaml").read_text(encoding="utf-8"))
+    assert printed["data"]["data_dir"] == prepare["out"] and prepare["title_mentions"] is True
+    assert printed["model"]["encoder"] == {"dropout": 0.0, "attention_dropout": 0.0} and printed["trainer"]["max_steps"] == 7000
+    assert [c["class_path"] for c in printed["trainer"]["callbacks"]] == ["lightning_kg.train.probe_curve.ProbeCurve"]
