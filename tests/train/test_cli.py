@@ -55,5 +55,5 @@ def test_the_knowledge_demo_trains_on_the_dataset_its_prepare_config_writes(caps
     printed = yaml.safe_load(capsys.readouterr().out)
     prepare = yaml.safe_load((ROOT / "conf/prepare/demo-knowledge.yaml").read_text(encoding="utf-8"))
     assert printed["data"]["data_dir"] == prepare["out"] and prepare["title_mentions"] is True
-    assert printed["model"]["encoder"] == {"dropout": 0.0, "attention_dropout": 0.0} and printed["trainer"]["max_steps"] == 7000
+    assert printed["model"]["encoder"] == {"dropout": 0.0, "attention_dropout": 0.0}  # a YAML mapping reaches the encoder
     assert [c["class_path"] for c in printed["trainer"]["callbacks"]] == ["lightning_kg.train.probe_curve.ProbeCurve"]
