@@ -245,19 +245,18 @@ def slope(results: dict, sizes: list[int], workers: int, stage: str, key: str) -
     return (high - low) / (sizes[-1] - sizes[0])
 
 
-def passes_alone(scratch: Path, largest: int, pages: int, counts: list[int]) -> tuple[int, dict[int, dict]]:
-    """The Wikidata passes alone (:func:`wikidata_passes`) with each worker count, on a dump four times
-    the largest size: the same wikis link into it (the linked items are the first 3 x pages of any
-    size), so the largest size's parse serves; it is run here when no earlier stage ran it."""
+def passes_inputs(scratch: Path, largest: int, entities: int, pages: int) -> tuple[Path, Path]:
+    """(the Wikidata dump of ``entities`` that the passes alone read, the work directory of the wikis
+    parsed at the ``largest`` size). The same wikis link into a dump of any size (the linked items are
+    the first 3 x pages), so the largest size's parse serves; it is run here when no stage ran it."""
     work_dir = scratch / f"out-{largest}-1" / ".work"
     if not work_dir.is_dir():
         dumps = scratch / f"dumps-{largest}"
         write_synthetic_dumps(dumps, largest, pages)
         run_stage(dumps, work_dir.parent, "parse", 1)
-    entities = 4 * largest
     big_dumps = scratch / f"dumps-{entities}"
     write_synthetic_dumps(big_dumps, entities, pages)
-    return entities, {workers: wikidata_passes(big_dumps / "wikidata-synthetic-all.json.gz", work_dir, workers) for workers in counts}
+    return big_dumps / "wikidata-synthetic-all.json.gz", work_dir
 
 
 def report_passes(passes: dict[int, dict], entities: int) -> None:
@@ -283,9 +282,11 @@ def main() -> None:
     args = parser.parse_args()
     sizes, pages = SIZES["quick" if args.quick else "full"]
     counts = sorted({1, 2, *args.pass_workers})
+    passes_entities = 4 * sizes[-1]  # the passes alone read a dump four times the largest size
     if args.passes_only:
         with tempfile.TemporaryDirectory() as scratch:
-            passes_entities, passes = passes_alone(Path(scratch), sizes[-1], pages, counts)
+            passes_dump, work_dir = passes_inputs(Path(scratch), sizes[-1], passes_entities, pages)
+            passes = {workers: wikidata_passes(passes_dump, work_dir, workers) for workers in counts}
         report_passes(passes, passes_entities)
         return
     results = {}
@@ -302,9 +303,9 @@ def main() -> None:
             dump_mib = (dumps / "wikidata-synthetic-all.json.gz").stat().st_size / 2**20
             print(f"{entities} entities ({dump_mib:.0f} MiB gz), 2 x {pages} articles: done", flush=True)
         speeds = decoder_speeds(dumps / "wikidata-synthetic-all.json.gz")
-        passes_entities, passes = passes_alone(Path(scratch), sizes[-1], pages, counts)
-        journal = journal_costs(Path(scratch) / f"dumps-{passes_entities}" / "wikidata-synthetic-all.json.gz",
-                                Path(scratch) / f"out-{sizes[-1]}-1" / ".work")
+        passes_dump, work_dir = passes_inputs(Path(scratch), sizes[-1], passes_entities, pages)
+        passes = {workers: wikidata_passes(passes_dump, work_dir, workers) for workers in counts}
+        journal = journal_costs(passes_dump, work_dir)
         targets = {count: link_target_memory(count) for count in LINK_TARGETS["quick" if args.quick else "full"]}
     articles = 2 * pages
     print(f"\nprepare on synthetic dumps, 2 x {pages} articles (~500 words), machine {os.cpu_count()} cores")
@@ -322,7 +323,6 @@ def main() -> None:
     merge_scaling = big["merge"]["wall"] / merge_two["wall"]
     merge_cpu = passes[1]["cpu"] / passes_entities
     per_core = 1 / merge_cpu
-    passes_scaling = passes[1]["wall"] / passes[2]["wall"]
     # With workers, what stays in the main process (decompression, handing out chunks, taking the
     # results back) does not divide by the workers: its CPU per entity (its thread and itself one
     # after the other: a bound from above) or its wall time alone (a bound from below) bounds the passes.
@@ -335,8 +335,7 @@ def main() -> None:
           f"{merge_scaling:.2f}x (at {sizes[-1]} entities the passes are {big['merge']['wikidata_wall']:.1f} of its "
           f"{big['merge']['wall']:.1f} s)")
     report_passes(passes, passes_entities)
-    print(f"  its Wikidata passes alone, {passes_entities} entities, workers started: 1 worker {passes[1]['wall']:.2f} s "
-          f"({per_core:,.0f} entities per CPU s), 2 workers {passes[2]['wall']:.2f} s: {passes_scaling:.2f}x; with 2 workers "
+    print(f"  one process decodes {per_core:,.0f} entities per CPU s; with 2 workers "
           f"the main process spends {passes[2]['cpu']:.2f} CPU s, decoding {passes[2]['decoded_here']:.0%} of the chunks "
           f"itself (its reading {passes[2]['reading_cpu']:.2f} CPU s, {serial_cpu * 1e6:,.0f} us per entity; the reading alone, "
           f"workers only counting lines: {passes[2]['reading_wall']:.2f} s wall, {serial_wall * 1e6:,.0f} us), the worker "
