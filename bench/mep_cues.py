@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import tarfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from common import record
 
+from lightning_kg.data.checks import read_shard
 from lightning_kg.dataset.entity_vocab import MASK_ID, UNK_ID
 from lightning_kg.dataset.tokenizer import load_tokenizer
 from lightning_kg.model.checkpoint import load_checkpoint_model
@@ -41,15 +41,13 @@ WAYS = ("as trained", "subject [UNK]", "subject only", "none")
 
 
 def text_samples(data_dir: Path, limit: int) -> list[tuple[np.ndarray, list[list[int]]]]:
-    """(input_ids, mentions) of the first ``limit`` training samples."""
+    """(input_ids, mentions) of the first ``limit`` training samples in key order: keys hash the
+    document, so this mixes the dumps, where a shard's own order puts the Wikipedia excerpts first."""
     manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
     samples = []
     for shard in manifest["shards"]["train"]:
-        with tarfile.open(data_dir / shard["name"]) as tar:
-            members = {member.name: tar.extractfile(member).read() for member in tar.getmembers()}
-        for key in sorted({name.split(".")[0] for name in members}):
-            ids = np.load(io.BytesIO(members[f"{key}.input_ids.npy"]))
-            samples.append((ids, json.loads(members[f"{key}.json"])["mentions"]))
+        for raw in sorted(read_shard(str(data_dir / shard["name"])), key=lambda raw: raw["__key__"]):
+            samples.append((np.load(io.BytesIO(raw["input_ids.npy"])), json.loads(raw["json"])["mentions"]))
             if len(samples) == limit:
                 return samples
     return samples

@@ -22,7 +22,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from lightning_kg.data.checks import read_shard
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.dataset.files import atomic_file, write_json, write_text
 from lightning_kg.dataset.format import IGNORE_INDEX
@@ -76,11 +76,9 @@ def unigram_mlm_loss(data_dir: Path) -> float:
     special = set(load_tokenizer(data_dir / "tokenizer").all_special_ids)
     train = Counter()
     for shard in manifest["shards"]["train"]:
-        with tarfile.open(data_dir / shard["name"]) as tar:
-            for member in tar:
-                if member.name.endswith(".input_ids.npy"):
-                    ids = np.load(io.BytesIO(tar.extractfile(member).read()))
-                    train.update(i for i in ids.tolist() if i not in special)
+        for raw in read_shard(str(data_dir / shard["name"])):
+            ids = np.load(io.BytesIO(raw["input_ids.npy"]))
+            train.update(i for i in ids.tolist() if i not in special)
     data = KnowledgeDataModule(str(data_dir), num_workers=0, objectives=["mlm"])
     data.setup("validate")
     masked = Counter()
