@@ -1,6 +1,9 @@
-"""The ablation command: arms x seeds trained and probed, one table, a rerun that skips what was done."""
+"""The ablation command: arms x seeds trained and probed (in parallel with --jobs), one table, a rerun
+that skips what was done."""
 
 import csv
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -27,7 +30,8 @@ def test_two_arms_at_one_seed_give_one_table_and_a_rerun_skips_them(tmp_path, ca
     config.write_text(TINY)
     out = tmp_path / "ablation"
     args = ["ablate", "--config", str(config), "--seeds", "0", "--arms", "all", "mlm", "--out", str(out)]
-    main(args)
+    main([*args, "--jobs", "2"])  # both fits at once, one torch thread each on 2 cores
+    assert json.loads((out / "mlm" / "seed-0.fit.json").read_text())["threads"] == max(1, (os.cpu_count() or 1) // 2)
     rows = list(csv.DictReader(open(out / "ablation.csv")))
     assert [(r["arm"], r["facts"], r["seeds"]) for r in rows] == [
         ("all", "facts-heldout", "1"), ("all", "facts-train", "1"), ("mlm", "facts-heldout", "1"), ("mlm", "facts-train", "1")]
@@ -40,7 +44,7 @@ def test_two_arms_at_one_seed_give_one_table_and_a_rerun_skips_them(tmp_path, ca
     fit_log = out / "all" / "seed-0.fit.log"
     written = fit_log.stat().st_mtime_ns
     capsys.readouterr()
-    main(args)
+    main(args)  # one at a time now: the finished runs are read back, in the order asked
     assert fit_log.stat().st_mtime_ns == written  # nothing was trained again
     assert "[2/2] mlm seed 0" in capsys.readouterr().out
 
@@ -53,5 +57,6 @@ def test_the_table_gives_mean_and_sample_sd_over_seeds_and_na_without_a_head():
     results = [{"arm": "all", "seed": seed, "val_mlm": 5.0 + seed, "facts-heldout": probe, "facts-train": probe} for seed in (0, 1)]
     rows = summary_rows(results)
     assert rows[0]["val_mlm_mean"] == 5.5 and rows[0]["entity_p1_sd"] == 0.0
-    text = markdown(rows, {"facts-heldout": probe}, 6.9, [0, 1], 120.0)
-    assert "| all | heldout | 0.300 ± 0.000 |" in text and "wall time 2.0 min" in text and "| 6.900 |" in text
+    text = markdown(rows, {"facts-heldout": probe}, 6.9, [0, 1], 120.0, 30.0)
+    assert "| all | heldout | 0.300 ± 0.000 |" in text and "| 6.900 |" in text
+    assert "fits and probes 2.0 min summed, this command's wall time 0.5 min" in text
