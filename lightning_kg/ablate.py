@@ -10,7 +10,7 @@ MLM loss beside the text's unigram cross-entropy (what knowing only token freque
 A rerun after a kill skips what was finished: a fit that ended (``fit.json``) is not redone, a run
 that was probed (``result.json``) is not probed again; a fit cut short is started afresh.
 
-``--jobs N`` runs N fits at once, each with ``cores // N`` torch threads: on a small CPU several
+``--jobs N`` runs N fits at once, each with ``usable cores // N`` torch threads: on a small CPU several
 one-thread fits train more steps per second together than one fit with all the cores (measured on
 2 cores: three at once 12.5 steps/s together, one alone 7.8-8.6). Probes take turns.
 """
@@ -61,6 +61,12 @@ METRICS = ("entity_p1", "entity_mrr", "word_p1", "word_mrr", "entity_consistency
 
 _PROBE_TURN = threading.Lock()
 """One probe at a time: parallel fits share the cores, a probe's model and facts need not be doubled."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: a SLURM or taskset allotment, which ``os.cpu_count()`` (the
+    machine's) overstates."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _run(command: list[str], log: Path, threads: int | None = None) -> None:
@@ -218,24 +224,38 @@ def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     runs = [(arm, seed) for seed in seeds for arm in arms]  # seed by seed: a run cut short still compares every arm
-    threads = None if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
-    by_run = {}
+    threads = None if jobs == 1 else max(1, usable_cores() // jobs)
+    by_run, stop = {}, threading.Event()
+
+    def run_one(arm: str, seed: int) -> dict | None:
+        if stop.is_set():  # a fit failed, or Ctrl-C: start no other
+            return None
+        try:
+            return train_and_probe(arm, seed, out / arm / f"seed-{seed}", configs, fit_args, threads)
+        except BaseException:
+            stop.set()
+            raise
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pending = {pool.submit(train_and_probe, arm, seed, out / arm / f"seed-{seed}", configs, fit_args, threads): (arm, seed)
-                   for arm, seed in runs}
-        for future in as_completed(pending):
-            arm, seed = pending[future]
-            try:
-                result = by_run[arm, seed] = future.result()
-            except BaseException:
-                if jobs > 1:
-                    print(f"{arm} seed {seed} failed; the fits under way go on to their end (a rerun keeps them; "
-                          "Ctrl-C stops them), no new one starts", file=sys.stderr, flush=True)
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-            elapsed = time.perf_counter() - started
-            print(f"[{len(by_run)}/{len(runs)}] {arm} seed {seed}: fit {result['fit_s']:.0f} s, probes {result['probe_s']:.0f} s, "
-                  f"held-out entity P@1 {_cell(result['facts-heldout']['entity_p1'], None)}; {elapsed / 60:.1f} min so far", flush=True)
+        pending = {pool.submit(run_one, arm, seed): (arm, seed) for arm, seed in runs}
+        try:
+            for future in as_completed(pending):
+                arm, seed = pending[future]
+                result = future.result()
+                if result is None:
+                    continue  # skipped after a failure, which as_completed raises next
+                by_run[arm, seed] = result
+                elapsed = time.perf_counter() - started
+                print(f"[{len(by_run)}/{len(runs)}] {arm} seed {seed}: fit {result['fit_s']:.0f} s, probes {result['probe_s']:.0f} s, "
+                      f"held-out entity P@1 {_cell(result['facts-heldout']['entity_p1'], None)}; {elapsed / 60:.1f} min so far",
+                      flush=True)
+        except BaseException:  # a failed fit or Ctrl-C: start no other fit, let those under way end (a rerun keeps them)
+            stop.set()
+            if jobs > 1:
+                print("stopping: no new fit starts; waiting for the fits under way to end (Ctrl-C stops them)",
+                      file=sys.stderr, flush=True)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     results = [by_run[run] for run in runs]
     rows = summary_rows(results)
     baselines = {facts: {key: results[0][facts][key] for key in ("majority_p1", "chance_p1")} for facts in FACTS}

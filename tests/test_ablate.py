@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lightning_kg import ablate
 from lightning_kg.ablate import markdown, spread, summary_rows
 from lightning_kg.cli import main
 
@@ -31,7 +32,7 @@ def test_two_arms_at_one_seed_give_one_table_and_a_rerun_skips_them(tmp_path, ca
     out = tmp_path / "ablation"
     args = ["ablate", "--config", str(config), "--seeds", "0", "--arms", "all", "mlm", "--out", str(out)]
     main([*args, "--jobs", "2"])  # both fits at once, one torch thread each on 2 cores
-    assert json.loads((out / "mlm" / "seed-0.fit.json").read_text())["threads"] == max(1, (os.cpu_count() or 1) // 2)
+    assert json.loads((out / "mlm" / "seed-0.fit.json").read_text())["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
     rows = list(csv.DictReader(open(out / "ablation.csv")))
     assert [(r["arm"], r["facts"], r["seeds"]) for r in rows] == [
         ("all", "facts-heldout", "1"), ("all", "facts-train", "1"), ("mlm", "facts-heldout", "1"), ("mlm", "facts-train", "1")]
@@ -60,3 +61,18 @@ def test_the_table_gives_mean_and_sample_sd_over_seeds_and_na_without_a_head():
     text = markdown(rows, {"facts-heldout": probe}, 6.9, [0, 1], 120.0, 30.0)
     assert "| all | heldout | 0.300 ± 0.000 |" in text and "| 6.900 |" in text
     assert "fits and probes 2.0 min summed, this command's wall time 0.5 min" in text
+
+
+def test_a_failed_fit_starts_no_other(tmp_path, monkeypatch):
+    started = []
+
+    def fit(arm, seed, *args):
+        started.append((arm, seed))
+        if arm == "mlm":
+            raise RuntimeError("fit exited 1")
+        return {"fit_s": 1.0, "probe_s": 1.0, "facts-heldout": {"entity_p1": 0.3}}
+
+    monkeypatch.setattr(ablate, "train_and_probe", fit)
+    with pytest.raises(RuntimeError, match="fit exited 1"):
+        ablate.ablate([], [0, 1], ["all", "mlm"], tmp_path, [], jobs=1)
+    assert started == [("all", 0), ("mlm", 0)]  # seed 1's two fits never started
