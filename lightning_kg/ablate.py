@@ -243,7 +243,7 @@ def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit
                 arm, seed = pending[future]
                 result = future.result()
                 if result is None:
-                    continue  # skipped after a failure, which as_completed raises next
+                    continue  # skipped after a failure, whose own future raises in this loop
                 by_run[arm, seed] = result
                 elapsed = time.perf_counter() - started
                 print(f"[{len(by_run)}/{len(runs)}] {arm} seed {seed}: fit {result['fit_s']:.0f} s, probes {result['probe_s']:.0f} s, "
