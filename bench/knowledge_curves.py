@@ -3,10 +3,13 @@ logged and the validation MLM loss, per step, grouped by setting, with the mean 
 and how many seeds are above the most-frequent-object baseline (``major``) at each probe.
 
 What chose the knowledge demo's schedule (README, "Probing what the model knows"): each group is a
-label and a glob of run directories (one per seed) written by ``fit`` with the probe callback on::
+label and a glob of run directories (one per seed) written by ``fit`` with the probe callback on
+(a label given twice gathers both globs)::
 
-    python bench/knowledge_curves.py linear='runs/ablation-knowledge/all/seed-*' \\
-        constant='runs/kconst/all/seed-*' --out docs/knowledge-curve.png
+    python bench/knowledge_curves.py linear='runs/ablation-knowledge/all/seed-*' linear='runs/knowledge-seeds/all/seed-*' \\
+        linear-5250='runs/k5250/all/seed-[012]' constant='runs/kconst/all/seed-*' --out docs/knowledge-curve.png
+
+(the run directories of ``ablate --arms all`` at those settings; docs/knowledge-curve.png was drawn so)
 """
 
 from __future__ import annotations
