@@ -44,11 +44,11 @@ def curves(run_dir: Path) -> dict[str, dict[int, float]]:
     return found
 
 
-def summary(groups: dict[str, list[Path]]) -> list[dict]:
-    """One row per setting and probed step: P@1 mean, sd and per seed, seeds above ``major``, val MLM."""
+def summary(groups: dict[str, list[dict[str, dict[int, float]]]]) -> list[dict]:
+    """One row per setting and probed step (``groups``: each setting's runs' :func:`curves`): P@1 mean,
+    sd and per seed, seeds above ``major``, val MLM."""
     rows = []
-    for label, runs in groups.items():
-        found = [curves(run) for run in runs]
+    for label, found in groups.items():
         for step in sorted(set.intersection(*(set(run[P1]) for run in found))):
             p1 = [run[P1][step] for run in found]
             major = found[0][MAJOR][step]
@@ -59,14 +59,13 @@ def summary(groups: dict[str, list[Path]]) -> list[dict]:
     return rows
 
 
-def plot(groups: dict[str, list[Path]], path: Path) -> None:
+def plot(groups: dict[str, list[dict[str, dict[int, float]]]], path: Path) -> None:
     """P@1 (left) and val MLM (right) against the step: each seed thin, the setting's mean thick."""
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(10.0, 4.0))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     major = None
-    for (label, runs), color in zip(groups.items(), colors):
-        found = [curves(run) for run in runs]
+    for (label, found), color in zip(groups.items(), colors):
         major = major or next(iter(found[0][MAJOR].values()))
         for axis, key in zip(axes, (P1, VAL_MLM)):
             steps = sorted(set.intersection(*(set(run[key]) for run in found)))
@@ -95,7 +94,7 @@ def main() -> None:
         runs = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_dir())
         if not label or not runs:
             parser.error(f"{group!r}: expected LABEL=GLOB matching run directories")
-        groups.setdefault(label, []).extend(runs)  # a label given twice gathers both globs
+        groups.setdefault(label, []).extend(curves(run) for run in runs)  # a label given twice gathers both globs
     print("| setting | step | seeds | held-out entity P@1, mean ± sd | per seed | above `major` | val MLM |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in summary(groups):
