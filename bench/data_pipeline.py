@@ -7,7 +7,7 @@ loader is never the bottleneck when loader/consumer is well above 1. Because wor
 training step share the CPU, each worker count is also run end to end (load, then train, as fit
 does), which shows what the sharing costs on this machine.
 
-With --seq-len, the loader reads synthetic shards of rows that long instead (tests/data/shard_factory.py's
+With --seq-len, the loader reads synthetic shards of rows that long instead (lightning_kg/recipes/synthetic_shards.py's
 layout, a mention every ~20 tokens), and its rows/s per worker is set against what one H100 trains
 on at 40% MFU with the base model (the arithmetic is printed); no training step is run.
 
@@ -31,6 +31,7 @@ from common import record
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
+from lightning_kg.recipes import synthetic_shards
 
 
 def loader(workers: int, rows: int, data_dir: str = "shards/demo"):
@@ -71,21 +72,21 @@ def rate(batches, count: int, rows: int, step=None, warmup: int = 3) -> tuple[fl
 
 
 def synthetic_dataset(directory: Path, seq_len: int) -> str:
-    """A dataset of text rows exactly ``seq_len`` tokens long, in shard_factory's layout."""
-    from tests.data import shard_factory
+    """A dataset of text rows exactly ``seq_len`` tokens long, in synthetic_shards' layout."""
 
     def full_row(key: str, rng: np.random.Generator, num_entities: int) -> dict:
-        ids = np.concatenate([[shard_factory.BOS], rng.integers(4, shard_factory.MASK, seq_len - 2), [shard_factory.EOS]]).astype(np.int32)
+        ids = np.concatenate([[synthetic_shards.BOS], rng.integers(4, synthetic_shards.MASK, seq_len - 2),
+                              [synthetic_shards.EOS]]).astype(np.int32)
         mentions, position = [], 1
         while position + 4 < seq_len - 1:  # a 1-3 token mention every ~20 tokens, as in Wikipedia text
             width = int(rng.integers(1, 4))
             mentions.append([position, position + width, int(rng.integers(3, num_entities))])
             position += width + int(rng.integers(10, 30))
         meta = {"lang": "en", "title": key, "mentions": mentions}
-        return {"__key__": key, "input_ids.npy": shard_factory.npy(ids), "json": json.dumps(meta).encode()}
+        return {"__key__": key, "input_ids.npy": synthetic_shards.npy(ids), "json": json.dumps(meta).encode()}
 
-    shard_factory.text_sample, shard_factory.MAX_SEQ_LENGTH = full_row, seq_len
-    return str(shard_factory.make_dataset(directory, train_shards=4, val_shards=1, samples_per_shard=256, facts_per_shard=200))
+    return str(synthetic_shards.make_dataset(directory, train_shards=4, val_shards=1, samples_per_shard=256,
+                                             facts_per_shard=200, text_sample=full_row, max_seq_length=seq_len))
 
 
 def h100_rows_per_second(seq_len: int, mfu: float = 0.4, peak: float = 989e12) -> float:

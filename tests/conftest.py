@@ -1,5 +1,5 @@
 """Fixtures shared across the test directories. Helpers that take arguments stay importable modules
-(``tests/demo.py``, ``tests/export_check.py``, ``tests/factories.py``, ``tests/data/shard_factory.py``,
+(``tests/demo.py``, ``tests/export_check.py``, ``tests/factories.py``, ``lightning_kg/recipes/synthetic_shards.py``,
 ``tests/data/batch_compare.py``, ``tests/model/tiny_model.py``, ``tests/probe/fact_factory.py``,
 ``tests/probe/checkpoint_factory.py``, ``tests/train/recorder.py``);
 no test module imports another."""

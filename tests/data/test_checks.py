@@ -17,9 +17,9 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning_kg.data.checks import BadDataError, BadSampleError, BadShardError
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.model.config import ObjectiveSettings
+from lightning_kg.recipes.synthetic_shards import fact_sample, make_dataset, npy, text_sample, write_shard
 from lightning_kg.train.module import KnowledgePretraining
 from tests.data.batch_compare import assert_same, batches
-from tests.data.shard_factory import fact_sample, make_dataset, npy, text_sample, write_shard
 
 EXPECTED_TAR = "expected a tar of samples as docs/FORMATS.md describes"
 CUT_SHORT = "expected the whole tar (was a copy or a write cut short?)"

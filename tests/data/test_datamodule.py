@@ -12,8 +12,8 @@ from lightning_kg.data.checks import SampleLimits, decode_sample
 from lightning_kg.data.datamodule import KnowledgeDataModule, expand_urls
 from lightning_kg.dataset.format import IGNORE_INDEX
 from lightning_kg.dataset.knowledge import KnowledgeTable
+from lightning_kg.recipes.synthetic_shards import MASK, PAD, fact_sample, make_dataset, npy, text_sample, write_shard
 from tests.data.batch_compare import assert_same, batches
-from tests.data.shard_factory import MASK, PAD, fact_sample, make_dataset, npy, text_sample, write_shard
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.data.language_sampling import sampling_probabilities
+from lightning_kg.recipes.synthetic_shards import make_dataset
 from tests.data.batch_compare import assert_same, batches
-from tests.data.shard_factory import make_dataset
 
 DEMO = Path(__file__).resolve().parents[2] / "shards" / "demo"
 # The demo's train text samples per language, as shards/demo/manifest.json counts them.

@@ -1,6 +1,6 @@
 """A dataset of constructed facts whose answers the tests know, in the docs/FORMATS.md layout.
 
-Built with ``tests/data/shard_factory``'s word-level tokenizer (one token per ``w<n>`` word, so a
+Built with ``lightning_kg/recipes/synthetic_shards``'s word-level tokenizer (one token per ``w<n>`` word, so a
 label's token count is its word count) and shard writer. Every subject has one fact per relation:
 - ``P1``: subject ``i`` -> ``P1_OBJECTS[i % 4]``, labels of two tokens, the second shared ("w48"):
   the number of masks says nothing about the answer, and only the first mask's state can tell it;
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.data.shard_factory import WORDS, write_shard, write_tokenizer
+from lightning_kg.recipes.synthetic_shards import WORDS, write_shard, write_tokenizer
 
 P1_OBJECTS = (3, 4, 5, 6)
 P2_OBJECTS = (7, 8, 9)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lightning_kg.probe.queries import ONE_CANDIDATE, Fact, build_queries, read_facts
-from tests.data.shard_factory import write_shard
+from lightning_kg.recipes.synthetic_shards import write_shard
 
 
 def test_a_candidate_without_a_label_in_a_language_is_left_out_there_only():

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from lightning_kg.cli import main
+from lightning_kg.recipes.synthetic_shards import make_dataset
 from lightning_kg.train import checkpoints
 from lightning_kg.train.checkpoints import (
     AtomicCheckpointIO,
@@ -24,7 +25,6 @@ from lightning_kg.train.checkpoints import (
     newest_run,
     swap_into_place,
 )
-from tests.data.shard_factory import make_dataset
 from tests.demo import SMALL
 
 

@@ -2,7 +2,8 @@
 
 Random but seeded: a word-level tokenizer with XLM-R's special tokens, an entity vocabulary, a
 knowledge table (some entities without texts, some texts composed, some longer than 32 tokens),
-text and fact shards, and a manifest. Tests of the loader and the model reuse it.
+text and fact shards, and a manifest. Tests of the loader and the model reuse it, and
+``bench/data_pipeline.py`` writes its long rows with it (a recipe, so a fresh clone's bench needs no test code).
 """
 
 from __future__ import annotations
@@ -99,8 +100,10 @@ def write_shard(path: Path, samples: list[dict]) -> dict:
 
 def make_dataset(directory: Path, *, train_shards: int = 4, val_shards: int = 3, train_fact_shards: int = 2,
                  val_fact_shards: int = 2, samples_per_shard: int = 24, facts_per_shard: int = 20,
-                 num_entities: int = 40, seed: int = 0) -> Path:
-    """Write a dataset under ``directory`` (created) and return it."""
+                 num_entities: int = 40, seed: int = 0, text_sample=text_sample,
+                 max_seq_length: int = MAX_SEQ_LENGTH) -> Path:
+    """Write a dataset under ``directory`` (created) and return it; ``text_sample(key, rng,
+    num_entities)`` makes each text row, rows of at most ``max_seq_length`` tokens."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     write_tokenizer(directory / "tokenizer")
@@ -128,7 +131,7 @@ def make_dataset(directory: Path, *, train_shards: int = 4, val_shards: int = 3,
                 sample = fact_sample(rng, num_entities)
                 samples[sample["__key__"]] = sample
             shards[split].append(write_shard(directory / f"{split}-{number:06d}.tar", list(samples.values())))
-    manifest = {"format": 1, "languages": LANGS, "config": {"max_seq_length": MAX_SEQ_LENGTH, "knowledge_max_length": 32},
+    manifest = {"format": 1, "languages": LANGS, "config": {"max_seq_length": max_seq_length, "knowledge_max_length": 32},
                 "counts": {"entities": num_entities}, "shards": shards}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return directory
