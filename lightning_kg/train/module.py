@@ -191,14 +191,13 @@ class KnowledgePretraining(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         outputs = self(batch)
-        batch_size = batch["input_ids"].shape[0]
         self.nonfinite_guard.record(self.global_step, outputs)
         self._log_losses("train", outputs, batch, prog_bar=True)
         self._update_metrics("train", outputs)
         if "bad_samples" in batch:  # bad data KnowledgeDataModule skipped since this loader worker's previous batch
-            # A running total, so that no skip is lost between the steps the logger writes; summed over ranks.
+            # A running total on this rank, so that no skip is lost between the steps the logger
+            # writes; summed over ranks only at those steps (on_train_batch_end), not a collective a step.
             self._bad_samples = self._bad_samples + batch["bad_samples"]
-            self.log("train/bad_samples", self._bad_samples.float(), reduce_fx="sum", sync_dist=True, batch_size=batch_size)
         self._log_speed(batch)
         return outputs.loss
 
@@ -207,6 +206,9 @@ class KnowledgePretraining(L.LightningModule):
         # the steps Lightning writes logs, once per optimiser step (not per accumulated micro-batch).
         if (batch_idx + 1) % self.trainer.accumulate_grad_batches or not should_update_logs(self.trainer):
             return
+        if torch.is_tensor(self._bad_samples):  # every training batch carries its count, on every rank
+            self.log("train/bad_samples", self._bad_samples.float(), reduce_fx="sum", sync_dist=True,
+                     batch_size=batch["input_ids"].shape[0])
         for key, metric in self.metrics.items():
             stage, name = key.split("_", 1)
             if stage == "train":

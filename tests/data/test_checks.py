@@ -233,12 +233,22 @@ def test_the_count_reaches_the_logs_as_a_running_total(dataset, shards, tmp_path
     trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=CSVLogger(tmp_path, name="", version=""),
                         log_every_n_steps=2, limit_val_batches=0, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False)
+    synced_at, log = [], model.log
+
+    def spy(name, value, **options):  # which steps ask for a reduction over ranks (a collective under DDP)
+        if options.get("sync_dist"):
+            synced_at.append((trainer.global_step, name))
+        return log(name, value, **options)
+
+    model.log = spy
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(model, datamodule=dm)
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     # Steps of 2, 2, 1 and 1 bad samples; the logger writes every second step and misses none of them.
     assert [(int(r["step"]), float(r["train/bad_samples"])) for r in rows if r.get("train/bad_samples")] == [(1, 4.0), (3, 6.0)]
+    # Summed over ranks only at the steps the logger writes (global_step has advanced by then), not every step.
+    assert [step for step, name in synced_at if name == "train/bad_samples"] == [2, 4]
 
 
 def test_the_policy_is_checked(dataset):
