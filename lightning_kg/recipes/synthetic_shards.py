@@ -102,8 +102,9 @@ def make_dataset(directory: Path, *, train_shards: int = 4, val_shards: int = 3,
                  val_fact_shards: int = 2, samples_per_shard: int = 24, facts_per_shard: int = 20,
                  num_entities: int = 40, seed: int = 0, text_sample=text_sample,
                  max_seq_length: int = MAX_SEQ_LENGTH) -> Path:
-    """Write a dataset under ``directory`` (created) and return it; ``text_sample(key, rng,
-    num_entities)`` makes each text row, rows of at most ``max_seq_length`` tokens."""
+    """Write a dataset under ``directory`` (created) and return it. ``text_sample(key, rng,
+    num_entities)`` makes each text row; ``max_seq_length`` is what the manifest records, so it must be
+    at least the longest row that ``text_sample`` makes (the default's rows are at most 64 tokens)."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     write_tokenizer(directory / "tokenizer")
