@@ -17,7 +17,8 @@ LAYERS = [
     ("model",),
     ("probe",),  # below train: the probe curve (train/probe_curve.py) asks the model being trained
     ("train",),
-    ("export", "ablate"),
+    ("export", "transfer"),  # transfer: fine-tune a checkpoint on a task, test it zero-shot in other languages
+    ("ablate",),
     ("cli",),
     ("__main__",),
 ]
