@@ -1,1 +1,1 @@
-"""Cross-lingual transfer: fine-tune on one language, test zero-shot on the others (mLUKE's heads)."""
+"""Fine-tune a checkpoint on a task in one language and test it zero-shot in the others."""

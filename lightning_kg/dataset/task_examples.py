@@ -1,6 +1,7 @@
-"""The examples every transfer task reads, whatever file they came from.
+"""The examples of a transfer task (NER, relation, typing, sentence pairs), whatever file they came from.
 
-Readers (``formats``) and the silver builder produce these; the fine-tuning code consumes them.
+The task files' readers and writers (``dataset.task_files``) and the silver builder (``prepare``) produce
+these; fine-tuning (``transfer``) consumes them.
 Spans are word indices, end exclusive, so a reader's tokenization never reaches the heads.
 """
 
