@@ -33,8 +33,8 @@ from common import record
 from lightning_kg.data.checks import read_shard
 from lightning_kg.dataset.entity_vocab import MASK_ID, UNK_ID
 from lightning_kg.dataset.tokenizer import load_tokenizer
-from lightning_kg.model.checkpoint import load_checkpoint_model
 from lightning_kg.probe.queries import read_facts
+from lightning_kg.runs.checkpoints import load_checkpoint_model
 
 RELATIONS = ("P30", "P361", "P37", "P38")  # the territory facts an article states
 WAYS = ("as trained", "subject [UNK]", "subject only", "none")

@@ -34,16 +34,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from lightning_kg.data.checks import read_shard
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.dataset.files import atomic_file, write_json, write_text
 from lightning_kg.dataset.format import IGNORE_INDEX
 from lightning_kg.dataset.tokenizer import load_tokenizer
-from lightning_kg.paths import find_path
 from lightning_kg.probe.report import pyplot, save_png, write_csv
 from lightning_kg.probe.run import ProbeConfig, probe
+from lightning_kg.runs.directories import config_data_dir, run_dataset
 
 _OFF = "--model.objective_settings.{}_weight"
 ARMS = {
@@ -105,12 +104,6 @@ def unigram_mlm_loss(data_dir: Path) -> float:
         masked.update(labels[labels != IGNORE_INDEX].tolist())
     total, types = sum(train.values()), len(train.keys() | masked.keys())
     return -sum(n * math.log((train[token] + 1) / (total + types)) for token, n in masked.items()) / sum(masked.values())
-
-
-def run_data_dir(run_dir: Path) -> Path:
-    """The dataset a run trained on, from its ``config.yaml`` (a relative path as ``probe`` finds it)."""
-    config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    return find_path(config["data"]["data_dir"])
 
 
 def train_and_probe(arm: str, seed: int, run_dir: Path, configs: list[str], fit_args: list[str],
@@ -259,7 +252,7 @@ def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit
     results = [by_run[run] for run in runs]
     rows = summary_rows(results)
     baselines = {facts: {key: results[0][facts][key] for key in ("majority_p1", "chance_p1")} for facts in FACTS}
-    unigram = unigram_mlm_loss(run_data_dir(out / arms[0] / f"seed-{seeds[0]}"))
+    unigram = unigram_mlm_loss(run_dataset(None, config_data_dir(first := out / arms[0] / f"seed-{seeds[0]}"), first))
     runs_s, wall_s = sum(r["fit_s"] + r["probe_s"] for r in results), time.perf_counter() - started
     with atomic_file(out / "ablation.csv", "w", encoding="utf-8") as table:
         writer = csv.DictWriter(table, fieldnames=list(rows[0]))

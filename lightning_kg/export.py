@@ -1,6 +1,6 @@
 """``export``: a training checkpoint -> a Hugging Face directory (``LukeForMaskedLM``).
 
-Reads the three forms a run leaves (``lightning_kg.model.checkpoint``), rebuilds the model and
+Reads the three forms a run leaves (``lightning_kg.runs.checkpoints``), rebuilds the model and
 writes config, safetensors weights, the tokenizer and the entity vocabulary of the dataset it was
 trained on.
 """
@@ -10,20 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from lightning_kg.dataset.entity_vocab import EntityVocab
-from lightning_kg.model.checkpoint import load_checkpoint_model
 from lightning_kg.model.hf_convert import export_hf
+from lightning_kg.runs.checkpoints import load_checkpoint_model
+from lightning_kg.runs.directories import run_dataset, saved_data_dir
 
 
 def export(ckpt_path: str, out: str, data_dir: str | None = None, hparams_file: str | None = None) -> Path:
     """Write the Hugging Face directory; the dataset (tokenizer, entity vocabulary) defaults to the one
     the checkpoint was trained on."""
     model, checkpoint = load_checkpoint_model(ckpt_path, hparams_file)
-    data_dir = data_dir or checkpoint.get("datamodule_hyper_parameters", {}).get("data_dir")
     tokenizer_dir, entity_vocab = None, None
-    if data_dir:
-        data = Path(data_dir)
-        if not (data / "entity_vocab.jsonl").exists():
-            raise FileNotFoundError(f"{data}/entity_vocab.jsonl not found: pass --data_dir pointing at the prepared dataset")
+    if data_dir or saved_data_dir(checkpoint):
+        data = run_dataset(data_dir, saved_data_dir(checkpoint), ckpt_path)
         tokenizer_dir = str(data / "tokenizer")
         vocab = EntityVocab.load(data / "entity_vocab.jsonl")
         entity_vocab = [{"id": i, "entity": e, "titles": t} for i, (e, t) in enumerate(zip(vocab.entities, vocab.titles))]

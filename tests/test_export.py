@@ -7,8 +7,8 @@ import yaml
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.export import export
-from lightning_kg.model.checkpoint import load_checkpoint_model
 from lightning_kg.model.config import ObjectiveSettings
+from lightning_kg.runs.checkpoints import load_checkpoint_model
 from lightning_kg.train.module import KnowledgePretraining
 from tests.demo import DEMO, ROOT
 from tests.export_check import assert_export_matches

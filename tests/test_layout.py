@@ -15,6 +15,7 @@ LAYERS = [
     ("prepare", "recipes"),  # dumps -> dataset; the demo's recipe
     ("data",),  # dataset -> batches
     ("model",),
+    ("runs",),  # run directories and checkpoints: read by probe, train, export, transfer
     ("probe",),  # below train: the probe curve (train/probe_curve.py) asks the model being trained
     ("train",),
     ("export", "transfer"),  # transfer: fine-tune a checkpoint on a task, test it zero-shot in other languages

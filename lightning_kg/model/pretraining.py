@@ -28,7 +28,6 @@ from lightning_kg.dataset.format import CONTRASTIVE_OBJECTIVES, IGNORE_INDEX, OB
 from lightning_kg.model.config import EncoderConfig, ObjectiveSettings
 from lightning_kg.model.encoder import KnowledgeEncoder
 from lightning_kg.model.heads import ContrastiveObjective, EntityPredictionHead, WordPredictionHead, chunked_cross_entropy
-from lightning_kg.model.old_names import rename_old_keys
 
 
 @dataclass
@@ -84,13 +83,6 @@ class PretrainingOutput(ModelOutput):
         return {name: accuracy for name, accuracy in zip(CONTRASTIVE_OBJECTIVES, accuracies) if accuracy is not None}
 
 
-def _rename_old_keys(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
-    """A ``load_state_dict`` pre-hook: a checkpoint written before the contrastive objectives became
-    modules loads under today's names, whichever code loads it (Lightning's resume, DeepSpeed's
-    engine, ``init_from``, export, probe)."""
-    rename_old_keys(state_dict, prefix)
-
-
 class KnowledgePretrainingModel(nn.Module):
     def __init__(self, config: EncoderConfig, objective_settings: ObjectiveSettings = ObjectiveSettings()):
         super().__init__()
@@ -115,7 +107,6 @@ class KnowledgePretrainingModel(nn.Module):
         self.oe = contrastive("oe")
         for head in (m for name, m in self.named_children() if name != "encoder"):
             head.apply(KnowledgeEncoder._init_weights)
-        self.register_load_state_dict_pre_hook(_rename_old_keys)
 
     def active(self, objective: str) -> bool:
         return self.objective_settings.active(objective)

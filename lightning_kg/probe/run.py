@@ -18,13 +18,14 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning_kg.dataset.entity_vocab import EntityVocab
 from lightning_kg.dataset.format import OBJECTIVES
 from lightning_kg.dataset.tokenizer import load_tokenizer
-from lightning_kg.model.checkpoint import load_checkpoint_model
 from lightning_kg.paths import find_path
 from lightning_kg.probe.metrics import LabelVectors, alignment_accuracy, evaluate, summarise
 from lightning_kg.probe.queries import Fact, build_queries, read_facts
 from lightning_kg.probe.report import format_table, plot, write_csv
 from lightning_kg.probe.scoring import entity_scorer, label_embeddings, word_scorer
 from lightning_kg.probe.templates import load_templates
+from lightning_kg.runs.checkpoints import load_checkpoint_model
+from lightning_kg.runs.directories import output_dir, run_dataset, saved_data_dir
 
 TEMPLATES = "conf/probe/templates.yaml"
 
@@ -65,31 +66,13 @@ class ProbeResult:
 
 def default_out(ckpt_path: str, facts: str) -> Path:
     """``<run>/probe`` for ``<run>/checkpoints/x.ckpt`` (or beside the checkpoint when it is elsewhere)."""
-    ckpt = Path(ckpt_path)
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    return run_dir / ("probe" if facts == "facts-heldout" else f"probe-{facts}")
+    return output_dir(ckpt_path, "probe" if facts == "facts-heldout" else f"probe-{facts}")
 
 
 def templates_file(templates: str | None) -> Path:
     """``--templates`` as given; by default ``conf/probe/templates.yaml`` of the working directory,
     else of the repository."""
     return Path(templates) if templates is not None else find_path(TEMPLATES)
-
-
-def dataset_dir(config: ProbeConfig, checkpoint: dict) -> Path:
-    """``--data_dir``, else the checkpoint's ``data_dir``. A relative one from the checkpoint was relative
-    to where training ran: the working directory, else the repository (``shards/demo``, the demo's)."""
-    if config.data_dir:
-        data_dir = Path(config.data_dir)
-    else:
-        saved = checkpoint.get("datamodule_hyper_parameters", {}).get("data_dir")
-        if not saved:
-            raise ValueError(f"{config.ckpt_path} does not say which dataset it was trained on; pass --data_dir")
-        data_dir = find_path(saved)
-    if not (data_dir / "manifest.json").is_file():
-        raise FileNotFoundError(f"data_dir: {data_dir / 'manifest.json'} not found; pass --data_dir with the dataset "
-                                f"{config.ckpt_path} was trained on")
-    return data_dir
 
 
 def _fact_urls(data_dir: Path, manifest: dict, split: str) -> list[str]:
@@ -117,7 +100,7 @@ def probe(config: ProbeConfig) -> ProbeResult:
     """Load, ask, score and summarise; writes nothing (see :func:`probe_and_write`)."""
     model, checkpoint = load_checkpoint_model(config.ckpt_path)
     model = model.to("cuda" if torch.cuda.is_available() else "cpu")
-    return probe_model(model, dataset_dir(config, checkpoint), config, f"probe {config.ckpt_path}")
+    return probe_model(model, run_dataset(config.data_dir, saved_data_dir(checkpoint), config.ckpt_path), config, f"probe {config.ckpt_path}")
 
 
 def probe_model(model, data_dir: Path, config: ProbeConfig, name: str) -> ProbeResult:

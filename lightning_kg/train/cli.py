@@ -46,7 +46,10 @@ from lightning_kg.dataset.format import OBJECTIVES
 from lightning_kg.dataset.manifest import DatasetMismatchError
 from lightning_kg.model.config import check_encoder_overrides
 from lightning_kg.paths import REPOSITORY
-from lightning_kg.train.checkpoints import LAST, AtomicCheckpointIO, CheckpointWriteError, LastCheckpoint, newest_checkpoint, newest_run
+from lightning_kg.runs.checkpoints import LAST, newest_checkpoint, newest_run
+from lightning_kg.runs.directories import run_dir_of
+from lightning_kg.runs.saving import AtomicCheckpointIO, CheckpointWriteError
+from lightning_kg.train.checkpoints import LastCheckpoint
 from lightning_kg.train.module import KnowledgePretraining, active_objectives
 from lightning_kg.train.nonfinite import NonFiniteLoss
 from lightning_kg.train.preemption import Preempted, Preemption, slurm_job_id
@@ -72,13 +75,6 @@ def new_run_dir(root: str = RUNS) -> Path:
     while candidate.exists():
         candidate, n = Path(root) / f"{stem}-{n}", n + 1
     return candidate
-
-
-def run_dir_of(checkpoint: Path) -> Path | None:
-    """The run directory a checkpoint belongs to (``<run>/checkpoints/x.ckpt``, ``<run>/hpc_ckpt_n.ckpt``)."""
-    if checkpoint.parent.name == "checkpoints":
-        return checkpoint.parent.parent
-    return checkpoint.parent if checkpoint.name.startswith("hpc_ckpt_") else None
 
 
 class _AppendingWriter(ExperimentWriter):

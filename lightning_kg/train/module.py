@@ -23,10 +23,10 @@ from torchmetrics import MeanMetric
 from lightning_kg.data.batches import has_inputs, tokens_in_batch
 from lightning_kg.dataset.format import CONTRASTIVE_OBJECTIVES, OBJECTIVES
 from lightning_kg.lightning_private import reset_step_results, should_update_logs
-from lightning_kg.model.checkpoint import is_deepspeed_checkpoint, model_from_hparams, read_checkpoint
 from lightning_kg.model.config import ObjectiveSettings
-from lightning_kg.model.old_names import objective_settings_of
 from lightning_kg.model.pretraining import PretrainingOutput
+from lightning_kg.runs.checkpoints import is_deepspeed_checkpoint, model_from_hparams, model_weights, read_checkpoint
+from lightning_kg.runs.formats import FORMAT_KEY, FORMAT_VERSION, objective_settings_of, upgrade
 from lightning_kg.train.language_metrics import LanguageMetrics
 from lightning_kg.train.nonfinite import NonFiniteGuard
 
@@ -148,9 +148,8 @@ class KnowledgePretraining(L.LightningModule):
             print(f"init_from {source}:\n{report}")
         else:
             # A Lightning .ckpt or a DeepSpeed directory (mLUKE's stage 2 from stage 1), consolidated first.
-            state = read_checkpoint(source)["state_dict"]
             # Weights only: the negative queues start afresh, as the optimiser does.
-            weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.") and "_queue." not in k}
+            weights = {k: v for k, v in model_weights(read_checkpoint(source)).items() if "_queue." not in k}
             missing, unexpected = self.model.load_state_dict(weights, strict=False)
             missing = [k for k in missing if "_queue." not in k]
             if missing or unexpected:
@@ -265,6 +264,7 @@ class KnowledgePretraining(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Lightning does not store RNG states; dropout must continue as if never interrupted.
         # Plain types and tensors only, so the checkpoint loads with torch.load(weights_only=True).
+        checkpoint[FORMAT_KEY] = FORMAT_VERSION
         kind, keys, position, has_gauss, cached = np.random.get_state()
         checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
                                     "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached)]}
@@ -272,6 +272,7 @@ class KnowledgePretraining(L.LightningModule):
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        upgrade(checkpoint)  # Lightning calls this before it loads the state dict: an older format loads under today's names
         states = checkpoint.get("rng_states")
         if states:
             torch.set_rng_state(states["torch"])

@@ -26,14 +26,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
-import torch
 import yaml
 
 from lightning_kg.data.language_sampling import TABLE_FILE
 from lightning_kg.dataset.format import OBJECTIVES
-from lightning_kg.model.checkpoint import encoder_config
-from lightning_kg.model.old_names import objective_settings_of, today_name
-from lightning_kg.train.checkpoints import checkpoint_step, resume_candidates
+from lightning_kg.runs.checkpoints import checkpoint_step, encoder_config, parameter_shapes, resume_candidates
+from lightning_kg.runs.formats import objective_settings_of
 from lightning_kg.train.module import active_objectives
 
 LOCK = "fit.lock"
@@ -108,12 +106,10 @@ def check_checkpoint_fits(module, ckpt_path: str) -> None:
     path = Path(ckpt_path)
     if path.is_dir():
         return
-    checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    saved = {today_name(name, "model."): tuple(tensor.shape) for name, tensor in checkpoint.get("state_dict", {}).items()}
+    saved, hparams = parameter_shapes(path)
     ours = {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
     if saved == ours:
         return
-    hparams = checkpoint.get("hyper_parameters")
     trained, asked = (_shape_settings(hparams), _shape_settings(module.hparams)) if hparams else ({}, {})
     differences = [f"trained with {name} {trained[name]}, this config asks {asked[name]}" for name in trained if trained[name] != asked[name]]
     if not differences:  # settings alike, parameters not: name the first that differs

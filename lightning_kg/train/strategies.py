@@ -23,7 +23,7 @@ from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
 
 from lightning_kg.dataset.files import fsync_path
 from lightning_kg.lightning_private import init_deepspeed_distributed
-from lightning_kg.train.checkpoints import swap_into_place
+from lightning_kg.runs.saving import swap_into_place
 
 
 class AtomicDeepSpeedStrategy(DeepSpeedStrategy):

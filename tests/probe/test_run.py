@@ -9,7 +9,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from lightning_kg.cli import main
 from lightning_kg.paths import REPOSITORY
-from lightning_kg.probe.run import ProbeConfig, dataset_dir, default_out, probe_and_write, templates_file
+from lightning_kg.probe.run import ProbeConfig, default_out, probe_and_write, templates_file
 from tests.probe.checkpoint_factory import write_checkpoint
 
 
@@ -32,19 +32,6 @@ def test_the_default_templates_are_found_whatever_the_working_directory(tmp_path
     monkeypatch.chdir(tmp_path)
     assert templates_file(None) == REPOSITORY / "conf" / "probe" / "templates.yaml"
     assert templates_file("mine.yaml") == Path("mine.yaml")  # a path the user gives is the user's, as given
-
-
-def test_a_relative_dataset_in_the_checkpoint_is_looked_for_here_then_in_the_repository(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    config = ProbeConfig(ckpt_path="run/last.ckpt")
-    assert dataset_dir(config, {"datamodule_hyper_parameters": {"data_dir": "shards/demo"}}) == REPOSITORY / "shards" / "demo"
-    (tmp_path / "shards" / "demo").mkdir(parents=True)
-    (tmp_path / "shards" / "demo" / "manifest.json").write_text("{}")
-    assert dataset_dir(config, {"datamodule_hyper_parameters": {"data_dir": "shards/demo"}}) == Path("shards/demo")  # the local one
-    with pytest.raises(FileNotFoundError, match=r"data_dir: shards/gone/manifest.json not found; pass --data_dir with the dataset run/last.ckpt"):
-        dataset_dir(config, {"datamodule_hyper_parameters": {"data_dir": "shards/gone"}})
-    with pytest.raises(ValueError, match="run/last.ckpt does not say which dataset it was trained on; pass --data_dir"):
-        dataset_dir(config, {})
 
 
 @pytest.mark.parametrize(("ckpt_path", "facts", "expected"), [

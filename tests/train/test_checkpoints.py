@@ -16,15 +16,9 @@ import torch
 
 from lightning_kg.cli import main
 from lightning_kg.recipes.synthetic_shards import make_dataset
-from lightning_kg.train import checkpoints
-from lightning_kg.train.checkpoints import (
-    AtomicCheckpointIO,
-    CheckpointWriteError,
-    checkpoint_step,
-    newest_checkpoint,
-    newest_run,
-    swap_into_place,
-)
+from lightning_kg.runs import saving
+from lightning_kg.runs.checkpoints import checkpoint_step, newest_checkpoint, newest_run
+from lightning_kg.runs.saving import AtomicCheckpointIO, CheckpointWriteError, swap_into_place
 from tests.demo import SMALL
 
 
@@ -148,7 +142,7 @@ def test_bad_data_that_stops_a_fit_saves_last_ckpt_first(tmp_path, capsys):
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two renames"])
 def test_a_deepspeed_directory_is_swapped_in_whole(tmp_path, monkeypatch, exchange):
     if not exchange:  # a filesystem without RENAME_EXCHANGE (NFS, Lustre)
-        monkeypatch.setattr(checkpoints, "_exchange", lambda first, second: False)
+        monkeypatch.setattr(saving, "_exchange", lambda first, second: False)
     target = deepspeed_dir(tmp_path / "last.ckpt", 3)
     staging = deepspeed_dir(tmp_path / "last.ckpt.tmp", 4)
     swap_into_place(staging, target)

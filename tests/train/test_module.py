@@ -17,7 +17,7 @@ from lightning_kg.cli import main
 from lightning_kg.data.batches import tokens_in_batch
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.model.config import ObjectiveSettings
-from lightning_kg.model.old_names import nest_old_hparams, today_name
+from lightning_kg.runs.formats import nest_old_hparams, today_name
 from lightning_kg.train.module import KnowledgePretraining, lr_schedule
 from tests.demo import DEMO, ROOT, SMALL
 from tests.train.recorder import FlopsSpy

@@ -1,5 +1,5 @@
-"""Old names on load: the key map, the flat objective settings, and a checkpoint the code before
-them wrote (tests/fixtures/checkpoint-711c5c4)."""
+"""Older checkpoint formats on load: the key map, the flat objective settings, the version stamp,
+and a checkpoint the code before them wrote (tests/fixtures/checkpoint-711c5c4)."""
 
 from pathlib import Path
 
@@ -7,10 +7,18 @@ import pytest
 import torch
 import yaml
 
-from lightning_kg.model.checkpoint import load_checkpoint_model, model_from_hparams
 from lightning_kg.model.config import EncoderConfig, ObjectiveSettings
-from lightning_kg.model.old_names import OLD_STATE_PREFIXES, objective_settings_of, rename_old_keys, today_name
 from lightning_kg.model.pretraining import KnowledgePretrainingModel
+from lightning_kg.runs.checkpoints import load_checkpoint_model, model_from_hparams
+from lightning_kg.runs.formats import (
+    FORMAT_KEY,
+    FORMAT_VERSION,
+    OLD_STATE_PREFIXES,
+    objective_settings_of,
+    rename_old_keys,
+    today_name,
+    upgrade,
+)
 
 OLD_RUN = Path(__file__).resolve().parents[1] / "fixtures" / "checkpoint-711c5c4"
 
@@ -64,3 +72,23 @@ def test_the_old_runs_hparams_yaml_rebuilds_the_same_model():
     model = model_from_hparams(hparams)
     assert model.objective_settings.queue_size == 8 and model.mep_contrastive.key_queue.vectors.shape == (8, 16)
     assert model.encoder.embeddings.word.weight.shape == (hparams["vocab_size"], 16)
+
+
+def test_an_older_checkpoint_is_brought_to_todays_format_and_a_newer_one_refused():
+    old = torch.load(OLD_RUN / "last.ckpt", map_location="cpu", weights_only=True)
+    assert FORMAT_KEY not in old  # version 1: written before checkpoints carried their format
+    upgrade(old)
+    assert old[FORMAT_KEY] == FORMAT_VERSION == 2
+    assert "model.mep_contrastive.query_head.net.0.weight" in old["state_dict"]
+    assert not any(today_name(name, "model.") != name for name in old["state_dict"])
+    assert old["hyper_parameters"]["objective_settings"]["queue_size"] == 8 and "mlm_weight" not in old["hyper_parameters"]
+    with pytest.raises(ValueError, match=r"checkpoint format 3 is newer than this lightning_kg reads \(2\); update lightning_kg"):
+        upgrade({FORMAT_KEY: 3, "state_dict": {}})
+
+
+def test_a_training_checkpoint_records_todays_format():
+    from lightning_kg.train.module import KnowledgePretraining
+
+    checkpoint = {}
+    KnowledgePretraining(vocab_size=60, entity_vocab_size=20, objective_settings={"queue_size": 4}).on_save_checkpoint(checkpoint)
+    assert checkpoint[FORMAT_KEY] == FORMAT_VERSION
