@@ -20,7 +20,7 @@ import glob
 import statistics
 from pathlib import Path
 
-from lightning_kg.probe.report import pyplot, save_png
+from lightning_kg.charts import pyplot, save_png
 
 P1, MAJOR, VAL_MLM = "probe/entity_p1/mean", "probe/majority_p1/mean", "val/mlm"
 

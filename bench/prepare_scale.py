@@ -126,7 +126,8 @@ def wikidata_passes(dump: Path, work_dir: Path, workers: int, rounds: int = 2) -
     with ChunkPool(workers, work_dir) as pool:
         list(iter_labels(dump, set(), pool))  # the workers start and import
         for _ in range(rounds):
-            before = [_process_cpu(pid) for pid in pool.pids()]
+            pids = _worker_pids()
+            before = [_process_cpu(pid) for pid in pids]
             chunks = dict(pool.chunks)
             start = time.perf_counter(), time.process_time()
             kb = KnowledgeBase.from_dumps([str(dump)], languages, sites, on_error=lambda record: None, linked=linked, pool=pool)
@@ -134,7 +135,7 @@ def wikidata_passes(dump: Path, work_dir: Path, workers: int, rounds: int = 2) -
             kb.add_items([str(dump)], vocabulary, languages, pool)
             kb.add_labels([str(dump)], kb.keep_only(vocabulary), languages, pool)
             wall, cpu = time.perf_counter() - start[0], time.process_time() - start[1]
-            workers_cpu = sum(_process_cpu(pid) - start_cpu for pid, start_cpu in zip(pool.pids(), before))
+            workers_cpu = sum(_process_cpu(pid) - start_cpu for pid, start_cpu in zip(pids, before))
             here, sent = (pool.chunks[where] - chunks[where] for where in ("here", "workers"))
             if wall < best["wall"]:
                 # The reading's own CPU: this process's (its reading thread's included), less the
@@ -229,6 +230,13 @@ def link_target_memory(targets: int) -> dict:
     KnowledgeBase.from_json(json.loads(text))
     return {"bytes": {name: value / targets for name, value in held.items()}, "json_bytes": len(text) / targets,
             "json_write_s": written, "json_read_s": time.perf_counter() - start}
+
+
+def _worker_pids() -> list[int]:
+    """This process's children: the chunk pool's workers, while a pool is open."""
+    import psutil
+
+    return [child.pid for child in psutil.Process().children()]
 
 
 def _process_cpu(pid: int) -> float:

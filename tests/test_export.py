@@ -6,7 +6,7 @@ import torch
 import yaml
 
 from lightning_kg.data.datamodule import KnowledgeDataModule
-from lightning_kg.export import export
+from lightning_kg.export.main import export
 from lightning_kg.model.config import ObjectiveSettings
 from lightning_kg.runs.checkpoints import load_checkpoint_model
 from lightning_kg.train.module import KnowledgePretraining

@@ -12,6 +12,7 @@ TESTS = Path(__file__).resolve().parent
 # Lowest first; each entry is a top-level module or package of lightning_kg.
 LAYERS = [
     ("paths", "dataset", "lightning_private"),  # the dataset's on-disk contract, the repository's files, Lightning internals
+    ("verbs", "charts"),  # what every verb's parser and every report's chart share
     ("prepare", "recipes"),  # dumps -> dataset; the demo's recipe
     ("data",),  # dataset -> batches
     ("model",),
@@ -19,7 +20,7 @@ LAYERS = [
     ("probe",),  # below train: the probe curve (train/probe_curve.py) asks the model being trained
     ("train",),
     ("export", "transfer"),  # transfer: fine-tune a checkpoint on a task, test it zero-shot in other languages
-    ("ablate",),
+    ("experiments",),  # ablate: many fits compared
     ("cli",),
     ("__main__",),
 ]

@@ -113,10 +113,6 @@ class ChunkPool:
             self._pool = context.Pool(spawned, _share_slots, (self._arrays,))
             self._scratch = Path(tempfile.mkdtemp(prefix="keys-", dir=scratch))
 
-    def pids(self) -> list[int]:
-        """The worker processes' ids (none without workers), for a bench to read their CPU time."""
-        return [process.pid for process in self._pool._pool] if self._pool else []
-
     def shared_keys(self, keys: Collection[Hashable]) -> Collection[Hashable]:
         """What workers test membership in ``keys`` with: the set itself when there are none, else a
         :class:`KeyFilter`, which may let a few other keys through."""

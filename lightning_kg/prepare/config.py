@@ -3,13 +3,9 @@ and ``--print_config`` into commented YAML."""
 
 from __future__ import annotations
 
-import difflib
 import re
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Literal
-
-import yaml
 
 # A Wikidata label language: "en", "zh-hans", "be-tarask".
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
@@ -123,25 +119,3 @@ class PrepareConfig:
         if problems:
             raise ValueError("prepare settings: " + "; ".join(problems))
 
-
-def check_config_files(args: list[str]) -> None:
-    """Every key of each ``--config`` file in ``args`` must be a setting of PrepareConfig: a misspelt
-    one is an error naming the file (the parser alone would not say which file held it)."""
-    known = {f.name for f in fields(PrepareConfig)}
-    files = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--config"]
-    files += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
-    for name in files:
-        path = Path(name)
-        if not path.is_file():
-            continue  # the parser says so
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise ValueError(f"{path}: not a YAML file ({error})") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of prepare settings (wikipedia: ..., out: ...), not {type(values).__name__}")
-        for key in values:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), sorted(known), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else f"; the settings are: {', '.join(sorted(known))}"
-                raise ValueError(f"{path}: {key!r} is not a prepare setting{hint}")

@@ -6,6 +6,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+from lightning_kg.charts import pyplot, save_png
 from lightning_kg.dataset.files import atomic_file
 from lightning_kg.probe.metrics import COLUMNS
 
@@ -62,23 +63,6 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if v is None else round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
-
-
-def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend: no display on clusters and CI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_png(figure, path: Path, dpi: int = 120) -> None:
-    """``figure`` as a PNG at ``path``, atomically, then closed (pyplot keeps every open figure)."""
-    with atomic_file(path) as out:
-        figure.savefig(out, format="png", dpi=dpi)
-    pyplot().close(figure)
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:

@@ -151,16 +151,3 @@ def probe_and_write(config: ProbeConfig) -> Path | None:
     print(f"\nwrote {out / 'probe.csv'} and {out / 'probe.png'}")
     return out
 
-
-def main(args: list[str]) -> None:
-    from jsonargparse import ArgumentParser, set_parsing_settings
-
-    # The field docstrings above are the flags' help (jsonargparse reads them only when asked).
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    parser = ArgumentParser(prog="python -m lightning_kg probe", parser_mode="omegaconf",
-                            description="Cloze probing (entity- and word-based prompts) of a checkpoint on held-out facts.")
-    parser.add_argument("--config", action="config", help="YAML config file(s); later ones win")
-    parser.add_class_arguments(ProbeConfig)
-    parsed = parser.parse_args(args)
-    parsed.pop("config", None)
-    probe_and_write(ProbeConfig(**parsed.as_dict()))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
-from lightning_kg.probe.report import pyplot, save_png
+from lightning_kg.charts import pyplot, save_png
 from lightning_kg.probe.run import ProbeConfig, probe_model
 
 KINDS = ("entity", "word")

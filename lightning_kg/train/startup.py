@@ -3,7 +3,7 @@
 A fault found minutes into a job costs its queue wait, and what the failed start wrote used to make
 the next ``fit --run_dir`` refuse the directory. Each check stops with one line (:class:`StartupError`)
 naming the file or setting and what was expected:
-- every ``--config`` file parses as YAML (jsonargparse names it ``<unicode string>``);
+- every ``--config`` file parses as YAML (``verbs.check_config_files``: jsonargparse names it ``<unicode string>``);
 - ``--ckpt_path`` exists, loads as a checkpoint, and fits the model this config builds
   ("trained with hidden_size 64, this config asks 128"); the config's model settings are the ones
   used, never silently replaced by the checkpoint's;
@@ -26,8 +26,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
-import yaml
-
 from lightning_kg.data.language_sampling import TABLE_FILE
 from lightning_kg.dataset.format import OBJECTIVES
 from lightning_kg.runs.checkpoints import checkpoint_step, encoder_config, parameter_shapes, resume_candidates
@@ -44,35 +42,6 @@ SHAPE_SETTINGS = ("queue_size", "projection_size")
 
 class StartupError(ValueError):
     """A check before the run failed; the message is the one line to show."""
-
-
-def config_files(args: list[str]) -> list[str]:
-    """The values of ``--config``/``-c`` in command-line ``args``."""
-    found = []
-    for number, arg in enumerate(args):
-        if arg in ("--config", "-c") and number + 1 < len(args):
-            found.append(args[number + 1])
-        elif arg.startswith("--config="):
-            found.append(arg.partition("=")[2])
-    return found
-
-
-def check_config_files(args: list[str]) -> None:
-    """Each ``--config`` that names a file (rather than inline YAML) exists and parses as YAML."""
-    for value in config_files(args):
-        path = Path(value)
-        if not path.is_file():
-            if path.suffix in (".yaml", ".yml", ".json"):
-                raise StartupError(f"--config {value}: no such file")
-            continue
-        try:
-            yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise StartupError(f"--config {value}: not valid YAML{where}: {error.problem}") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
-            raise StartupError(f"--config {value}: not valid YAML: {error}") from None
 
 
 def check_checkpoint_file(ckpt_path: str) -> None:

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from lightning_kg.cli import main
-from lightning_kg.train.cli import KnowledgeCLI, new_run_dir
+from lightning_kg.train.main import KnowledgeCLI, new_run_dir
 from tests.demo import DEMO, ROOT
 
 

@@ -81,7 +81,7 @@ def test_encoder_overrides_are_checked_by_key_path(capsys, value, message):
 @pytest.mark.slow  # builds the CLI and the data of two configs, then a forward pass each (over 3 s measured)
 def test_mlm_only_builds_no_knowledge_and_counts_the_tokens_it_encodes(demo, tmp_path):
     from lightning_kg.cli import _register_resolvers
-    from lightning_kg.train.cli import KnowledgeCLI
+    from lightning_kg.train.main import KnowledgeCLI
 
     _register_resolvers()
     cli = KnowledgeCLI(["--config", str(ROOT / "conf" / "model" / "mlm-only.yaml"), *SMALL[:2], "--data.num_workers", "0",
@@ -127,7 +127,7 @@ def test_mlm_perplexity_weights_each_batch_by_its_masked_tokens(demo, tmp_path):
 def test_flops_and_mfu_are_logged_where_the_device_peak_is_known(tmp_path, monkeypatch):
     from lightning.pytorch.callbacks import ThroughputMonitor
 
-    import lightning_kg.train.cli as train_cli
+    import lightning_kg.train.main as train_cli
 
     peak = 1e12  # a CPU has no known peak: as if it had
     monkeypatch.setattr("lightning.pytorch.callbacks.throughput_monitor.get_available_flops", lambda device, dtype: peak)

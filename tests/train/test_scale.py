@@ -55,7 +55,7 @@ def test_ddp_trains_two_ranks_on_disjoint_samples(tmp_path):
 
 @pytest.mark.parametrize("stage", [2, 3])
 def test_deepspeed_trains_saves_resumes_and_exports(stage, tmp_path, demo_batch):
-    from lightning_kg.export import export
+    from lightning_kg.export.main import export
     from lightning_kg.runs.checkpoints import checkpoint_step, load_checkpoint_model
     from lightning_kg.train.module import KnowledgePretraining
 

@@ -14,7 +14,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lightning_kg.cli import _register_resolvers
-from lightning_kg.train.cli import KnowledgeCLI
+from lightning_kg.train.main import KnowledgeCLI
 from lightning_kg.train.preemption import Preemption, requeue_slurm_job, slurm_job_id
 from tests.demo import DEMO, ROOT
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from lightning_kg import ablate
-from lightning_kg.ablate import markdown, spread, summary_rows
+from lightning_kg.charts import spread
 from lightning_kg.cli import main
+from lightning_kg.experiments import ablate
+from lightning_kg.experiments.ablate import markdown, summary_rows
 
-DEMO = str(Path(__file__).resolve().parents[1] / "shards" / "demo")
+DEMO = str(Path(__file__).resolve().parents[2] / "shards" / "demo")
 TINY = f"""data:
   data_dir: {DEMO}
   num_workers: 0

@@ -7,12 +7,14 @@ trained on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from lightning_kg.dataset.entity_vocab import EntityVocab
 from lightning_kg.model.hf_convert import export_hf
 from lightning_kg.runs.checkpoints import load_checkpoint_model
 from lightning_kg.runs.directories import run_dataset, saved_data_dir
+from lightning_kg.verbs import parse_settings
 
 
 def export(ckpt_path: str, out: str, data_dir: str | None = None, hparams_file: str | None = None) -> Path:
@@ -29,19 +31,21 @@ def export(ckpt_path: str, out: str, data_dir: str | None = None, hparams_file: 
     return Path(out)
 
 
-def main(args: list[str]) -> None:
-    from jsonargparse import ArgumentParser
+@dataclass
+class ExportConfig:
+    """Inputs and output of ``python -m lightning_kg export``."""
 
-    parser = ArgumentParser(prog="python -m lightning_kg export", parser_mode="omegaconf",
-                            description="Write a Hugging Face directory that LukeForMaskedLM / AutoModel load.")
-    parser.add_argument("--config", action="config", help="YAML config file(s)")
-    parser.add_argument("--ckpt_path", type=str, required=True,
-                        help="Lightning .ckpt, DeepSpeed checkpoint directory, or DeepSpeed's zero_to_fp32 output")
-    parser.add_argument("--out", type=str, required=True, help="Directory to write")
-    parser.add_argument("--data_dir", type=str | None, default=None,
-                        help="Prepared dataset whose tokenizer and entity vocabulary to ship (default: the checkpoint's)")
-    parser.add_argument("--hparams_file", type=str | None, default=None,
-                        help="The run's hparams.yaml, for a checkpoint of weights only (default: found beside or above it)")
-    config = parser.parse_args(args)
+    ckpt_path: str
+    """Lightning .ckpt, DeepSpeed checkpoint directory, or DeepSpeed's zero_to_fp32 output."""
+    out: str
+    """Directory to write."""
+    data_dir: str | None = None
+    """Prepared dataset whose tokenizer and entity vocabulary to ship (default: the checkpoint's)."""
+    hparams_file: str | None = None
+    """The run's hparams.yaml, for a checkpoint of weights only (default: found beside or above it)."""
+
+
+def main(args: list[str]) -> None:
+    config = parse_settings(ExportConfig, args, "export", "Write a Hugging Face directory that LukeForMaskedLM / AutoModel load.")
     path = export(config.ckpt_path, config.out, config.data_dir, config.hparams_file)
     print(f"exported {config.ckpt_path} -> {path} (load with transformers.LukeForMaskedLM.from_pretrained({str(path)!r}))")

@@ -24,7 +24,6 @@ import json
 import math
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
@@ -35,14 +34,16 @@ from pathlib import Path
 
 import numpy as np
 
+from lightning_kg.charts import mean_sd, pyplot, save_png, spread
 from lightning_kg.data.checks import read_shard
 from lightning_kg.data.datamodule import KnowledgeDataModule
 from lightning_kg.dataset.files import atomic_file, write_json, write_text
 from lightning_kg.dataset.format import IGNORE_INDEX
 from lightning_kg.dataset.tokenizer import load_tokenizer
-from lightning_kg.probe.report import pyplot, save_png, write_csv
+from lightning_kg.probe.report import write_csv
 from lightning_kg.probe.run import ProbeConfig, probe
 from lightning_kg.runs.directories import config_data_dir, run_dataset
+from lightning_kg.verbs import ConfigFileError, check_config_files, fail
 
 _OFF = "--model.objective_settings.{}_weight"
 ARMS = {
@@ -137,15 +138,6 @@ def train_and_probe(arm: str, seed: int, run_dir: Path, configs: list[str], fit_
     return result
 
 
-def spread(values: list[float | None]) -> tuple[float | None, float | None]:
-    """(mean, sample standard deviation) of the measured values; (None, None) when none was (no head
-    for it), sd None with one seed."""
-    measured = [v for v in values if v is not None]
-    if not measured:
-        return None, None
-    return statistics.mean(measured), statistics.stdev(measured) if len(measured) > 1 else None
-
-
 def summary_rows(results: list[dict]) -> list[dict]:
     """One row per arm and fact split: ``<metric>_mean`` and ``<metric>_sd`` of :data:`METRICS` and
     of the validation MLM loss, over seeds."""
@@ -161,12 +153,6 @@ def summary_rows(results: list[dict]) -> list[dict]:
     return rows
 
 
-def _cell(mean: float | None, sd: float | None) -> str:
-    if mean is None:
-        return "n/a"
-    return f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
-
-
 def markdown(rows: list[dict], baselines: dict[str, dict[str, float]], unigram: float, seeds: list[int], runs_s: float,
              wall_s: float) -> str:
     """The table of ``ablation.md``: mean ± sd over seeds, then the baselines. ``runs_s``: the fits' and
@@ -177,7 +163,7 @@ def markdown(rows: list[dict], baselines: dict[str, dict[str, float]], unigram: 
              f"summed, this command's wall time {wall_s / 60:.1f} min.", "",
              header, "|" + " --- |" * (header.count("|") - 1)]
     for row in rows:
-        cells = [_cell(row[f"{m}_mean"], row[f"{m}_sd"]) for m in ("entity_p1", "entity_mrr", "word_p1", "entity_consistency",
+        cells = [mean_sd(row[f"{m}_mean"], row[f"{m}_sd"]) for m in ("entity_p1", "entity_mrr", "word_p1", "entity_consistency",
                                                                   "word_consistency", "alignment_acc1", "alignment_acc1_distinct", "val_mlm")]
         lines.append(f"| {row['arm']} | {row['facts'].removeprefix('facts-')} | " + " | ".join(cells) + " |")
     for facts, values in baselines.items():
@@ -240,7 +226,7 @@ def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit
                 by_run[arm, seed] = result
                 elapsed = time.perf_counter() - started
                 print(f"[{len(by_run)}/{len(runs)}] {arm} seed {seed}: fit {result['fit_s']:.0f} s, probes {result['probe_s']:.0f} s, "
-                      f"held-out entity P@1 {_cell(result['facts-heldout']['entity_p1'], None)}; {elapsed / 60:.1f} min so far",
+                      f"held-out entity P@1 {mean_sd(result['facts-heldout']['entity_p1'], None)}; {elapsed / 60:.1f} min so far",
                       flush=True)
         except BaseException:  # a failed fit or Ctrl-C: start no other fit, let those under way end (a rerun keeps them)
             stop.set()
@@ -282,11 +268,11 @@ def main(args: list[str]) -> None:
         parser.error(f"unknown option(s) {stray}: flags for the fits are dotted (--trainer.max_steps 100)")
     if known.jobs < 1:
         parser.error(f"--jobs {known.jobs}: at least 1")
-    for config in known.config:
-        if not Path(config).is_file():
-            parser.error(f"--config {config}: no such file")
+    try:
+        check_config_files(args)
+    except ConfigFileError as error:
+        fail(str(error))
     try:
         ablate(known.config, known.seeds, known.arms, Path(known.out), fit_args, known.jobs)
     except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+        fail(str(error))

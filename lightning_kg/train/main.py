@@ -57,10 +57,10 @@ from lightning_kg.train.startup import (
     StartupError,
     check_checkpoint_file,
     check_checkpoint_fits,
-    check_config_files,
     fresh_start_blockers,
     lock_run_dir,
 )
+from lightning_kg.verbs import ConfigFileError, check_config_files
 
 RUNS = "runs"
 
@@ -182,7 +182,7 @@ class KnowledgeCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         try:  # before jsonargparse, which names a config file's YAML error `<unicode string>`
             check_config_files(sys.argv[1:] if args is None else list(args))
-        except StartupError as error:
+        except ConfigFileError as error:
             self._fail(str(error))
         super().parse_arguments(parser, args)
 
@@ -242,7 +242,7 @@ class KnowledgeCLI(LightningCLI):
         trainer.default_root_dir = str(run_dir)
         if trainer.get("logger") in (None, True):
             trainer.logger = [
-                {"class_path": "lightning_kg.train.cli.AppendingCSVLogger", "init_args": {"save_dir": str(run_dir), "name": "", "version": ""}},
+                {"class_path": "lightning_kg.train.main.AppendingCSVLogger", "init_args": {"save_dir": str(run_dir), "name": "", "version": ""}},
                 {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": str(run_dir), "name": "", "version": "tensorboard"}},
             ]
         # The first config is config.yaml; a resume or an evaluation in the same directory adds its
@@ -360,3 +360,18 @@ class KnowledgeCLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not one the config chose
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
+
+
+def probe_after_test(ckpt_path: Path, data_dir: Path, out: Path | None) -> None:
+    """``test`` also probes what the checkpoint knows (lightning_kg.probe): into ``out`` when given,
+    else into the checkpoint's run directory."""
+    from lightning_kg.probe.run import ProbeConfig, probe_and_write
+
+    probe_and_write(ProbeConfig(ckpt_path=str(ckpt_path), data_dir=str(data_dir), out=str(out) if out else None))
+
+
+def main(verb: str, args: list[str]) -> None:
+    """``fit``, ``validate`` or ``test`` through Lightning's CLI."""
+    # None when these are the process's own arguments: LightningCLI then reads sys.argv itself
+    # (and does not warn that both were given).
+    KnowledgeCLI(args=None if [verb, *args] == sys.argv[1:] else [verb, *args], after_test=probe_after_test)

@@ -1,0 +1,1 @@
+"""``python -m lightning_kg export``: a training checkpoint -> a Hugging Face directory."""
