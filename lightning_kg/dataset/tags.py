@@ -14,6 +14,11 @@ from collections.abc import Iterable, Sequence
 SCHEMES = ("IOB1", "IOB2", "IOBES")
 PREFIXES = ("B", "I", "E", "S")
 Span = tuple[int, int, str]  # (first word, one past the last word, entity type)
+REPAIRS = {  # what :func:`spans_from_tags` makes of the tags each scheme forbids
+    "IOB1": "a B- tag starts an entity wherever it stands",
+    "IOB2": "an I- tag that continues no entity of its type starts one",
+    "IOBES": "an I- or E- tag that continues no entity of its type starts one, an entity left open ends at its last tag",
+}
 
 
 def split_tag(tag: str) -> tuple[str, str]:

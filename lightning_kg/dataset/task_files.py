@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lightning_kg.dataset.files import write_text
-from lightning_kg.dataset.tags import guess_scheme, scheme_breaks, spans_from_tags, split_tag, tags_from_spans
+from lightning_kg.dataset.tags import REPAIRS, guess_scheme, scheme_breaks, spans_from_tags, split_tag, tags_from_spans
 from lightning_kg.dataset.task_examples import NO_RELATION, Example, PairExample, RelationExample, SpanExample, TypingExample
 
 TASK_EXTENSIONS = {"ner": ".conll", "relation": ".relx", "typing": ".relx", "pair": ".tsv"}
@@ -118,7 +118,7 @@ def _read_conll(path: Path, lines: list[str], language: _Language) -> list[SpanE
         try:
             split_tag(columns[-1])
         except ValueError as error:
-            raise _error(path, number, str(error).split(": expected")[0], "O, B-X, I-X, E-X or S-X") from error
+            raise _error(path, number, f"the tag {columns[-1]!r}", "O, B-X, I-X, E-X or S-X") from error
         sentences[-1].append((number, columns[0], columns[-1]))
     sentences = [sentence for sentence in sentences if sentence]
     xtreme = bool(sentences) and all(XTREME_TOKEN.match(token) for sentence in sentences for _, token, _ in sentence)
@@ -148,7 +148,7 @@ def _warn_breaks(path: Path, sentences: list[list[tuple[int, str, str]]], tag_li
     before = repr(sentence[position - 1][2]) if position else "the sentence's start"
     warnings.warn(f"{path}: {len(breaks)} tag(s) break the {scheme} scheme the file follows, the first at "
                   f"{path}:{sentence[position][0]} ({sentence[position][2]!r} after {before}); read as seqeval reads "
-                  "them: an I- or E- tag that continues no entity of its type starts one", TagSchemeWarning, stacklevel=4)
+                  f"them: {REPAIRS[scheme]}", TagSchemeWarning, stacklevel=4)
 
 
 def _marked_sentence(path: Path, number: int, text: str) -> tuple[list[str], dict[str, tuple[int, int]]]:
@@ -258,7 +258,7 @@ def read_examples(path: str | Path, task: str, language: str | None = None) -> l
 def read_task_dir(task_dir: str | Path, task: str, train_language: str | None = None) -> dict[str, dict[str, list[Example]]]:
     """language -> split -> examples of every ``<language>.<split>.<ext>`` of ``task`` in ``task_dir``.
     The train language (``train_language``, else the one language with a train split) must have its
-    train and dev splits, and some language a test split."""
+    train and dev splits, and some language a test split; another language without one is warned of."""
     task_dir = Path(task_dir)
     if task not in TASK_EXTENSIONS:
         raise ValueError(f"task {task!r}: expected one of {', '.join(TASK_EXTENSIONS)}")
@@ -288,6 +288,10 @@ def read_task_dir(task_dir: str | Path, task: str, train_language: str | None = 
                      f"and {train_language}.dev{extension}")
     if not any("test" in splits for splits in found.values()):
         raise _error(task_dir, None, f"no <language>.test{extension} (found: {present})", "a test split to evaluate on")
+    untested = sorted(language for language, splits in found.items() if "test" not in splits and language != train_language)
+    if untested:  # a user who supplied de.dev only would otherwise look for German in the table in vain
+        warnings.warn(f"{task_dir}: {', '.join(untested)} {'has' if len(untested) == 1 else 'have'} no "
+                      f"<language>.test{extension}: not evaluated", UserWarning, stacklevel=2)
     return found
 
 

@@ -47,8 +47,16 @@ def test_tags_that_break_iob2_are_repaired_counted_and_reported_once(tmp_path):
         examples = read_examples(path, "ner")
     assert [str(w.message) for w in caught] == [
         f"{path}: 2 tag(s) break the IOB2 scheme the file follows, the first at {path}:2 ('I-PER' after 'B-LOC'); "
-        "read as seqeval reads them: an I- or E- tag that continues no entity of its type starts one"]
+        "read as seqeval reads them: an I- tag that continues no entity of its type starts one"]
     assert [e.spans for e in examples] == [((0, 1, "LOC"), (1, 2, "PER")), ((1, 2, "LOC"),), ((1, 2, "PER"),), ((0, 1, "ORG"),)]
+
+
+def test_iobes_files_read_and_their_open_entities_are_reported(tmp_path):
+    path = write(tmp_path / "nl.test.conll", "Den\tB-LOC\nHaag\tE-LOC\nen\tO\nKok\tS-PER\n\nDe\tB-ORG\nBank\tO\n")
+    with pytest.warns(TagSchemeWarning, match=rf"^{path}: 1 tag\(s\) break the IOBES scheme the file follows, the first at {path}:7 "
+                      r"\('O' after 'B-ORG'\); read as seqeval reads them: .* an entity left open ends at its last tag$"):
+        examples = read_examples(path, "ner")
+    assert [e.spans for e in examples] == [((0, 2, "LOC"), (3, 4, "PER")), ((0, 1, "ORG"),)]
 
 
 def test_kbp37_and_semeval_blocks_read_as_relations(tmp_path):
@@ -150,11 +158,13 @@ def test_a_file_that_is_not_utf8_says_where(tmp_path):
 
 
 def test_a_task_dir_reads_every_language_and_split(tmp_path):
-    for name in ("en.train.conll", "en.dev.conll", "de.test.conll", "nl.test.conll"):
+    for name in ("en.train.conll", "en.dev.conll", "de.test.conll", "nl.test.conll", "fr.dev.conll"):
         write(tmp_path / name, "Paris\tB-LOC\n")
     write(tmp_path / "README.md", "not a task file\n")
-    found = read_task_dir(tmp_path, "ner")
-    assert {language: sorted(splits) for language, splits in found.items()} == {"de": ["test"], "en": ["dev", "train"], "nl": ["test"]}
+    with pytest.warns(UserWarning, match=rf"^{tmp_path}: fr has no <language>.test.conll: not evaluated$"):
+        found = read_task_dir(tmp_path, "ner")
+    assert {language: sorted(splits) for language, splits in found.items()} == {
+        "de": ["test"], "en": ["dev", "train"], "fr": ["dev"], "nl": ["test"]}
     assert found["nl"]["test"] == [SpanExample(("Paris",), ((0, 1, "LOC"),), "nl")]
 
 
