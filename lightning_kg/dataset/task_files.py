@@ -303,14 +303,20 @@ def _check_words(example: Example, words: Sequence[str]) -> None:
 
 
 def _conll_text(examples: list[SpanExample]) -> str:
+    # Words that all look like XTREME's "en:Paris" would lose their "en:" on reading: prefix them.
+    words = [word for example in examples for word in example.words]
+    prefix = f"{examples[0].language}:" if all(XTREME_TOKEN.match(word) for word in words) else ""
     blocks = []
     for example in examples:
         _check_words(example, example.words)
+        if any(word.endswith("-DOCSTART-") for word in example.words):
+            raise ValueError(f"example {example.source or example.words}: a word ending in -DOCSTART- would read as a "
+                             "document break; expected none")
         try:
             tags = tags_from_spans(example.spans, len(example.words))
         except ValueError as error:
             raise ValueError(f"example {example.source or example.words}: {error}") from error
-        blocks.append("".join(f"{word}\t{tag}\n" for word, tag in zip(example.words, tags)))
+        blocks.append("".join(f"{prefix}{word}\t{tag}\n" for word, tag in zip(example.words, tags)))
     return "\n".join(blocks)
 
 

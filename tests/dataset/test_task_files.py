@@ -3,6 +3,8 @@
 import warnings
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from lightning_kg.dataset.task_examples import NO_RELATION, PairExample, RelationExample, SpanExample, TypingExample
 from lightning_kg.dataset.task_files import TagSchemeWarning, TaskDataError, read_examples, read_task_dir, write_examples
@@ -102,11 +104,13 @@ def test_xnli_tsv_with_either_header(tmp_path):
 def test_what_is_written_reads_back_the_same(tmp_path):
     spans = [SpanExample(("New", "York", "and", "Paris", "Texas"), ((0, 2, "LOC"), (3, 4, "LOC"), (4, 5, "LOC")), "en"),
              SpanExample(('"', "quoted", '"'), (), "en")]
+    xtreme_looking = [SpanExample(("de:Berlin", "fr:Paris"), ((0, 1, "LOC"),), "en")]  # written as en:de:Berlin
     relations = [RelationExample(('"', "Hugo", "lived", "in", "Paris", '"'), (4, 5), (1, 2), "per:place(e2,e1)", "en"),
                  RelationExample(("a", "b"), (0, 1), (1, 2), NO_RELATION, "en")]
     typing = [TypingExample(("le", "franc"), (1, 2), "currency", "en")]
     pairs = [PairExample('He said "no".', "He refused.", "entailment", "en")]
-    for name, examples, task in (("en.train.conll", spans, "ner"), ("en.dev.relx", relations, "relation"),
+    for name, examples, task in (("en.train.conll", spans, "ner"), ("en.dev.conll", xtreme_looking, "ner"),
+                                 ("en.dev.relx", relations, "relation"),
                                  ("en.test.relx", typing, "typing"), ("en.test.tsv", pairs, "pair")):
         write_examples(tmp_path / name, examples)
         assert read_examples(tmp_path / name, task) == examples, name
@@ -124,6 +128,8 @@ def test_writing_refuses_what_would_not_read_back(tmp_path):
         write_examples(tmp_path / "en.train.conll", [])
     with pytest.raises(ValueError, match=r"the word 'New York' cannot be written"):
         write_examples(tmp_path / "en.train.conll", [SpanExample(("New York",), (), "en")])
+    with pytest.raises(ValueError, match=r"a word ending in -DOCSTART- would read as a document break"):
+        write_examples(tmp_path / "en.train.conll", [SpanExample(("-DOCSTART-",), (), "en")])
     with pytest.raises(ValueError, match=r"overlaps the one before it"):
         write_examples(tmp_path / "en.train.conll", [SpanExample(("a", "b"), ((0, 2, "LOC"), (1, 2, "PER")), "en")])
 
@@ -181,3 +187,35 @@ def test_a_task_dir_without_the_train_languages_splits_says_what_is_missing(tmp_
     write(tmp_path / "wikiann.conll", "Paris\tB-LOC\n")
     with pytest.raises(TaskDataError, match=r"wikiann.conll: a name that gives no language and split; expected <language>.<split>.conll"):
         read_task_dir(tmp_path, "ner")
+
+
+WORDS = st.text(st.characters(blacklist_categories=("Z", "C")), min_size=1, max_size=6).filter(
+    lambda word: "<e" not in word and "</e" not in word and not word.endswith("-DOCSTART-"))
+
+
+@st.composite
+def span_examples(draw) -> SpanExample:
+    words = draw(st.lists(WORDS | st.sampled_from(["en:x", "zh-yue:y"]), min_size=1, max_size=8))
+    cuts = sorted(draw(st.sets(st.integers(0, len(words)), max_size=6)))
+    spans = [(start, end, draw(st.sampled_from(["PER", "LOC", "B-X"]))) for start, end in zip(cuts[::2], cuts[1::2])]
+    return SpanExample(tuple(words), tuple(spans), "en")
+
+
+@st.composite
+def relation_examples(draw) -> RelationExample:
+    words = draw(st.lists(WORDS, min_size=2, max_size=8))
+    first, second, third, fourth = sorted(draw(st.lists(st.integers(0, len(words)), min_size=4, max_size=4)))
+    assume(first < second and third < fourth and second <= third)
+    head, tail = ((first, second), (third, fourth)) if draw(st.booleans()) else ((third, fourth), (first, second))
+    return RelationExample(tuple(words), head, tail, draw(st.sampled_from([NO_RELATION, "P17", "per:x(e2,e1)"])), "en")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spans=st.lists(span_examples(), min_size=1, max_size=4), relations=st.lists(relation_examples(), min_size=1, max_size=4))
+def test_any_writable_examples_read_back_the_same(tmp_path, spans, relations):
+    write_examples(tmp_path / "en.train.conll", spans)
+    write_examples(tmp_path / "en.train.relx", relations)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # IOB2 as written breaks nothing
+        assert read_examples(tmp_path / "en.train.conll", "ner") == spans
+    assert read_examples(tmp_path / "en.train.relx", "relation") == relations
