@@ -23,23 +23,31 @@ MEAN_ROW = "mean over test languages"
 
 
 def _checked(rows: Sequence[dict]) -> list[dict]:
+    """Copies of ``rows`` with a plain int seed and float value (a numpy or torch scalar would not
+    write as JSON); a row that is not one is refused, naming it."""
     if not rows:
         raise ValueError(f"no result rows to report; expected dicts with {', '.join(ROW_KEYS)}")
-    seen = set()
+    checked, seen = [], set()
     for number, row in enumerate(rows):
         missing = [key for key in ROW_KEYS if key not in row]
         if missing:
             raise ValueError(f"result row {number} {row}: no {', '.join(missing)}; expected {', '.join(ROW_KEYS)}")
         if row["split"] not in SPLITS:
             raise ValueError(f"result row {number} {row}: split {row['split']!r}; expected one of {', '.join(SPLITS)}")
-        if not isinstance(row["value"], int | float) or not math.isfinite(row["value"]):
+        try:
+            value = float(row["value"])
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
             raise ValueError(f"result row {number} {row}: value {row['value']!r}; expected a finite number")
+        row = {**row, "seed": int(row["seed"]), "value": value}
         key = tuple(row[k] for k in ROW_KEYS[:-1])
         if key in seen:
             raise ValueError(f"result row {number} {row}: a second value for seed {key[0]}, {key[1]} {key[2]}, {key[3]}; "
                              "expected one")
         seen.add(key)
-    return list(rows)
+        checked.append(row)
+    return checked
 
 
 def _spread(values: list[float]) -> dict:
@@ -124,6 +132,7 @@ def write_report(rows: Sequence[dict], out_dir: str | Path, title: str, train_la
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"md": out_dir / "transfer.md", "json": out_dir / "transfer.json", "png": out_dir / "transfer.png"}
+    rows = _checked(rows)
     summary = summarise(rows, train_language)
     write_text(paths["md"], f"# {title}\n\n{format_table(rows, train_language)}\n\n"
                f"Fine-tuned on {train_language}, the epoch picked on {train_language} dev; every other language is zero-shot. "

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from lightning_kg.transfer.report import chart, format_table, summarise, write_report
@@ -28,13 +29,16 @@ def test_the_table_has_a_row_per_language_and_the_mean_over_test_languages():
 
 
 def test_the_report_files_hold_the_rows_and_the_chart_the_means(tmp_path):
-    paths = write_report(result_rows(), tmp_path / "run", "ner: en to de, nl", "en")
+    numpy_rows = [{**row, "seed": np.int64(row["seed"]), "value": np.float32(row["value"])} for row in result_rows()]
+    paths = write_report(numpy_rows, tmp_path / "run", "ner: en to de, nl", "en")  # as a fine-tuning loop may hand them
     assert {key: path.name for key, path in paths.items()} == {"md": "transfer.md", "json": "transfer.json", "png": "transfer.png"}
     markdown = paths["md"].read_text(encoding="utf-8")
     assert markdown.startswith("# ner: en to de, nl\n\n| language | split | seeds | f1 | precision |\n")
     assert "| mean over test languages | test | 2 | 0.600 ± 0.071 | 0.250 |" in markdown
     written = json.loads(paths["json"].read_text(encoding="utf-8"))
-    assert written["rows"] == result_rows() and written["train_language"] == "en" and written["metrics"] == ["f1", "precision"]
+    assert [row["value"] for row in written["rows"]] == pytest.approx([row["value"] for row in result_rows()])  # float32's
+    assert [{**row, "value": 0} for row in written["rows"]] == [{**row, "value": 0} for row in result_rows()]
+    assert written["train_language"] == "en" and written["metrics"] == ["f1", "precision"]
     assert written["lines"][-1]["f1"] == pytest.approx({"mean": 0.6, "std": 0.0707107, "seeds": 2})
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -54,6 +58,8 @@ def test_bad_rows_are_refused_naming_the_row():
         summarise([{"seed": 1, "language": "en", "split": "train", "metric": "f1", "value": 1.0}], "en")
     with pytest.raises(ValueError, match=r"result row 0 .*: value nan; expected a finite number$"):
         summarise([{"seed": 1, "language": "en", "split": "dev", "metric": "f1", "value": float("nan")}], "en")
+    with pytest.raises(ValueError, match=r"result row 0 .*: value 'high'; expected a finite number$"):
+        summarise([{"seed": 1, "language": "en", "split": "dev", "metric": "f1", "value": "high"}], "en")
     row = {"seed": 1, "language": "de", "split": "test", "metric": "f1", "value": 0.5}
     with pytest.raises(ValueError, match=r"result row 1 .*: a second value for seed 1, de test, f1; expected one$"):
         summarise([row, row], "en")
