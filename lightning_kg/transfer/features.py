@@ -207,19 +207,20 @@ class TaskEncoder:
                 setattr(lost, where, getattr(lost, where) + 1)
             elif where[1] - where[0] + 1 > self.max_mention_length:
                 lost.longer_than_max_mention += 1
-            else:
-                gold[(start, end)] = self._label(label, example, training)
+            elif label in self.labels:
+                gold[(start, end)] = label
+            elif training:
+                raise ValueError(f"{example.source or 'an example'}: label {label!r} is not one of {self.labels}")
         if self.head == "word":
             tags = [IGNORE_INDEX] * len(alignment.input_ids)
             for word, position in enumerate(alignment.first):
                 if position is not None:
                     tags[position] = 0
             for (start, end), label in gold.items():
-                name = self.classes[label] if label != IGNORE_INDEX else None
                 for word in range(start, end):
-                    if alignment.first[word] is not None and name is not None:
+                    if alignment.first[word] is not None:
                         prefix = "B" if word == start else "I"
-                        tags[alignment.first[word]] = self.class_index[f"{prefix}-{name}"]
+                        tags[alignment.first[word]] = self.class_index[f"{prefix}-{label}"]
             starts = [-1 if position is None else position for position in alignment.first]
             return [EncodedRow(index, alignment.input_ids, labels=tags, word_starts=starts)]
         spans = candidate_spans(alignment, self.max_mention_length)
@@ -234,7 +235,7 @@ class TaskEncoder:
                 row.entity_positions.append(_mention(first, last, self.max_mention_length))
                 row.start_positions.append(first)
                 row.end_positions.append(last)
-                row.labels.append(gold.get((start, end), 0))
+                row.labels.append(self.class_index[gold.get((start, end), NON_ENTITY)])
                 row.spans.append((start, end))
             rows.append(row)
         return rows
