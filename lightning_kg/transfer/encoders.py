@@ -1,7 +1,7 @@
 """The encoders fine-tuning starts from, behind one face: word states and entity states.
 
 - a lightning_kg checkpoint (Lightning ``.ckpt``, DeepSpeed directory, ``zero_to_fp32`` output),
-  read by ``model.checkpoint``; its tokenizer is its dataset's;
+  read by ``runs.checkpoints``; its tokenizer is its dataset's;
 - a local Hugging Face directory: LUKE / mLUKE (``LukeModel``; our ``export`` writes one) with
   entity heads, or any other encoder ``AutoModel`` loads (XLM-R), word heads only; its tokenizer is
   the directory's. Nothing is downloaded;
@@ -23,9 +23,9 @@ from torch import nn
 
 from lightning_kg.dataset.entity_vocab import MASK_ID
 from lightning_kg.dataset.tokenizer import load_tokenizer
-from lightning_kg.model.checkpoint import load_checkpoint_model
 from lightning_kg.model.encoder import KnowledgeEncoder
 from lightning_kg.paths import find_path
+from lightning_kg.runs.checkpoints import load_checkpoint_model
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lightning_kg.dataset.format import IGNORE_INDEX
-from lightning_kg.dataset.task_examples import Example, PairExample, RelationExample, SpanExample, TypingExample
+from lightning_kg.dataset.task_examples import Example, PairExample, RelationExample, SpanExample
 
 ENCODER_INPUTS = ("input_ids", "attention_mask", "entity_ids", "entity_position_ids", "entity_attention_mask")
 NON_ENTITY = "O"
@@ -213,7 +213,7 @@ class TaskEncoder:
                 raise ValueError(f"{example.source or 'an example'}: label {label!r} is not one of {self.labels}")
         if self.head == "word":
             tags = [IGNORE_INDEX] * len(alignment.input_ids)
-            for word, position in enumerate(alignment.first):
+            for position in alignment.first:
                 if position is not None:
                     tags[position] = 0
             for (start, end), label in gold.items():

@@ -92,7 +92,7 @@ def _loader(rows: list[EncodedRow], coder: TaskEncoder, pad_token_id: int, batch
 
 def _optimizer(model: nn.Module, settings: FinetuneSettings) -> torch.optim.AdamW:
     decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
+    for parameter in model.parameters():
         # LayerNorm weights are 1-D, as are biases: neither is decayed (LUKE, BERT).
         (no_decay if parameter.ndim == 1 else decay).append(parameter)
     return torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},

@@ -14,8 +14,8 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from lightning_kg.charts import pyplot, save_png
 from lightning_kg.dataset.files import write_json, write_text
-from lightning_kg.probe.report import pyplot, save_png
 
 ROW_KEYS = ("seed", "language", "split", "metric", "value")
 SPLITS = ("dev", "test")

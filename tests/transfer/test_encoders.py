@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from lightning_kg.export import export
+from lightning_kg.export.main import export
 from lightning_kg.transfer.encoders import OurEncoder, check_head, load_encoder
 from tests.demo import DEMO
 from tests.probe.checkpoint_factory import write_checkpoint

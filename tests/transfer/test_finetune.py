@@ -3,7 +3,6 @@
 import random
 
 import pytest
-import torch
 
 from lightning_kg.dataset.task_examples import PairExample, SpanExample, TypingExample
 from lightning_kg.dataset.tokenizer import load_tokenizer

@@ -28,7 +28,7 @@ def test_every_span_up_to_the_maximum_is_a_candidate(tokenizer):
     # One subword per word here, so the count is n*L - L*(L-1)/2 for n words and spans of at most L.
     words = ("a",) * 10
     alignment = align_words(tokenizer, words, 128)
-    assert [p for p in alignment.first] == list(range(1, 11))
+    assert list(alignment.first) == list(range(1, 11))
     assert len(candidate_spans(alignment, 4)) == 10 * 4 - 4 * 3 // 2
     assert len(candidate_spans(alignment, 16)) == 10 * 11 // 2
 
