@@ -5,6 +5,8 @@ rather than on a fresh clone."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,3 +50,21 @@ def test_the_quick_start_is_what_ci_runs():
     assert "python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 -e . && .venv/bin/python -m lightning_kg fit\n" in text
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert install.replace("pip install", "pip install -q") in ci and ".venv/bin/python -m pytest -q\n" in ci
+
+
+def listed_verbs() -> list[str]:
+    """The verbs ``python -m lightning_kg --help`` lists, one an indented line under ``verbs:``."""
+    usage = subprocess.run([sys.executable, "-m", "lightning_kg", "--help"], cwd=ROOT, capture_output=True, text=True,
+                           check=True, timeout=60).stdout
+    block = usage.split("verbs:\n", 1)[1].split("\n\n", 1)[0]
+    return [line.split()[0] for line in block.splitlines() if line.startswith("  ")]
+
+
+def test_the_verbs_table_and_the_commands_match_the_cli():
+    text = README.read_text(encoding="utf-8")
+    verbs = listed_verbs()
+    assert {"prepare", "fit", "export", "probe", "ablate"} <= set(verbs)
+    rows = {verb for cell in re.findall(r"^\| ([^|]+) \|", text, re.M) for verb in re.findall(r"`(\w+)`", cell)}
+    assert not set(verbs) - rows, f"verbs with no row in the README's verbs table: {sorted(set(verbs) - rows)}"
+    run = set(re.findall(r"python -m lightning_kg ([a-z]\w*)", text))
+    assert run and not run - set(verbs), f"the README runs verbs the CLI does not list: {sorted(run - set(verbs))}"
