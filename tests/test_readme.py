@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
-LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+LINK = re.compile(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)")
 NAMED_FILE = re.compile(r"(?<![\w/.-])((?:conf|bench|docs|slurm)/[\w./{},-]+\.(?:yaml|py|sh|md|png|csv|sbatch))")
 
 
@@ -28,10 +28,22 @@ def test_the_readme_is_under_250_lines():
     assert len(README.read_text(encoding="utf-8").splitlines()) < 250
 
 
+def anchors(page: Path) -> set[str]:
+    """The ``#fragment`` each heading of a Markdown page gets on GitHub: lower case, spaces to
+    hyphens, punctuation other than hyphens dropped."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+
+
 def test_every_relative_link_resolves():
-    broken = [f"{page.relative_to(ROOT)}: ({target})" for page in PAGES
-              for target in LINK.findall(page.read_text(encoding="utf-8"))
-              if "://" not in target and not (page.parent / target).exists()]
+    broken = []
+    for page in PAGES:
+        for target, fragment in LINK.findall(page.read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            linked = (page.parent / target) if target else page
+            if not linked.exists() or (fragment and linked.suffix == ".md" and fragment not in anchors(linked)):
+                broken.append(f"{page.relative_to(ROOT)}: ({target}#{fragment})" if fragment else f"{page.relative_to(ROOT)}: ({target})")
     assert not broken, broken
 
 
