@@ -4,8 +4,8 @@ Wikidata is one file, so the merge cannot spread it by file as the parse does: a
 process decompresses it (ISA-L releases the GIL) while the workers decode its chunks of lines, and
 this process decodes one itself when they are all busy; the results come back in submission order,
 so the output does not depend on which process was faster. The chunks reach the workers through
-shared memory: sent through the pool's pipe, 4 MiB at a time, they moved at some 500 MB/s on this
-project's machine, no faster than one process decodes them. A set that decides which lines a
+shared memory: sent through the pool's pipe, 4 MiB at a time, they moved no faster than one
+process decodes them (docs/PREPARE.md, "At full scale"). A set that decides which lines a
 worker decodes whole (the wikis' link targets: tens of millions of titles at full scale) would be
 copied into every worker; :meth:`ChunkPool.shared_keys` gives them instead a file of 64-bit hashes
 that they all map from the page cache, and the caller checks the few lines it lets through against
@@ -71,7 +71,7 @@ class KeyFilter:
 
     def any_of(self, key_lists: list[list[Hashable]]) -> list[bool]:
         """``any(key in self for key in keys)`` for each list, in one search of the hashes: a key at
-        a time, numpy's call overhead made this filter 25 times slower than a set (2.8 against 0.11 us)."""
+        a time, numpy's call overhead made this filter many times slower than a set (docs/PREPARE.md)."""
         if self._hashes is None:
             self._hashes = np.load(self.path, mmap_mode="r")
         values = np.fromiter((key_hash(key) for keys in key_lists for key in keys), dtype=np.uint64)

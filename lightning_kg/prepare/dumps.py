@@ -49,7 +49,7 @@ def open_dump(path: str | os.PathLike, file: BinaryIO | None = None) -> BinaryIO
     if path.suffix == ".bz2":
         return bz2.open(source, "rb")  # reads concatenated streams, so multistream dumps work
     if path.suffix == ".gz":
-        # ISA-L decompresses 2-3x faster than zlib (bench/prepare_scale.py) and, as gzip does, raises
+        # ISA-L decompresses several times faster than zlib (docs/PREPARE.md) and, as gzip does, raises
         # EOFError on a file cut short.
         return igzip.open(source, "rb")
     return open(path, "rb") if file is None else file
@@ -116,8 +116,8 @@ class LineChunk:
 
     def lines(self, slots: list[memoryview] | None = None) -> list[bytes | memoryview]:
         """The chunk split at line ends (the last piece is empty where it ends in one): views of the
-        block but for the first line, which the head begins. Joining the head to the block and
-        splitting that copied the 4 MiB twice: 2.0 ms a chunk against 0.9."""
+        block but for the first line, which the head begins: joining the head to the block and
+        splitting that would copy the 4 MiB twice (docs/PREPARE.md, "At full scale")."""
         block = (memoryview(self.block) if isinstance(self.block, bytes) else slots[self.block])[: self.cut]
         ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10).tolist()
         if not ends:

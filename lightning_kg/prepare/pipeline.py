@@ -124,8 +124,8 @@ def _check_output_dir(out: Path) -> None:
 
 
 LINK_KEYS = ("link_counts", "redirects")
-"""What only the merge reads of a parse summary, and nearly all of it: 122 bytes per link target
-(bench/prepare_scale.py), some 5 GiB for mLUKE's 24 wikis, which a write slice need not hold."""
+"""What only the merge reads of a parse summary, and nearly all of it (gigabytes for mLUKE's 24
+wikis; docs/PREPARE.md, "At full scale"), which a write slice need not hold."""
 
 
 def _summaries(work_dir: Path, count: int, digest: str, links: bool = True) -> list[dict]:

@@ -79,8 +79,8 @@ def parse_entity(record: dict) -> WikidataEntity | None:
 
 class EntityHead(msgspec.Struct):
     """A line's id and kind, its sitelinks left as raw JSON: what decides whether the line is decoded
-    whole. msgspec only checks the JSON of the rest (labels, claims), which makes this look some 40x
-    cheaper than ``json.loads`` of the line (bench/prepare_scale.py)."""
+    whole. msgspec only checks the JSON of the rest (labels, claims), which makes this look many times
+    cheaper than ``json.loads`` of the line (docs/PREPARE.md, "At full scale")."""
 
     id: object = None
     type: object = None

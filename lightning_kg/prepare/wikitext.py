@@ -21,7 +21,7 @@ What the objectives read is running text, so:
   expanding them needs the wiki's templates and Lua modules.
 Wikipedia2Vec keeps a file's caption and a category's name as text with a link; MediaWiki shows
 neither in the paragraph, and neither do we. mwparserfromhell builds a full tree per page and is
-about 10x slower on the gensim enwiki excerpt (bench/wikitext_parsers.py); links are all we need.
+many times slower (docs/PERFORMANCE.md, bench/wikitext_parsers.py); links are all we need.
 """
 
 from __future__ import annotations
