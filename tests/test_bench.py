@@ -11,6 +11,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from packaging.requirements import Requirement
@@ -104,3 +105,24 @@ def test_machine_package_list_errors_name_the_line(tmp_path):
     listing.write_text("# comment\ntorch==2.11.0\nnot a name\n")
     with pytest.raises(ValueError, match=r"packages.txt:3: expected 'name' or 'name==version', got 'not a name'"):
         load_bench("gpu_wheels").machine_packages(listing)
+
+
+def test_useful_flops_count_real_tokens_and_only_the_passes_run(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # train_step.py imports its neighbours by file name
+    train_step = load_bench("train_step")
+    import torch
+
+    # 2 layers of width 4 (FFN 8): 2 x (4 x 16 + 2 x 4 x 8) = 256 weights; one text row of 3 words + 1
+    # entity slot real (6 positions), one masked word (vocabulary 10), one masked entity (5 x 3 wide).
+    config = SimpleNamespace(num_layers=2, hidden_size=4, intermediate_size=8, vocab_size=10, entity_vocab_size=5, entity_emb_size=3)
+    batch = {"input_ids": torch.zeros(1, 4, dtype=torch.long), "attention_mask": torch.tensor([[1, 1, 1, 0]]),
+             "entity_attention_mask": torch.tensor([[1, 0]]), "mlm_labels": torch.tensor([[-100, 7, -100, -100]]),
+             "entity_labels": torch.tensor([[2, -100]]), "mep_knowledge_mask": torch.tensor([[1, 1, 0], [1, 0, 0]])}
+    text = 2 * 256 * 4 + 4 * 2 * 4 * 4**2  # layers over 4 real tokens, attention's two products over 4 x 4
+    heads = 2 * 4 * 10 + 2 * 3 * 5
+    assert train_step.useful_flops(config, batch, train_step.LUKE_OBJECTIVES) == 3 * (text + heads)
+    knowledge = 2 * 256 * 3 + 4 * 2 * 4 * (2**2 + 1**2)  # two texts of 2 and 1 real tokens
+    assert train_step.useful_flops(config, batch, train_step.ALL_OBJECTIVES) == 3 * (text + heads + knowledge)
+    padded_text = 2 * 256 * 6 + 4 * 2 * 4 * 6**2
+    assert train_step.useful_flops(config, batch, train_step.LUKE_OBJECTIVES, padded=True) == 3 * (padded_text + heads)
+    assert train_step.padding_share([batch]) == {"words": 1 / 4, "entity slots": 1 / 2, "knowledge texts": 3 / 6, "all": 5 / 12}
