@@ -5,12 +5,16 @@ synthetic shards runs at its smallest setting. A bench that imports the tests' h
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHES = sorted(path.name for path in (ROOT / "bench").glob("*.py") if path.name != "common.py")
@@ -49,3 +53,76 @@ def test_data_pipeline_on_synthetic_shards(tmp_path):
     rows = list(csv.DictReader(results.open()))
     assert rows and all("--seq-len 64" in row["command"] for row in rows)
     assert all(float(row["ours"]) > 0 for row in rows)
+
+
+def load_bench(name: str):
+    """A bench script as a module (bench/ is no package: its scripts import each other by file name)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lend_command_is_the_documented_one_and_fits_the_device_tool():
+    script = (ROOT / "bench" / "gpu_lend.sh").read_text().splitlines()[-1]
+    documented = (ROOT / "docs" / "GPU_CHECK.md").read_text().split("\n```\n")
+    assert script in documented, "docs/GPU_CHECK.md must hold bench/gpu_lend.sh's last line as a code block of its own"
+    assert len(script) <= 2000  # the device tool's limit on one command
+    assert "--no-index" in script and "--target /tmp/site .whl/*.whl" in script and 'bench/gpu_check.sh "$OUT/' in script
+
+
+def fake_wheel(directory: Path, name: str, version: str, requires: list[str] = ()) -> Path:
+    """A wheel holding only its METADATA, which is all the set's check reads."""
+    path = directory / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+    metadata = "\n".join([f"Name: {name}", f"Version: {version}", *(f"Requires-Dist: {r}" for r in requires)]) + "\n\nDescription"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{name.replace('-', '_')}-{version}.dist-info/METADATA", metadata)
+    return path
+
+
+def test_wheel_set_check_names_what_the_lent_machine_would_miss(tmp_path):
+    wheels_module = load_bench("gpu_wheels")
+    machine = wheels_module.machine_packages()
+    assert str(machine["torch"]) == "2.11.0" and str(machine["transformers"]) == "5.17.0" and "webdataset" not in machine
+    project = [Requirement("webdataset>=0.2.90"), Requirement("torch>=2.4,<=2.14.1"), Requirement("babel; extra == 'demo'")]
+    webdataset = fake_wheel(tmp_path, "webdataset", "1.0.2", ["braceexpand", "numpy", "pyyaml"])
+    braceexpand = fake_wheel(tmp_path, "braceexpand", "0.1.7")
+    assert wheels_module.unmet([webdataset, braceexpand], machine, project) == []
+    assert wheels_module.unmet([webdataset], machine, project) == [
+        "webdataset-1.0.2-py3-none-any.whl needs braceexpand: neither a wheel nor the image has it"]
+    assert wheels_module.unmet([braceexpand], machine, project) == ["pyproject.toml needs webdataset>=0.2.90: neither a wheel nor the image has it"]
+    newer = fake_wheel(tmp_path, "needs-new-torch", "1.0", ["torch>=2.12; python_version >= '3.10'", "pywin32; sys_platform == 'win32'"])
+    assert wheels_module.unmet([webdataset, braceexpand, newer], machine, project) == [
+        "needs_new_torch-1.0-py3-none-any.whl needs torch>=2.12; python_version >= \"3.10\": the image has 2.11.0"]
+    second_torch = fake_wheel(tmp_path, "torch", "2.13.0")
+    assert wheels_module.unmet([webdataset, braceexpand, second_torch], machine, project) == [
+        "torch-2.13.0-py3-none-any.whl: torch must never travel (the image's CUDA build would be shadowed)",
+        "torch-2.13.0-py3-none-any.whl: torch is on the image already (gpu_machine_packages.txt); CARRIED gives no reason to carry it"]
+
+
+def test_machine_package_list_errors_name_the_line(tmp_path):
+    listing = tmp_path / "packages.txt"
+    listing.write_text("# comment\ntorch==2.11.0\nnot a name\n")
+    with pytest.raises(ValueError, match=r"packages.txt:3: expected 'name' or 'name==version', got 'not a name'"):
+        load_bench("gpu_wheels").machine_packages(listing)
+
+
+def test_useful_flops_count_real_tokens_and_only_the_passes_run(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # train_step.py imports its neighbours by file name
+    train_step = load_bench("train_step")
+    import torch
+
+    # 2 layers of width 4 (FFN 8): 2 x (4 x 16 + 2 x 4 x 8) = 256 weights; one text row of 3 words + 1
+    # entity slot real (6 positions), one masked word (vocabulary 10), one masked entity (5 x 3 wide).
+    config = SimpleNamespace(num_layers=2, hidden_size=4, intermediate_size=8, vocab_size=10, entity_vocab_size=5, entity_emb_size=3)
+    batch = {"input_ids": torch.zeros(1, 4, dtype=torch.long), "attention_mask": torch.tensor([[1, 1, 1, 0]]),
+             "entity_attention_mask": torch.tensor([[1, 0]]), "mlm_labels": torch.tensor([[-100, 7, -100, -100]]),
+             "entity_labels": torch.tensor([[2, -100]]), "mep_knowledge_mask": torch.tensor([[1, 1, 0], [1, 0, 0]])}
+    text = 2 * 256 * 4 + 4 * 2 * 4 * 4**2  # layers over 4 real tokens, attention's two products over 4 x 4
+    heads = 2 * 4 * 10 + 2 * 3 * 5
+    assert train_step.useful_flops(config, batch, train_step.LUKE_OBJECTIVES) == 3 * (text + heads)
+    knowledge = 2 * 256 * 3 + 4 * 2 * 4 * (2**2 + 1**2)  # two texts of 2 and 1 real tokens
+    assert train_step.useful_flops(config, batch, train_step.ALL_OBJECTIVES) == 3 * (text + heads + knowledge)
+    padded_text = 2 * 256 * 6 + 4 * 2 * 4 * 6**2
+    assert train_step.useful_flops(config, batch, train_step.LUKE_OBJECTIVES, padded=True) == 3 * (padded_text + heads)
+    assert train_step.padding_share([batch]) == {"words": 1 / 4, "entity slots": 1 / 2, "knowledge texts": 3 / 6, "all": 5 / 12}
