@@ -13,7 +13,8 @@ def test_a_relative_dataset_in_the_checkpoint_is_looked_for_here_then_in_the_rep
     assert run_dataset(None, saved_data_dir({"datamodule_hyper_parameters": {"data_dir": "shards/demo"}}), "run/last.ckpt") == REPOSITORY / "shards" / "demo"
     (tmp_path / "shards" / "demo").mkdir(parents=True)
     (tmp_path / "shards" / "demo" / "manifest.json").write_text("{}")
-    assert run_dataset(None, saved_data_dir({"datamodule_hyper_parameters": {"data_dir": "shards/demo"}}), "run/last.ckpt") == Path("shards/demo")  # the local one
+    local = run_dataset(None, saved_data_dir({"datamodule_hyper_parameters": {"data_dir": "shards/demo"}}), "run/last.ckpt")
+    assert local == Path("shards/demo")  # the local one
     with pytest.raises(FileNotFoundError, match=r"data_dir: shards/gone/manifest.json not found; pass --data_dir with the dataset run/last.ckpt"):
         run_dataset(None, saved_data_dir({"datamodule_hyper_parameters": {"data_dir": "shards/gone"}}), "run/last.ckpt")
     with pytest.raises(ValueError, match="run/last.ckpt does not say which dataset it was trained on; pass --data_dir"):
