@@ -26,6 +26,7 @@ from lightning_kg.dataset.tokenizer import load_tokenizer
 from lightning_kg.model.encoder import KnowledgeEncoder
 from lightning_kg.paths import find_path
 from lightning_kg.runs.checkpoints import load_checkpoint_model
+from lightning_kg.runs.directories import saved_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def load_encoder(ckpt_path: str, random_init: bool = False, hparams_file: str | 
         return LoadedEncoder(encoder, tokenizer, None, f"{name} {path}")
     # The one place transfer reads our checkpoints, whatever their form.
     model, checkpoint = load_checkpoint_model(ckpt_path, hparams_file)
-    saved = checkpoint.get("datamodule_hyper_parameters", {}).get("data_dir")
+    saved = saved_data_dir(checkpoint)
     data_dir = find_path(saved) if saved else None
     encoder = model.encoder
     if random_init:  # drawn from torch's generator: the caller seeds it (run_transfer, per seed)

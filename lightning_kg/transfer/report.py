@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from lightning_kg.charts import pyplot, save_png
+from lightning_kg.charts import mean_sd, pyplot, save_png, spread
 from lightning_kg.dataset.files import write_json, write_text
 
 ROW_KEYS = ("seed", "language", "split", "metric", "value")
@@ -52,7 +52,8 @@ def _checked(rows: Sequence[dict]) -> list[dict]:
 
 def _spread(values: list[float]) -> dict:
     """Mean and sample standard deviation (None for one seed) of a metric over seeds."""
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None, "seeds": len(values)}
+    mean, std = spread(values)
+    return {"mean": mean, "std": std, "seeds": len(values)}
 
 
 def summarise(rows: Sequence[dict], train_language: str) -> dict:
@@ -80,10 +81,8 @@ def summarise(rows: Sequence[dict], train_language: str) -> dict:
     return {"metrics": metrics, "lines": [*lines, mean]}
 
 
-def _cell(spread: dict | None) -> str:
-    if spread is None:
-        return "n/a"
-    return f"{spread['mean']:.3f}" + ("" if spread["std"] is None else f" ± {spread['std']:.3f}")
+def _cell(summary: dict | None) -> str:
+    return mean_sd(summary["mean"], summary["std"]) if summary else "n/a"
 
 
 def format_table(rows: Sequence[dict], train_language: str) -> str:
