@@ -3,10 +3,12 @@ built from link anchors, the way WikiANN (NER) and distant supervision (relation
 pre-trained encoder can be fine-tuned in one language and tested zero-shot in the others on the
 same dumps it was trained on (``python -m lightning_kg transfer``).
 
+Anchors are the links, and each unlinked occurrence of an article's title in its own text (the
+subject a page never links to; WikiANN propagated anchors likewise).
 - ``typing`` (``.relx``, ``<e1>`` only): each anchor of a typed entity, marked in its sentence,
   labelled with the entity's type (``entity_types``: Wikidata ``P31``, ``P279`` up to a depth).
 - ``ner`` (``.conll``, IOB2): each sentence with anchors, all of them typed; the anchors are the spans.
-  Unlinked names stay ``O``, as in WikiANN's raw anchors: silver, not gold.
+  Other unlinked names stay ``O``: silver, not gold.
 - ``relation`` (``.relx``): each ordered pair of anchors in a sentence whose entities have a fact
   (subject ``<e1>``, object ``<e2>``) labelled with its property (``P17``); pairs with no fact either
   way are ``no_relation``, at most ``no_relation_ratio`` per related pair in each file.
@@ -44,6 +46,10 @@ log = logging.getLogger("lightning_kg.prepare")
 TASKS = ("typing", "ner", "relation")
 # A word: one CJK character (no spaces to split on there, as WikiANN's zh and ja), a run of word
 # characters, or one other visible character (punctuation stands apart, as CoNLL tokenizes it).
+# Longer "sentences" are lists or tables with no sentence end (a run of letters and symbols), and
+# would outgrow a fine-tuning sequence once cut into subwords.
+MAX_WORDS = 100
+DISAMBIGUATION = re.compile(r"\s*\([^()]*\)$")  # "Georgia (country)" -> "Georgia"
 WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]|\w+|[^\w\s]")
 
 
@@ -86,6 +92,31 @@ def anchored_sentences(text: str, spans: Iterable[tuple[int, int, str | None]], 
             yield AnchoredSentence(tuple(words), tuple(anchors), language, source)
 
 
+def with_own_mentions(sentence: AnchoredSentence, name: str, entity: str) -> AnchoredSentence:
+    """``sentence`` with each unlinked occurrence of ``name`` (its article's title, a trailing
+    "(disambiguation)" left out) made an anchor of the article's own ``entity``, as WikiANN
+    propagated its anchors: a page never links to itself, so its subject (the lead's bold name)
+    would otherwise be an untagged name beside the anchors its facts relate it to."""
+    words = [word.casefold() for word in _words(DISAMBIGUATION.sub("", name))]
+    if not words:
+        return sentence
+    taken = [False] * len(sentence.words)
+    for start, end, _ in sentence.anchors:
+        taken[start:end] = [True] * (end - start)
+    folded = [word.casefold() for word in sentence.words]
+    found, position = [], 0
+    while position <= len(folded) - len(words):
+        end = position + len(words)
+        if folded[position:end] == words and not any(taken[position:end]):
+            found.append((position, end, entity))
+            position = end
+        else:
+            position += 1
+    if not found:
+        return sentence
+    return AnchoredSentence(sentence.words, tuple(sorted(sentence.anchors + tuple(found))), sentence.language, sentence.source)
+
+
 def typing_examples(sentence: AnchoredSentence, types: dict[str, str]) -> list[tuple[TypingExample, frozenset[str]]]:
     """One example per anchor of a typed entity, with the entities it involves."""
     return [(TypingExample(sentence.words, (start, end), types[entity], sentence.language, sentence.source), frozenset([entity]))
@@ -100,11 +131,14 @@ def ner_example(sentence: AnchoredSentence, types: dict[str, str]) -> tuple[Span
     return SpanExample(sentence.words, spans, sentence.language, sentence.source), frozenset(e for _, _, e in sentence.anchors)
 
 
-def relation_examples(sentence: AnchoredSentence, relations: dict[tuple[str, str], str]) -> list[tuple[RelationExample, frozenset[str]]]:
+def relation_examples(sentence: AnchoredSentence, relations: dict[tuple[str, str], str],
+                      types: dict[str, str]) -> list[tuple[RelationExample, frozenset[str]]]:
     """Each ordered pair of anchors of two entities with a fact (``relations``: (subject, object) ->
-    property), and each unordered pair with none either way as ``no_relation`` (head the first)."""
+    property), and each unordered pair with none either way as ``no_relation`` (head the first).
+    Only typed entities pair up: an entity Wikidata does not class (a title without an item) has no
+    facts read, so its pairs would all be ``no_relation`` whatever the text says."""
     found = []
-    anchors = [a for a in sentence.anchors if a[2] is not None]
+    anchors = [a for a in sentence.anchors if a[2] in types]
     for i, (head_start, head_end, head) in enumerate(anchors):
         for j, (tail_start, tail_end, tail) in enumerate(anchors):
             if head == tail:
@@ -158,10 +192,14 @@ def build_tasks(sentences: Iterable[AnchoredSentence], types: dict[str, str], re
     kept and what the entity split dropped."""
     tasks: dict[str, dict[tuple[str, str], list[Example]]] = {task: defaultdict(list) for task in TASKS}
     dropped: dict[str, Counter] = {task: Counter() for task in TASKS}
+    too_long = 0
     for sentence in sentences:
+        if len(sentence.words) > MAX_WORDS:
+            too_long += 1
+            continue
         ner = ner_example(sentence, types)
         made = {"typing": typing_examples(sentence, types), "ner": [ner] if ner else [],
-                "relation": relation_examples(sentence, relations)}
+                "relation": relation_examples(sentence, relations, types)}
         for task, examples in made.items():
             for example, entities in examples:
                 split = split_of(sentence.language, entities, train_language, heldout_fraction)
@@ -169,6 +207,8 @@ def build_tasks(sentences: Iterable[AnchoredSentence], types: dict[str, str], re
                     dropped[task][sentence.language] += 1
                 else:
                     tasks[task][(sentence.language, split)].append(example)
+    if too_long:
+        log.info("transfer tasks: %d sentence(s) over %d words left out (lists and tables the sentence cut missed)", too_long, MAX_WORDS)
     capped = Counter()
     for key, examples in tasks["relation"].items():
         kept = cap_no_relation(examples, no_relation_ratio)
@@ -211,10 +251,12 @@ def document_sentences(work_dir: Path, summaries: list[dict], links: dict[str, d
     (``links``: site -> target -> entity index; ``entities``: the vocabulary's keys)."""
     for dump, article in iter_documents(work_dir, list(range(len(summaries)))):
         site, language = summaries[dump]["site"], summaries[dump]["lang"]
-        known = links.get(site, {})
+        known, title = links.get(site, {}), article["title"]
+        own = entities[known[title]] if title in known else None  # the article's entity, where some page links to it
         for text, spans in article["paragraphs"]:
             resolved = [(start, end, entities[known[target]] if target in known else None) for start, end, target in spans]
-            yield from anchored_sentences(text, resolved, language, f"{site}:{article['title']}")
+            for sentence in anchored_sentences(text, resolved, language, f"{site}:{title}"):
+                yield with_own_mentions(sentence, title, own) if own else sentence
 
 
 def prepare_transfer_tasks(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str], kb: KnowledgeBase,

@@ -9,7 +9,14 @@ from lightning_kg.dataset.task_examples import NO_RELATION, RelationExample, Spa
 from lightning_kg.dataset.task_files import read_examples
 from lightning_kg.prepare.entity_types import entity_type, type_entities
 from lightning_kg.prepare.pipeline import prepare
-from lightning_kg.prepare.silver_tasks import AnchoredSentence, anchored_sentences, build_tasks, is_heldout, split_of
+from lightning_kg.prepare.silver_tasks import (
+    AnchoredSentence,
+    anchored_sentences,
+    build_tasks,
+    is_heldout,
+    split_of,
+    with_own_mentions,
+)
 from tests.factories import ENTITIES, item, wikidata_dump, write_dumps
 from tests.factories import config as prepare_config
 
@@ -62,6 +69,14 @@ def test_sentences_cut_outside_anchors_and_words_split_at_anchor_edges():
     assert chinese.words == ("东", "京", "在", "日", "本", "。") and chinese.anchors == ((0, 2, "Q1490"),)
 
 
+def test_an_article_s_own_title_is_an_anchor_of_its_entity():
+    [sentence] = anchored_sentences("Georgia is in the Caucasus; georgia borders Russia.", [(18, 26, "Q1"), (44, 50, "Q159")], "en", "")
+    own = with_own_mentions(sentence, "Georgia (country)", "Q230")
+    assert own.words[:2] == ("Georgia", "is")
+    assert own.anchors == ((0, 1, "Q230"), (4, 5, "Q1"), (6, 7, "Q230"), (8, 9, "Q159"))  # case aside; the title's bracket left out
+    assert with_own_mentions(sentence, "Caucasus", "Q2") == sentence  # already an anchor: kept as linked
+
+
 def entity_sentences(count: int, language: str) -> list[AnchoredSentence]:
     """Sentences "E<i> is in E<i+1> ." with both anchored; E<i> is a part of (P361) E<i+1>
     where i is even, so half the pairs are related."""
@@ -106,18 +121,20 @@ def mentioned(example):
 def test_relations_are_labelled_by_facts_and_no_relation_is_capped():
     relations = {(f"Q{i}", f"Q{i + 1}"): "P361" for i in range(0, 100, 4)}  # a quarter of the pairs related
     sentences = entity_sentences(100, "en")
+    types = {f"Q{i}": "LOC" for i in range(101)}
     for ratio in (0.5, 1.0, 10.0):
-        tasks = build_tasks(sentences, {}, relations, "en", heldout_fraction=0.0, no_relation_ratio=ratio)
+        tasks = build_tasks(sentences, types, relations, "en", heldout_fraction=0.0, no_relation_ratio=ratio)
         [examples] = tasks["relation"].values()
         related = [e for e in examples if e.label != NO_RELATION]
         negative = len(examples) - len(related)
         assert len(related) == 25 and all(e.label == "P361" and (e.head, e.tail) == ((0, 1), (3, 4)) for e in related)
         assert negative == min(75, int(ratio * 25))  # 12, 25, then all 75 pairs without a fact
-    assert tasks["typing"] == {} and tasks["ner"] == {}  # nothing typed: no typing or NER example
     # A fact from the second anchor to the first gives that order; none either way, one no_relation.
     [sentence] = entity_sentences(1, "en")
-    tasks = build_tasks([sentence], {}, {("Q1", "Q0"): "P17"}, "en", 0.0, 1.0)
+    tasks = build_tasks([sentence], types, {("Q1", "Q0"): "P17"}, "en", 0.0, 1.0)
     assert [(e.head, e.tail, e.label) for e in tasks["relation"][("en", "train")]] == [((3, 4), (0, 1), "P17")]
+    # Untyped entities (no Wikidata class, so no facts read) pair up with nothing; nothing is typed either.
+    assert build_tasks(sentences, {}, relations, "en", 0.0, 1.0) == {"typing": {}, "ner": {}, "relation": {}}
 
 
 def test_prepare_writes_the_tasks_that_read_back(tmp_path, caplog):
@@ -128,7 +145,7 @@ def test_prepare_writes_the_tasks_that_read_back(tmp_path, caplog):
                                no_relation_ratio=1.0))
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     # Held-out share 0: every English example is train, no other language has a test split.
-    assert manifest["tasks"]["typing"] == {"en.train.relx": 8} and set(manifest["tasks"]["relation"]) == {"en.train.relx"}
+    assert manifest["tasks"]["typing"] == {"en.train.relx": 11} and set(manifest["tasks"]["relation"]) == {"en.train.relx"}
     assert sorted(p.name for p in (out / "tasks").rglob("*") if p.is_file()) == ["en.train.conll", "en.train.relx", "en.train.relx"]
     typing = read_examples(out / "tasks/typing/en.train.relx", "typing")
     # "[[Nippon]]" redirects to Japan, "[[tokyo|capital]]" links Tokyo: the entity's type, whatever the anchor text.
@@ -137,12 +154,13 @@ def test_prepare_writes_the_tasks_that_read_back(tmp_path, caplog):
     assert all(isinstance(e, TypingExample) and e.language == "en" for e in typing)
     relation = read_examples(out / "tasks/relation/en.train.relx", "relation")
     labelled = {(" ".join(e.words[slice(*e.head)]), " ".join(e.words[slice(*e.tail)]), e.label) for e in relation}
-    assert labelled == {("Tokyo", "Japan", "P17"), ("Japan", "Tokyo", "P36"), ("Japan", "Mongolia", NO_RELATION)}
+    # "Japan is ... in [[Asia]]": the article's own title pairs with its anchors. Mongolia (no P31) pairs with nothing.
+    assert labelled == {("Tokyo", "Japan", "P17"), ("Japan", "Tokyo", "P36"), ("Japan", "Asia", "P30")} and len(relation) == 4
     ner = read_examples(out / "tasks/ner/en.train.conll", "ner")
     # Sentences whose anchors are all typed ("Mongolia" has no P31: its sentence is left out).
-    assert len(ner) == 6 and ner[0].words == ("Japan", "is", "an", "island", "country", "in", "Asia", ".")
-    assert ner[0].spans == ((6, 7, "LOC"),) and ner[4].spans == ((0, 1, "LOC"), (5, 6, "GPE"))
-    assert "transfer task typing: kept 8 train, 0 dev (en), 0 test (0 languages)" in caplog.text
+    assert len(ner) == 7 and ner[0].words == ("Japan", "is", "an", "island", "country", "in", "Asia", ".")
+    assert ner[0].spans == ((0, 1, "GPE"), (6, 7, "LOC")) and ner[4].spans == ((0, 1, "LOC"), (5, 6, "GPE"))
+    assert "transfer task typing: kept 11 train, 0 dev (en), 0 test (0 languages)" in caplog.text
     # With every entity held out, English is dev and Bulgarian test.
     prepare(prepare_config(dumps, out, transfer_tasks=True, type_classes=TABLE, type_depth=2, transfer_heldout_fraction=1.0))
     assert sorted(p.name for p in (out / "tasks/typing").iterdir()) == ["bg.test.relx", "en.dev.relx"]
