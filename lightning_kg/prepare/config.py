@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from lightning_kg.prepare.entity_types import DEFAULT_TYPE_CLASSES
+
 # A Wikidata label language: "en", "zh-hans", "be-tarask".
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 # Smallest lengths that leave room for text: <s> and </s> around a sample, and around each half of a knowledge pair.
@@ -61,6 +63,21 @@ class PrepareConfig:
     """Samples per shard at most."""
     shard_max_bytes: int = 256 * 1024 * 1024
     """Bytes per shard at most."""
+    transfer_tasks: bool = False
+    """Also write silver transfer tasks (``tasks/{typing,ner,relation}/<language>.<split>.<ext>``) from
+    the link anchors, typed by Wikidata P31/P279 and related by its facts (prepare/silver_tasks.py)."""
+    transfer_language: str = "en"
+    """Language of the transfer tasks' train and dev splits; every other language gets a test split."""
+    transfer_heldout_fraction: float = 0.5
+    """Share of entities (by hash) fine-tuning never sees: dev and test examples hold only these, train
+    examples none (an example mixing both is dropped)."""
+    no_relation_ratio: float = 1.0
+    """``no_relation`` examples (anchor pairs without a fact) per related pair at most, in each relation file."""
+    type_classes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TYPE_CLASSES))
+    """Wikidata class Q-id -> entity type (NER tag and typing label): an entity takes the type of its
+    nearest P31 class found here, climbing P279; the default maps real Wikidata classes to PER/LOC/ORG/MISC."""
+    type_depth: int = 3
+    """P279 levels climbed above an entity's P31 classes to find one in ``type_classes`` (a Wikidata pass each)."""
     workers: int = 1
     """Processes parsing Wikipedia dumps (a dump file each when there are at least as many files, else
     the wikitext of each file in chunks) and decoding the Wikidata dump in the merge; threads of the
@@ -102,13 +119,21 @@ class PrepareConfig:
         count("shard_max_bytes", 1 << 16)
         count("workers", 1)
         count("num_slices", 1)
+        count("type_depth", 0)
+        need("no_relation_ratio", isinstance(self.no_relation_ratio, int | float) and not isinstance(self.no_relation_ratio, bool)
+             and self.no_relation_ratio >= 0, "a number of at least 0")
+        need("transfer_language", isinstance(self.transfer_language, str) and bool(LANGUAGE_CODE.fullmatch(self.transfer_language)),
+             "a Wikidata language code such as en")
+        need("type_classes", isinstance(self.type_classes, dict) and all(
+            isinstance(k, str) and re.fullmatch(r"Q\d+", k) and isinstance(v, str) and v and v.split() == [v] and "-" not in v
+            for k, v in self.type_classes.items()), "{class Q-id: type}, a type one word without '-' (it becomes B-<type>)")
         count("slice", 0)
         if self.fact_languages is not None:
             count("fact_languages", 1, " or null (all)")
         limits = self.max_pages.values() if isinstance(self.max_pages, dict) else [] if self.max_pages is None else [self.max_pages]
         need("max_pages", all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in limits),
              "null, a whole number of at least 0, or {file-name pattern: such a number}")
-        for name in ("val_fraction", "heldout_fact_fraction"):
+        for name in ("val_fraction", "heldout_fact_fraction", "transfer_heldout_fraction"):
             value = getattr(self, name)
             need(name, isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1, "a fraction in [0, 1]")
         if self.languages is not None:

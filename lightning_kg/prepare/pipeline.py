@@ -6,7 +6,8 @@ The flow, each step resumable (a finished dump or shard is never redone):
    sitelinks) and counted over all languages -> entity vocabulary; tokenizer (a local one, or trained
    on the parsed text); knowledge texts; fact shards (held out by subject hash); the link table.
 3. ``write`` the text shards (train/val by document hash).
-4. ``manifest``: shard list, counts, config and hashes.
+4. ``manifest``: shard list, counts, config and hashes; under ``transfer_tasks``, first the silver
+   transfer tasks from the parsed articles' anchors (prepare/silver_tasks.py).
 ``all`` runs them in order on one machine. For dumps that outgrow one machine, a SLURM array runs
 ``parse`` and ``write`` per slice and one job runs ``merge`` and ``manifest`` (docs/PREPARE.md).
 """
@@ -39,6 +40,7 @@ from lightning_kg.prepare.knowledge_base import KnowledgeBase
 from lightning_kg.prepare.mediawiki import read_site
 from lightning_kg.prepare.parsing import WORKER_PEAK_MIB, BadRecords, iter_documents, parse_dumps, read_summary, work_file
 from lightning_kg.prepare.shards import ShardJournal
+from lightning_kg.prepare.silver_tasks import prepare_transfer_tasks
 from lightning_kg.prepare.tokenizer_training import train_tokenizer
 from lightning_kg.prepare.wikidata import check_wikidata_head
 from lightning_kg.prepare.writing import (
@@ -332,8 +334,9 @@ def _stage_record(path: Path, digest: str, remedy: str) -> dict:
 
 
 def write_manifest(out: Path, work_dir: Path, summaries: list[dict], wiki_paths: list[str], data_paths: list[str],
-                   config: PrepareConfig, digest: str) -> dict:
-    """Combine what the stages recorded into ``manifest.json`` (step 4)."""
+                   config: PrepareConfig, digest: str, tasks: dict[str, dict[str, int]] | None = None) -> dict:
+    """Combine what the stages recorded into ``manifest.json`` (step 4); ``tasks``: the transfer
+    task files written (task -> file name -> examples), listed under ``tasks``."""
     merged = _stage_record(work_dir / "merge.json", digest, "run the merge stage first")
     texts = [_stage_record(work_dir / f"text-{number:03d}.json", digest, f"run the write stage for slice {number} first")
              for number in range(config.num_slices)]
@@ -366,6 +369,8 @@ def write_manifest(out: Path, work_dir: Path, summaries: list[dict], wiki_paths:
                    "facts": merged["facts"], "skipped_records": len(skipped), "truncated_inputs": len(truncated)},
         "shards": shards,
     }
+    if tasks is not None:
+        manifest["tasks"] = tasks
     write_json(out / "manifest.json", manifest, indent=1)
     listed = {shard["name"] for split in shards.values() for shard in split}
     for path in sorted(out.iterdir()):
@@ -428,7 +433,11 @@ def prepare(config: PrepareConfig) -> dict | None:
             if write(out, work_dir, summaries, config, digest):
                 reused.append(stage)
         else:
-            manifest = write_manifest(out, work_dir, summaries, wiki_paths, data_paths, config, digest)
+            tasks = None
+            if config.transfer_tasks:
+                last = _stage_record(work_dir / "wikidata-last.json", digest, "run the merge stage first")
+                tasks = prepare_transfer_tasks(out, work_dir, summaries, data_paths, KnowledgeBase.from_json(last["knowledge_base"]), config)
+            manifest = write_manifest(out, work_dir, summaries, wiki_paths, data_paths, config, digest, tasks)
             shards = manifest["shards"]
             log.info("done in %.1f s: %d entities, %d train / %d val text samples, facts %s; peak memory %.0f MiB",
                      time.perf_counter() - started, manifest["counts"]["entities"], sum(s["samples"] for s in shards["train"]),

@@ -71,6 +71,15 @@ TEXT_LANGUAGES = ("bg", "de", "en", "es", "fr", "it", "ja", "nl", "pl", "pt", "r
 CONTINENTS = ("002", "009", "019", "142", "150")
 
 CURRENCY_DATE = date(2025, 1, 1)  # "current" tender as of a fixed day, so the output does not age
+# The demo's classes, named in English: each item is an instance (P31) of one, and a class is a
+# subclass (P279) of the next one up, or of none. UN members are countries and continents are
+# regions one level below the class their kind names, so a type read through P279 is tried too.
+# Their Q-ids follow the entities' (the entities keep theirs); no property entity names P31 or
+# P279, so no knowledge text or tokenizer text states them (prepare's silver tasks read them).
+CLASSES = {"territory": None, "country": "territory", "region": None, "continent": "region", "city": None,
+           "language": None, "writing system": None, "currency": None}
+KIND_CLASS = {"region": "region", "territory": "territory", "language": "language", "script": "writing system",
+              "currency": "currency", "city": "city"}
 
 
 def label_locales() -> list[str]:
@@ -167,9 +176,25 @@ def value_list(values: list[str], lang: str) -> dict:
     return {lang: [{"language": lang, "value": value} for value in values]}
 
 
+def item_class(key: tuple) -> str:
+    """The demo class an entity is an instance of (``CLASSES``)."""
+    kind, code = key
+    if kind == "territory" and code in UN_MEMBERS:
+        return "country"
+    return "continent" if kind == "region" and code in CONTINENTS else KIND_CLASS[kind]
+
+
+def item_claim(prop: str, target: str) -> dict:
+    """A Wikidata statement whose value is the item ``target``."""
+    snak = {"snaktype": "value", "property": prop, "datatype": "wikibase-item",
+            "datavalue": {"type": "wikibase-entityid", "value": {"entity-type": "item", "numeric-id": int(target[1:]), "id": target}}}
+    return {"mainsnak": snak, "type": "statement", "rank": "normal"}
+
+
 def wikidata_lines(facts: dict, labels: dict, links: dict) -> list[str]:
     """One JSON line per entity in Wikidata's dump shape: items, a lexeme, then properties."""
     qid = {key: f"Q{FIRST_ID + number}" for number, key in enumerate(facts["keys"])}
+    class_qid = {name: f"Q{FIRST_ID + len(qid) + number}" for number, name in enumerate(CLASSES)}
     english = Locale.parse("en")
     entities = []
     for key, claims in facts["relations"].items():
@@ -186,11 +211,13 @@ def wikidata_lines(facts: dict, labels: dict, links: dict) -> list[str]:
         if kind == "currency":
             item["aliases"] = value_list(sorted({code, english.currency_symbols.get(code, code)}), "en")
         for prop, target in claims:
-            snak = {"snaktype": "value", "property": prop, "datatype": "wikibase-item",
-                    "datavalue": {"type": "wikibase-entityid",
-                                  "value": {"entity-type": "item", "numeric-id": int(qid[target][1:]), "id": qid[target]}}}
-            item["claims"].setdefault(prop, []).append({"mainsnak": snak, "type": "statement", "rank": "normal"})
+            item["claims"].setdefault(prop, []).append(item_claim(prop, qid[target]))
+        item["claims"]["P31"] = [item_claim("P31", class_qid[item_class(key)])]
         entities.append(item)
+    for name, parent in CLASSES.items():
+        entities.append({"type": "item", "id": class_qid[name], "descriptions": {}, "aliases": {}, "sitelinks": {},
+                         "labels": {"en": {"language": "en", "value": name}},
+                         "claims": {"P279": [item_claim("P279", class_qid[parent])]} if parent else {}})
     entities.append({"type": "lexeme", "id": "L1", "lemmas": {"en": {"language": "en", "value": "country"}},
                      "language": qid.get(("language", "en"), "Q0"), "claims": {}, "forms": [], "senses": []})
     for prop, names in PROPERTIES.items():

@@ -14,7 +14,7 @@ from lightning_kg.recipes.synthetic_dumps import write_synthetic_dumps
 
 # sha256 of each file prepare wrote from write_synthetic_dumps(entities=400, pages=60) with the
 # settings below, before the fast paths (commit d651b39); manifest.json since its config records
-# title_mentions (b30a922), the rest unchanged by it.
+# title_mentions (b30a922) and the transfer task settings (off here), the rest unchanged by them.
 BEFORE = {
     "entity_vocab.jsonl": "13fccdcef7ad4675fb23b7c40a99c881aa9dd6d9feedbd5356c47bc1c766510c",
     "facts-heldout-000000.tar": "51d36f7a3e80d454926f851499df339bb6a2cc4aa32ff8ff1c540c74ce1fee5e",
@@ -26,7 +26,7 @@ BEFORE = {
     "knowledge/index.npy": "b7e659bf6443e2bd0e74e24e2b7f4572d0d19896e954cedb7fb8179611c78c94",
     "knowledge/langs.json": "96fea07a297280ecf7231d4d0d51654d3c68a9976788835a4b2caa06ea2f8008",
     "knowledge/tokens.npy": "44885f8c8d1aa9d1f7671e4ec2f8608cf9c1a3527719aec7407a7ae9b8fd7aa5",
-    "manifest.json": "8434a8e8aef6b70f7c5d394880ada90292d94cc31b952efe59c4ff3e5549216b",
+    "manifest.json": "5bbf2df1386147bd10d0890e1b1c697ca66cf984d5777644e194ed848e9615b9",
     "tokenizer/tokenizer.json": "1dcb3cca1e2411530b9f34564e2b36c349c2e3d02ec0ac0de969dd8b1d475e17",
     "tokenizer/tokenizer_config.json": "7edc06795fb579fad4606e2be6d1cd9c022430c369f3068d0695d697930f02f9",
     "train-000000.tar": "dc94696479009b80d3d69ea4509af5d9de3de2434c08fa8a0d2a8084a9a5aa23",
