@@ -63,7 +63,7 @@ def score(model: KnowledgePretrainingModel, batches: list[dict]) -> dict[str, fl
     outs = [model(batch) for batch in batches]
     figures = {f"{name}_loss": statistics.mean(float(out.losses()[name]) for out in outs) for name in OBJECTIVES}
     for name in CONTRASTIVE_OBJECTIVES:
-        figures[f"{name}_pair_acc"] = float(torch.cat([out.pair_accuracies()[name] for out in outs]).mean())
+        figures[f"{name}_pair_acc"] = float(torch.cat([out.pair_accuracies()[name] for out in outs]).nanmean())
     figures["mlm_acc"] = float(torch.cat([out.mlm_correct for out in outs]).float().mean())
     return figures
 

@@ -19,7 +19,8 @@ Overridden where no public hook exists (named here so an upgrade knows where to 
 ``ExperimentWriter._check_log_dir_exists`` and ``CSVLogger._experiment``/``_fs`` (a resumed run
 appends to ``metrics.csv``), ``RichProgressBar._get_train_description`` ("Training" instead of an
 epoch count), ``LightningCLI._run_subcommand`` (reports and exit codes after a verb),
-``LightningCLI._parse_ckpt_path`` (which would replace the config's model settings with a checkpoint's).
+``LightningCLI._parse_ckpt_path`` (which would replace the config's model settings with a checkpoint's),
+``ThroughputMonitor._update`` (it synchronises the GPU every batch; ours only at logging steps).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ PRIVATE_OVERRIDES = {
     "lightning.pytorch.callbacks.RichProgressBar": ("_get_train_description",),
     "lightning.pytorch.cli.LightningCLI": ("_run_subcommand", "_parse_ckpt_path"),
     "lightning.pytorch.strategies.DeepSpeedStrategy": ("_init_deepspeed_distributed",),
+    # _update's override also reads the dicts _lengths, _samples, _batches, _throughputs, _t0s set in setup.
+    "lightning.pytorch.callbacks.ThroughputMonitor": ("_update", "_compute", "_start"),
 }
 """Class -> private members this package overrides or calls; checked by a test on each Lightning version."""
 

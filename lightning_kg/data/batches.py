@@ -28,6 +28,25 @@ def count_batch(batch: dict[str, torch.Tensor]) -> dict[str, int]:
             "masked_entities": int(batch["entity_labels"].ne(IGNORE_INDEX).sum()), "text_padding": padding}
 
 
+def masked_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N) labels on the host, -100 where nothing is predicted -> the flat positions into
+    ``(B * N)`` of the predicted ones, row by row, and their labels: (masked,) int64 each.
+
+    Built on the host, by the collator: the model indexes with these, while picking the positions
+    with a boolean mask on the device would make the step wait for it to size the result."""
+    positions = labels.reshape(-1).ne(IGNORE_INDEX).nonzero().reshape(-1)
+    return positions, labels.reshape(-1)[positions]
+
+
+def masked_inputs(batch: dict[str, torch.Tensor], kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``kind`` "mlm" or "entity": the collator's ``<kind>_positions``/``entity_mask_positions`` and
+    targets; found from the labels (reading the tensors) for a batch built by hand."""
+    position_key, target_key = ("mlm_positions", "mlm_targets") if kind == "mlm" else ("entity_mask_positions", "entity_targets")
+    if position_key in batch:
+        return batch[position_key], batch[target_key]
+    return masked_positions(batch["mlm_labels" if kind == "mlm" else "entity_labels"])
+
+
 def batch_counts(batch: dict[str, torch.Tensor]) -> dict[str, int]:
     """``batch["counts"]`` as the collator made it; counted here (reading the tensors) for a batch
     built by hand."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lightning_kg.data.batches import count_batch
+from lightning_kg.data.batches import count_batch, masked_positions
 from lightning_kg.dataset.entity_vocab import MASK_ID, PAD_ID, UNK_ID
 from lightning_kg.dataset.format import IGNORE_INDEX
 from lightning_kg.dataset.knowledge import KnowledgeTable
@@ -203,6 +203,8 @@ class Collator:
             "entity_attention_mask": _pad([np.ones(len(r), dtype=np.int64) for r in entity_rows], 0, self.pad_to_multiple_of, minimum=1),
             "entity_labels": _pad(entity_labels, IGNORE_INDEX, self.pad_to_multiple_of, minimum=1),
         }
+        batch["mlm_positions"], batch["mlm_targets"] = masked_positions(batch["mlm_labels"])
+        batch["entity_mask_positions"], batch["entity_targets"] = masked_positions(batch["entity_labels"])
         if self.languages:
             batch["text_language_ids"] = torch.tensor([self.languages.index(s["lang"]) if s.get("lang") in self.languages else -1
                                                        for s in texts], dtype=torch.long)

@@ -43,34 +43,55 @@ class EntityPredictionHead(nn.Module):
         return self.norm(F.gelu(self.dense(hidden)))
 
 
+LOGITS_PER_CHUNK = 2**24
+"""Logits a chunk of the entity softmax may hold (64 MiB in float32): a batch with few masked slots
+scores more entities per chunk, so it makes few launches."""
+
+
+def entities_per_chunk(masked: int, vocabulary: int, at_least: int) -> int:
+    """Entities scored at once for ``masked`` slots: ``at_least`` (``mep_vocab_chunk_size``), more
+    when few slots are masked, a power of two (so compiled graphs see few sizes), up to the vocabulary."""
+    wanted = max(at_least, LOGITS_PER_CHUNK // max(1, masked))
+    return min(vocabulary, 1 << (wanted - 1).bit_length())
+
+
 class _ChunkedCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of ``hidden @ weight.T + bias`` against ``labels``, one vocabulary chunk at
-    a time: at most (N, chunk) logits exist at once, forward or backward, and the loss and
-    gradients equal the full softmax's (online log-sum-exp; backward recomputes each chunk)."""
+    a time, and each label's rank: at most (N, chunk) logits exist at once, forward or backward, and
+    the loss and gradients equal the full softmax's (online log-sum-exp; backward recomputes each
+    chunk). No op has a shape that depends on the labels' values, so nothing waits for the device:
+    the targets' logits are gathered once, and a chunk finds its labels with a clamped ``gather``
+    and ``scatter_add`` rather than a boolean mask."""
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, labels, chunk_size):
         count = hidden.shape[0]
+        # The targets' own logits, once: (N,) float32.
+        target = (hidden.float() * weight[labels].float()).sum(-1) + bias[labels].float()
         running_max = torch.full((count,), float("-inf"), device=hidden.device)
         running_sum = torch.zeros(count, device=hidden.device)
-        rows = torch.arange(count, device=hidden.device)
-        target = torch.zeros(count, device=hidden.device)
+        rank = torch.zeros_like(labels)
         for start in range(0, weight.shape[0], chunk_size):
-            logits = F.linear(hidden, weight[start : start + chunk_size], bias[start : start + chunk_size]).float()
+            logits = F.linear(hidden, weight[start : start + chunk_size], bias[start : start + chunk_size]).float()  # (N, C)
             chunk_max = torch.maximum(running_max, logits.max(dim=1).values)
             running_sum = running_sum * torch.exp(running_max - chunk_max) + torch.exp(logits - chunk_max[:, None]).sum(1)
             running_max = chunk_max
-            inside = (labels >= start) & (labels < start + logits.shape[1])
-            target[inside] = logits[rows[inside], labels[inside] - start]
+            # Entries scoring strictly above the target, the target's own entry left out (its logit,
+            # computed in this GEMM, may round above the gathered one).
+            offset = labels - start
+            inside = (offset >= 0) & (offset < logits.shape[1])
+            own = logits.gather(1, offset.clamp(0, logits.shape[1] - 1)[:, None]).squeeze(1)
+            rank += (logits > target[:, None]).sum(1) - (inside & (own > target)).long()
         log_normaliser = running_max + torch.log(running_sum)
         ctx.save_for_backward(hidden, weight, bias, labels, log_normaliser)
         ctx.chunk_size = chunk_size
+        ctx.mark_non_differentiable(rank)
         device = hidden.device.type
         ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
-        return (log_normaliser - target).mean()
+        return (log_normaliser - target).mean(), rank
 
     @staticmethod
-    def backward(ctx, grad_loss):
+    def backward(ctx, grad_loss, grad_rank):
         # Autograd runs backward outside autocast; recompute the chunks under the forward's state
         # (bf16-mixed) so the logits match the normaliser and the dtypes agree.
         device, enabled, dtype = ctx.autocast
@@ -81,17 +102,18 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
     def _backward(ctx, grad_loss):
         hidden, weight, bias, labels, log_normaliser = ctx.saved_tensors
         count, chunk_size = hidden.shape[0], ctx.chunk_size
-        rows = torch.arange(count, device=hidden.device)
         grad_hidden = torch.zeros_like(hidden, dtype=torch.float32)
         grad_weight = torch.empty_like(weight)
         grad_bias = torch.empty_like(bias)
         scale = grad_loss / count
         for start in range(0, weight.shape[0], chunk_size):
             chunk = weight[start : start + chunk_size]
-            logits = F.linear(hidden, chunk, bias[start : start + chunk_size]).float()
+            logits = F.linear(hidden, chunk, bias[start : start + chunk_size]).float()  # (N, C)
             probabilities = torch.exp(logits - log_normaliser[:, None])
-            inside = (labels >= start) & (labels < start + chunk.shape[0])
-            probabilities[rows[inside], labels[inside] - start] -= 1.0
+            # softmax - one-hot: 1 off at each label inside this chunk (0 added at a clamped slot otherwise).
+            offset = labels - start
+            inside = (offset >= 0) & (offset < chunk.shape[0])
+            probabilities.scatter_add_(1, offset.clamp(0, chunk.shape[0] - 1)[:, None], -inside.float()[:, None])
             grad_logits = probabilities * scale
             grad_hidden += grad_logits @ chunk.float()
             grad_weight[start : start + chunk_size] = (grad_logits.t() @ hidden.float()).to(weight.dtype)
@@ -101,19 +123,12 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
 
 def chunked_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, labels: torch.Tensor,
                           chunk_size: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, D) queries, (V, D) table, (V,) bias, (N,) labels -> (mean loss, (N,) rank of each label).
+    """(N, D) queries, (V, D) table, (V,) bias, (N,) labels -> (mean loss, (N,) int64 rank of each label).
 
     The rank counts the other entries scoring strictly higher (0 = top-1), for accuracy@k metrics.
+    ``chunk_size`` entities are scored at once (the model picks it with :func:`entities_per_chunk`).
     """
-    loss = _ChunkedCrossEntropy.apply(hidden, weight, bias, labels, chunk_size)
-    with torch.no_grad():
-        target = (hidden.float() * weight[labels].float()).sum(-1) + bias[labels].float()
-        rank = torch.zeros_like(labels)
-        for start in range(0, weight.shape[0], chunk_size):
-            logits = F.linear(hidden, weight[start : start + chunk_size], bias[start : start + chunk_size]).float()
-            own = (labels[:, None] - start) == torch.arange(logits.shape[1], device=labels.device)
-            rank += ((logits > target[:, None]) & ~own).sum(1)
-    return loss, rank
+    return _ChunkedCrossEntropy.apply(hidden, weight, bias, labels, chunk_size)
 
 
 class ProjectionHead(nn.Module):
@@ -181,8 +196,8 @@ def gather_from_ranks(tensor: torch.Tensor) -> torch.Tensor:
 class ContrastiveOutput(NamedTuple):
     loss: torch.Tensor  # () mean of the four InfoNCE terms
     rank: torch.Tensor  # (K,) rank of each query's key among the other keys of the batch and the key queue
-    # (K',) per query with at least one in-batch negative: the share of the batch's other keys scored
-    # below its own key. Chance is 0.5 whatever the batch size and however full the queues are, so
+    # (K,) float32: the share of the batch's other keys scored below each query's own key, NaN for a
+    # query without an in-batch negative. Chance is 0.5 whatever the batch size and however full the queues are, so
     # unlike the loss and the rank it is comparable from the first step to the last.
     pair_accuracy: torch.Tensor
 
@@ -210,7 +225,8 @@ def _retrieval(queries: torch.Tensor, keys: torch.Tensor, same: torch.Tensor, ke
     positive = scores.diagonal()
     batch_rank = (scores > positive[:, None]).sum(1)
     negatives = len(keys) - 1 - same.sum(1)
-    pair_accuracy = 1.0 - batch_rank[negatives > 0] / negatives[negatives > 0]
+    # NaN for a query without an in-batch negative (not left out: that would size the result by the data).
+    pair_accuracy = 1.0 - batch_rank / negatives.float().masked_fill(negatives == 0, float("nan"))
     queued = (queries @ key_queue.vectors.float().t()).masked_fill(key_queue.entities[None, :].eq(entities[:, None]),
                                                                     float("-inf"))
     return batch_rank + (queued > positive[:, None]).sum(1), pair_accuracy

@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from lightning_kg.data.batches import batch_counts
-from lightning_kg.dataset.format import CONTRASTIVE_OBJECTIVES, IGNORE_INDEX, OBJECTIVES
+from lightning_kg.data.batches import batch_counts, masked_inputs
+from lightning_kg.dataset.format import CONTRASTIVE_OBJECTIVES, OBJECTIVES
 from lightning_kg.model.config import EncoderConfig, ObjectiveSettings
 from lightning_kg.model.encoder import KnowledgeEncoder
-from lightning_kg.model.heads import ContrastiveObjective, EntityPredictionHead, WordPredictionHead, chunked_cross_entropy
+from lightning_kg.model.heads import ContrastiveObjective, EntityPredictionHead, WordPredictionHead, chunked_cross_entropy, entities_per_chunk
 
 
 @dataclass
@@ -58,14 +58,14 @@ class PretrainingOutput(ModelOutput):
     mep_contrastive_rank: torch.Tensor | None = None
     """(pairs,) int64: each mention's knowledge text's rank among the batch's other texts and the key queue."""
     mep_contrastive_pair_accuracy: torch.Tensor | None = None
-    """(pairs with an in-batch negative,) float32: the share of the batch's other texts scored below the
-    mention's own; 0.5 by chance at every step, unlike the loss and the rank."""
+    """(pairs,) float32: the share of the batch's other texts scored below the mention's own, NaN for a
+    mention without an in-batch negative; 0.5 by chance at every step, unlike the loss and the rank."""
     oe_loss: torch.Tensor | None = None
     """() mean of the four InfoNCE terms over the facts (subject + relation against object)."""
     oe_rank: torch.Tensor | None = None
     """(facts,) int64: each fact's object's rank among the batch's other objects and the key queue."""
     oe_pair_accuracy: torch.Tensor | None = None
-    """(facts with an in-batch negative,) float32: as ``mep_contrastive_pair_accuracy``, for objects."""
+    """(facts,) float32: as ``mep_contrastive_pair_accuracy``, for objects."""
 
     def losses(self) -> dict[str, torch.Tensor]:
         """Each active objective's () loss by name, in :data:`OBJECTIVES` order."""
@@ -140,21 +140,19 @@ class KnowledgePretrainingModel(nn.Module):
             padded=batch_counts(batch)["text_padding"] > 0,
         )
         if self.active("mlm"):
-            masked = batch["mlm_labels"].ne(IGNORE_INDEX)
-            labels = batch["mlm_labels"][masked]
-            logits = self.mlm_head(text.word_hidden[masked], self.encoder.embeddings.word.weight)  # (masked, V)
+            positions, labels = masked_inputs(batch, "mlm")
+            logits = self.mlm_head(text.word_hidden.flatten(0, 1)[positions], self.encoder.embeddings.word.weight)  # (masked, V)
             token_losses = F.cross_entropy(logits.float(), labels, reduction="none")  # (masked,)
             out.mlm_loss = token_losses.mean() if len(labels) else logits.sum() * 0.0
             out.mlm_token_losses = token_losses.detach()
             out.mlm_correct = logits.argmax(-1).eq(labels)
         if self.active("mep_vocab"):
-            masked = batch["entity_labels"].ne(IGNORE_INDEX)
-            labels = batch["entity_labels"][masked]
-            queries = self.entity_head(text.entity_hidden[masked]) if text.entity_hidden is not None else None
+            positions, labels = masked_inputs(batch, "entity")
+            queries = self.entity_head(text.entity_hidden.flatten(0, 1)[positions]) if text.entity_hidden is not None else None
             if queries is not None and len(labels):
-                out.mep_vocab_loss, out.mep_vocab_rank = chunked_cross_entropy(
-                    queries, self.encoder.entity_embeddings.table.weight, self.entity_head.bias, labels,
-                    self.objective_settings.mep_vocab_chunk_size)
+                table = self.encoder.entity_embeddings.table.weight
+                chunk = entities_per_chunk(len(labels), table.shape[0], self.objective_settings.mep_vocab_chunk_size)
+                out.mep_vocab_loss, out.mep_vocab_rank = chunked_cross_entropy(queries, table, self.entity_head.bias, labels, chunk)
             else:
                 out.mep_vocab_loss = sum(p.sum() for p in self.entity_head.parameters()) * 0.0
                 out.mep_vocab_rank = torch.zeros(0, dtype=torch.long, device=batch["input_ids"].device)

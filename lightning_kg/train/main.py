@@ -33,7 +33,7 @@ from pathlib import Path
 from jsonargparse import set_parsing_settings
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, RichProgressBar, ThroughputMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
@@ -50,6 +50,7 @@ from lightning_kg.runs.checkpoints import LAST, newest_checkpoint, newest_run
 from lightning_kg.runs.directories import run_dir_of
 from lightning_kg.runs.saving import AtomicCheckpointIO, CheckpointWriteError
 from lightning_kg.train.checkpoints import LastCheckpoint
+from lightning_kg.train.logging_steps import LoggingStepProgressBar, LoggingStepThroughput
 from lightning_kg.train.module import KnowledgePretraining, active_objectives
 from lightning_kg.train.nonfinite import NonFiniteLoss
 from lightning_kg.train.preemption import Preempted, Preemption, slurm_job_id
@@ -104,9 +105,10 @@ def entity_vocab_path(data_dir: str | Path) -> str:
     return str(Path(data_dir) / "entity_vocab.jsonl")
 
 
-class StepProgressBar(RichProgressBar):
+class StepProgressBar(LoggingStepProgressBar):
     """Lightning's rich bar for step-bounded runs: "Training" rather than "Epoch 0/-2" (there is no
-    epoch count with ``max_steps`` and an endless stream), and no logger version number."""
+    epoch count with ``max_steps`` and an endless stream), no logger version number, and its figures
+    read back from the device only at logging steps."""
 
     def _get_train_description(self, current_epoch: int) -> str:
         return f"{'Training':{len(self.validation_description)}}" if self.trainer.max_epochs == -1 else super()._get_train_description(current_epoch)
@@ -345,7 +347,7 @@ class KnowledgeCLI(LightningCLI):
             ModelCheckpoint(dirpath=checkpoints, monitor="val/loss", mode="min", save_top_k=1, filename="best-{step}"),
             last,
             Preemption(last),
-            ThroughputMonitor(batch_size_fn=samples_in_batch, length_fn=tokens_in_batch),
+            LoggingStepThroughput(batch_size_fn=samples_in_batch, length_fn=tokens_in_batch),
             LearningRateMonitor(logging_interval="step"),
         ]
         # Ours come on top of the config's (kwargs would replace them, not add to them).

@@ -39,6 +39,18 @@ def rank_metrics(name: str, ranks: torch.Tensor) -> dict[str, torch.Tensor]:
     return {f"{name}_acc1": (ranks < 1).float(), f"{name}_acc10": (ranks < 10).float(), f"{name}_mrr": 1.0 / (ranks + 1.0)}
 
 
+class FiniteMean(MeanMetric):
+    """The mean of the finite values only (the pair accuracies are NaN for an example without an
+    in-batch negative): weighted on the device, since leaving them out by a mask would size the
+    result by the data and wait for the device. (With ``nan_strategy="disable"`` the parent drops
+    a ``weight``, so it is applied here.)"""
+
+    def update(self, value: torch.Tensor) -> None:
+        finite = torch.isfinite(value)
+        self.mean_value += torch.where(finite, value, 0.0).sum().to(self.mean_value.dtype)
+        self.weight += finite.sum().to(self.weight.dtype)
+
+
 class Perplexity(MeanMetric):
     """exp of the mean MLM loss, each batch's loss weighted by the tokens it predicted: the
     perplexity of all masked tokens together, whatever the batches' sizes."""
@@ -122,11 +134,13 @@ class KnowledgePretraining(L.LightningModule):
         names += [f"{objective}_{kind}" for objective in OBJECTIVES[1:] if self.model.active(objective) for kind in ("acc1", "acc10", "mrr")]
         names += [f"{objective}_pair_acc" for objective in CONTRASTIVE_OBJECTIVES if self.model.active(objective)]
         # nan_strategy "disable": the default's NaN check reads the device every update (a sync per step).
-        self.metrics = nn.ModuleDict({f"{stage}_{name}": (Perplexity if name == "mlm_ppl" else MeanMetric)(nan_strategy="disable")
+        kinds = {"mlm_ppl": Perplexity} | {name: FiniteMean for name in names if name.endswith("_pair_acc")}
+        self.metrics = nn.ModuleDict({f"{stage}_{name}": kinds.get(name, MeanMetric)(nan_strategy="disable")
                                       for stage in ("train", "val", "test") for name in names})
         self.language_metrics = nn.ModuleDict({stage: LanguageMetrics(languages) for stage in ("val", "test")} if languages else {})
-        self._last_step_time: float | None = None
-        self._tokens_per_second: float | None = None
+        self._logged_at: float | None = None  # perf_counter at the previous logging step
+        self._tokens_since_log = 0  # host count of the tokens trained on since then
+        self._step_losses: dict[str, torch.Tensor] = {}  # the last training step's, for the progress bar
         self._bad_samples: int | torch.Tensor = 0  # skipped by the loader since this process started
         self.nonfinite_guard = NonFiniteGuard(nonfinite, max_nonfinite_steps)
 
@@ -191,13 +205,15 @@ class KnowledgePretraining(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         outputs = self(batch)
         self.nonfinite_guard.record(self.global_step, outputs)
-        self._log_losses("train", outputs, batch, prog_bar=True)
+        self._log_losses("train", outputs, batch)
+        self._step_losses = {"loss": outputs.loss.detach()} | {name: loss.detach() for name, loss in outputs.losses().items()
+                                                              if has_inputs(name, batch)}
         self._update_metrics("train", outputs)
         if "bad_samples" in batch:  # bad data KnowledgeDataModule skipped since this loader worker's previous batch
             # A running total on this rank, so that no skip is lost between the steps the logger
             # writes; summed over ranks only at those steps (on_train_batch_end), not a collective a step.
             self._bad_samples = self._bad_samples + batch["bad_samples"]
-        self._log_speed(batch)
+        self._tokens_since_log += tokens_in_batch(batch)
         return outputs.loss
 
     def on_train_batch_end(self, outputs, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -205,6 +221,10 @@ class KnowledgePretraining(L.LightningModule):
         # the steps Lightning writes logs, once per optimiser step (not per accumulated micro-batch).
         if (batch_idx + 1) % self.trainer.accumulate_grad_batches or not should_update_logs(self.trainer):
             return
+        self._log_speed()
+        # The bar's values, logged only here: Lightning reads every progress-bar value back at each step it is logged.
+        for name, loss in self._step_losses.items():
+            self.log(name, loss, prog_bar=True, logger=False)
         if torch.is_tensor(self._bad_samples):  # every training batch carries its count, on every rank
             self.log("train/bad_samples", self._bad_samples.float(), reduce_fx="sum", sync_dist=True,
                      batch_size=batch["input_ids"].shape[0])
@@ -218,15 +238,15 @@ class KnowledgePretraining(L.LightningModule):
                 if torch.isfinite(value):  # NaN: no rank saw one (e.g. no fact in these batches)
                     self.log(f"train/{name}", value)
 
-    def _log_speed(self, batch: dict[str, torch.Tensor]) -> None:
-        """Tokens/s over the last step, smoothed, on the progress bar (the logs get
-        ``ThroughputMonitor``'s figures, MFU included), and on a GPU the peak memory allocated so far."""
+    def _log_speed(self) -> None:
+        """At a logging step: tokens/s since the previous one on the progress bar (the logs get
+        ``ThroughputMonitor``'s figures, MFU included), and on a GPU the peak memory allocated so
+        far. Only here: a Python number logged becomes a host-to-device copy, and the device has
+        caught up at these steps anyway (the metrics were just read back), so the rate is true."""
         now = time.perf_counter()
-        if self._last_step_time is not None:
-            rate = tokens_in_batch(batch) / max(now - self._last_step_time, 1e-9)
-            self._tokens_per_second = rate if self._tokens_per_second is None else 0.9 * self._tokens_per_second + 0.1 * rate
-            self.log("tok/s", self._tokens_per_second, prog_bar=True, logger=False)
-        self._last_step_time = now
+        if self._logged_at is not None:
+            self.log("tok/s", self._tokens_since_log / max(now - self._logged_at, 1e-9), prog_bar=True, logger=False)
+        self._logged_at, self._tokens_since_log = now, 0
         if self.device.type == "cuda":  # what a larger batch or model would have to fit beside
             self.log("train/peak_memory_gib", torch.cuda.max_memory_allocated(self.device) / 2**30, reduce_fx="max")
 

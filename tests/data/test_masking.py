@@ -155,8 +155,8 @@ def test_no_facts_and_no_mentions_still_give_well_formed_tensors():
 def test_inactive_objectives_build_nothing():
     texts = [text(11, [(1, 3, 5), (4, 5, 6)])]
     facts = [{"query_ids": np.array([0, 20, 21, 2]), "object": 6, "lang": "en"}]
-    words = ["input_ids", "attention_mask", "mlm_labels", "counts"]
-    entities = ["entity_ids", "entity_position_ids", "entity_attention_mask", "entity_labels"]
+    words = ["input_ids", "attention_mask", "mlm_labels", "mlm_positions", "mlm_targets", "counts"]
+    entities = ["entity_ids", "entity_position_ids", "entity_attention_mask", "entity_labels", "entity_mask_positions", "entity_targets"]
     # MLM only: no knowledge table at all, no entity masks, no mep_* or oe_* tensors.
     mlm = collator(knowledge=None, entity_masking=False, mention_knowledge=False, facts=False)(texts, facts, np.random.default_rng(0))
     assert sorted(mlm) == sorted(words + entities)
