@@ -30,6 +30,7 @@ VERBS = {
     "test": ("lightning_kg.train.main", "evaluate a checkpoint on the validation shards (the test stage), then probe it"),
     "export": ("lightning_kg.export.main", "a checkpoint -> a Hugging Face directory that transformers loads"),
     "probe": ("lightning_kg.probe.main", "cloze probing of a checkpoint on held-out facts, per language (entity- and word-based prompts)"),
+    "transfer": ("lightning_kg.transfer.main", "fine-tune a checkpoint on a task (ner, relation, typing, pair) in one language, test the others zero-shot"),
     "ablate": ("lightning_kg.experiments.ablate", "train each set of objectives at several seeds, probe each, one table of what each adds"),
 }
 """Verb -> (the module whose ``main`` runs it, one line of help). Imported only when chosen: each

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from lightning_kg.dataset.task_examples import PairExample, SpanExample, TypingExample
+from lightning_kg.dataset.task_examples import PairExample, TypingExample
 from lightning_kg.dataset.tokenizer import load_tokenizer
 from lightning_kg.model.config import EncoderConfig
 from lightning_kg.model.encoder import KnowledgeEncoder
@@ -13,39 +13,14 @@ from lightning_kg.transfer.features import LostSpans, TaskEncoder, label_set
 from lightning_kg.transfer.finetune import LOST_PREDICTION, FinetuneSettings, TaskModel, fine_tune, predict, seed_everything
 from lightning_kg.transfer.heads import TaskHead
 from tests.demo import DEMO
+from tests.transfer.toy_tasks import PEOPLE, PLACES, ner_examples, relation_examples, typing_examples
 
-PLACES, PEOPLE = ["Tokyo", "Paris", "Berlin", "Rome"], ["Alice", "Bob", "Carol", "Dave"]
-FILLER = ["the", "a", "is", "was", "in", "of", "and", "big"]
 FAST = FinetuneSettings(epochs=8, learning_rate=3e-3, batch_size=8, warmup_ratio=0.0, dropout=0.0)
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     return load_tokenizer(f"{DEMO}/tokenizer")
-
-
-def sentence(rng, language):
-    """Filler words with one place and one person at random positions; gold spans for NER."""
-    words = [rng.choice(FILLER) for _ in range(5)]
-    place, person = rng.sample(range(6), 2)
-    words.insert(min(place, person), "?")
-    words.insert(max(place, person), "?")
-    words[place], words[person] = rng.choice(PLACES), rng.choice(PEOPLE)
-    return SpanExample(tuple(words), tuple(sorted([(place, place + 1, "LOC"), (person, person + 1, "PER")])), language)
-
-
-def ner_examples(count, language, seed):
-    rng = random.Random(seed)
-    return [sentence(rng, language) for _ in range(count)]
-
-
-def typing_examples(count, language, seed):
-    rng = random.Random(seed)
-    out = []
-    for example in ner_examples(count, language, seed):
-        start, end, label = rng.choice(example.spans)
-        out.append(TypingExample(example.words, (start, end), label, language))
-    return out
 
 
 def run(tokenizer, task, head, train, dev, test, settings=FAST, dev_score=None):
@@ -76,10 +51,20 @@ def test_span_ner_learns_the_toy_task_and_transfers_to_the_test_language(tokeniz
     assert fit.dev_scores[fit.chosen_epoch - 1] == max(fit.dev_scores) == 1.0
 
 
+# Not the entity head: its feature is the [MASK] entity's state alone, and a random encoder must first
+# learn to attend from an entity to the words at its positions (pre-training's MEP teaches that);
+# in 8 toy epochs it reaches about 0.8. Relation passes because its label is a word anywhere in the sentence.
 @pytest.mark.parametrize("head", ["word"])
 def test_typing_reaches_accuracy_one(tokenizer, head):
     test = typing_examples(20, "de", 3)
     _, predicted = run(tokenizer, "typing", head, typing_examples(96, "en", 1), typing_examples(16, "en", 2), test)
+    assert predicted == [example.label for example in test]
+
+
+@pytest.mark.parametrize("head", ["entity", "word"])
+def test_relation_reads_the_word_between_its_two_spans(tokenizer, head):
+    test = relation_examples(20, "de", 3)
+    _, predicted = run(tokenizer, "relation", head, relation_examples(64, "en", 1), relation_examples(16, "en", 2), test)
     assert predicted == [example.label for example in test]
 
 
