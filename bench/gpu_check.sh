@@ -66,12 +66,14 @@ step() {  # step LIMIT_S TITLE COMMAND...: output into the results file too; a f
 failed=0
 mkdir -p "$out_dir"
 : > "$results"
-: > "$LIGHTNING_KG_BENCH_RESULTS"
+rm -f "$LIGHTNING_KG_BENCH_RESULTS"  # bench/common.py writes the header into a file that does not exist yet
 echo "gpu_check $(git rev-parse --short HEAD 2>/dev/null || echo '?') dry_run=$dry budget=${budget} s" | tee -a "$results"
 step 30 "machine and versions" "$python" -c "
 import importlib.metadata as m, torch
 print(torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU', torch.__version__, 'cuda', torch.version.cuda)
-print(', '.join(f'{n} {m.version(n)}' for n in ('lightning', 'transformers', 'deepspeed', 'jsonargparse', 'webdataset')))"
+print(', '.join(f'{n} {m.version(n)}' for n in ('lightning', 'transformers', 'deepspeed', 'jsonargparse', 'webdataset')))
+from importlib.util import find_spec  # what unpadded attention could run on here (docs/PACKING.md)
+print('varlen attention:', ', '.join(f'{n} {bool(find_spec(n))}' for n in ('torch.nn.attention.varlen', 'flash_attn')))"
 train_step=("$python" bench/train_step.py --size $size --precision $precision --batch-size $rows "${steps[@]}")
 step 100 "train step vs LukeForMaskedLM, synthetic 512-token shards" "${train_step[@]}" "${synthetic[@]}"
 step 60 "train step vs LukeForMaskedLM, demo shards" "${train_step[@]}"

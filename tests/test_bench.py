@@ -126,3 +126,52 @@ def test_useful_flops_count_real_tokens_and_only_the_passes_run(monkeypatch):
     padded_text = 2 * 256 * 6 + 4 * 2 * 4 * 6**2
     assert train_step.useful_flops(config, batch, train_step.LUKE_OBJECTIVES, padded=True) == 3 * (padded_text + heads)
     assert train_step.padding_share([batch]) == {"words": 1 / 4, "entity slots": 1 / 2, "knowledge texts": 3 / 6, "all": 5 / 12}
+
+
+GPU_CHECK_STEPS = ["machine and versions", "train step vs LukeForMaskedLM, synthetic 512-token shards",
+                   "train step vs LukeForMaskedLM, demo shards", "SDPA kernel, training (dropout, backward)",
+                   "mep_vocab memory at 1M entities, fp32", "fit of the tiny model on the demo, ZeRO-2", "fit metrics (last rows)",
+                   "compiled model vs eager: cold compile, then warm steps", "prepare's Wikidata passes by worker count (CPU)"]
+
+
+def run_gpu_check(results: Path, seconds: int | None = None) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "LIGHTNING_KG_BENCH_RESULTS", "OUT")}
+    env["PYTHON"] = sys.executable
+    if seconds is not None:
+        env["GPU_CHECK_SECONDS"] = str(seconds)
+    return subprocess.run(["bash", "bench/gpu_check.sh", "--dry-run", str(results)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=1200)
+
+
+def test_gpu_check_skips_every_step_once_its_budget_is_spent(tmp_path):
+    results = tmp_path / "out" / "gpu_check.txt"
+    result = run_gpu_check(results, seconds=1)
+    assert result.returncode == 1, result.stderr[-2000:]
+    text = results.read_text()
+    assert "dry_run=true budget=1 s" in text.splitlines()[0]
+    assert [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("!! skipped")] == GPU_CHECK_STEPS
+    assert text.rstrip().endswith("(failed steps: 1)")
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_runs_every_step_and_writes_its_figures(tmp_path):
+    """The whole device check at tiny size on this CPU (about 5 minutes on 2 cores): every step
+    passes within its limit and leaves its figures beside the results file, as on the lent machine."""
+    results = tmp_path / "out" / "gpu_check.txt"
+    kept = (ROOT / "bench" / "results.csv").read_bytes()
+    result = run_gpu_check(results)
+    assert (ROOT / "bench" / "results.csv").read_bytes() == kept  # the check's rows go to its own folder only
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    text = results.read_text()
+    titles = [line[3:].rsplit(" (", 1)[0] for line in text.splitlines() if line.startswith("== ") and not line.startswith("== summary")]
+    assert titles == GPU_CHECK_STEPS
+    summary = text[text.index("== summary"):].splitlines()[1:-1]
+    assert [line.split()[0] for line in summary] == ["ok"] * len(GPU_CHECK_STEPS)
+    assert "varlen attention: torch.nn.attention.varlen " in text
+    assert text.count("padding share (padded / all positions): words ") == 2  # both batch sources
+    rows = list(csv.DictReader((results.parent / "gpu_results.csv").open()))
+    benches = {row["command"].split()[1] for row in rows}
+    assert benches == {"bench/train_step.py", "bench/mep_memory.py", "bench/compile_speed.py", "bench/prepare_scale.py"}
+    assert len(rows) >= 8 and all(float(row["ours"]) > 0 for row in rows)
+    metrics = list(csv.DictReader((results.parent / "fit_metrics.csv").open()))
+    assert max(int(row["step"]) for row in metrics) == 3 and any(row["train/loss"] for row in metrics)
