@@ -43,6 +43,11 @@ from lightning_kg.dataset.tokenizer import load_tokenizer
 from lightning_kg.probe.report import write_csv
 from lightning_kg.probe.run import ProbeConfig, probe
 from lightning_kg.runs.directories import config_data_dir, run_dataset
+from lightning_kg.transfer.finetune import FinetuneSettings
+from lightning_kg.transfer.heads import TASKS
+from lightning_kg.transfer.metrics import MAIN_METRIC
+from lightning_kg.transfer.report import write_report
+from lightning_kg.transfer.run import TransferConfig, run_transfer
 from lightning_kg.verbs import ConfigFileError, check_config_files, fail
 
 _OFF = "--model.objective_settings.{}_weight"
@@ -60,7 +65,9 @@ METRICS = ("entity_p1", "entity_mrr", "word_p1", "word_mrr", "entity_consistency
 
 
 _PROBE_TURN = threading.Lock()
-"""One probe at a time: parallel fits share the cores, a probe's model and facts need not be doubled."""
+"""One probe (or transfer) at a time: parallel fits share the cores, a probe's model and facts need not be doubled."""
+RANDOM_INIT = "random init"
+"""The transfer baseline's row: the encoder of the runs' size, untrained, fine-tuned the same way."""
 
 
 def usable_cores() -> int:
@@ -108,13 +115,19 @@ def unigram_mlm_loss(data_dir: Path) -> float:
 
 
 def train_and_probe(arm: str, seed: int, run_dir: Path, configs: list[str], fit_args: list[str],
-                    threads: int | None = None) -> dict:
+                    threads: int | None = None, transfer: str | None = None, transfer_epochs: int = 5) -> dict:
     """One arm at one seed: fit (unless ``fit.json`` says it finished) with ``threads`` torch threads
-    (None: torch's own choice), then both probes; the figures are saved in ``result.json``, which a
-    rerun reads instead."""
+    (None: torch's own choice), then both probes and the ``transfer`` task (None: none); the figures
+    are saved in ``result.json``, which a rerun reads instead (adding a transfer it lacks)."""
     result_file = run_dir.parent / f"{run_dir.name}.result.json"
     if result_file.is_file():
-        return json.loads(result_file.read_text(encoding="utf-8"))
+        result = json.loads(result_file.read_text(encoding="utf-8"))
+        if transfer and (result.get("transfer") or {}).get("task") != transfer:
+            with _PROBE_TURN:
+                result["transfer"] = transfer_score(run_dir / "checkpoints" / "last.ckpt", transfer, seed, transfer_epochs,
+                                                    run_dir / "transfer" / transfer)
+            write_json(result_file, result, indent=1)
+        return result
     fit_file = run_dir.parent / f"{run_dir.name}.fit.json"
     if not fit_file.is_file():
         shutil.rmtree(run_dir, ignore_errors=True)  # a fit cut short: start it again rather than resume a stranger's state
@@ -134,8 +147,24 @@ def train_and_probe(arm: str, seed: int, run_dir: Path, configs: list[str], fit_
             mean = next(row for row in probed.rows if row["scope"] == "all")
             result[facts] = {key: mean[key] for key in (*METRICS, "majority_p1", "chance_p1")}
         result["probe_s"] = round(time.perf_counter() - started, 1)
+        if transfer:
+            result["transfer"] = transfer_score(run_dir / "checkpoints" / "last.ckpt", transfer, seed, transfer_epochs,
+                                                run_dir / "transfer" / transfer)
     write_json(result_file, result, indent=1)
     return result
+
+
+def transfer_score(ckpt: Path, task: str, seed: int, epochs: int, out: Path, random_init: bool = False) -> dict:
+    """Fine-tune ``ckpt`` on ``task`` in its dataset's train language at ``seed`` (``lightning_kg.transfer``),
+    the report in ``out``; ``{"task", "dev", "zero_shot"}``: the main metric on the train language's dev
+    split and its mean over the other languages' test splits."""
+    result = run_transfer(TransferConfig(ckpt_path=str(ckpt), task=task, seeds=[seed], random_init=random_init, progress=False,
+                                         finetune=FinetuneSettings(epochs=epochs)))
+    write_report(result.rows, out, result.title, result.train_language)
+    main = [row for row in result.rows if row["metric"] == MAIN_METRIC[task]]
+    tests = [row["value"] for row in main if row["split"] == "test" and row["language"] != result.train_language]
+    return {"task": task, "dev": next(row["value"] for row in main if row["split"] == "dev"),
+            "zero_shot": sum(tests) / len(tests), "transfer_s": round(result.seconds, 1)}
 
 
 def summary_rows(results: list[dict]) -> list[dict]:
@@ -149,28 +178,36 @@ def summary_rows(results: list[dict]) -> list[dict]:
             for metric in ("val_mlm", *METRICS):
                 values = [r["val_mlm"] if metric == "val_mlm" else r[facts][metric] for r in runs]
                 row[f"{metric}_mean"], row[f"{metric}_sd"] = spread(values)
+            row["transfer_mean"], row["transfer_sd"] = spread([(r.get("transfer") or {}).get("zero_shot") for r in runs])
             rows.append(row)
     return rows
 
 
 def markdown(rows: list[dict], baselines: dict[str, dict[str, float]], unigram: float, seeds: list[int], runs_s: float,
-             wall_s: float) -> str:
+             wall_s: float, transfer: dict | None = None) -> str:
     """The table of ``ablation.md``: mean ± sd over seeds, then the baselines. ``runs_s``: the fits' and
-    probes' times summed (kept across reruns); ``wall_s``: this command's."""
+    probes' times summed (kept across reruns); ``wall_s``: this command's. ``transfer``: ``{"task",
+    "random": (mean, sd)}`` adds the zero-shot transfer column and its random-init row."""
+    column = f" {transfer['task']} zero-shot |" if transfer else ""
     header = ("| arm | facts | entity P@1 | entity MRR | word P@1 | entity consistency | word consistency "
-              "| alignment acc@1 | labels that differ | val MLM loss |")
+              f"| alignment acc@1 | labels that differ | val MLM loss |{column}")
     lines = [f"Seeds {', '.join(map(str, seeds))}; mean ± sample sd over seeds; fits and probes {runs_s / 60:.1f} min "
              f"summed, this command's wall time {wall_s / 60:.1f} min.", "",
              header, "|" + " --- |" * (header.count("|") - 1)]
     for row in rows:
         cells = [mean_sd(row[f"{m}_mean"], row[f"{m}_sd"]) for m in ("entity_p1", "entity_mrr", "word_p1", "entity_consistency",
                                                                   "word_consistency", "alignment_acc1", "alignment_acc1_distinct", "val_mlm")]
+        if transfer:  # one figure per arm: shown on its held-out row
+            cells.append(mean_sd(row["transfer_mean"], row["transfer_sd"]) if row["facts"] == FACTS[0] else "")
         lines.append(f"| {row['arm']} | {row['facts'].removeprefix('facts-')} | " + " | ".join(cells) + " |")
+    empty = " |" if transfer else ""
     for facts, values in baselines.items():
         lines.append(f"| most frequent object (`major`) | {facts.removeprefix('facts-')} | {values['majority_p1']:.3f} | | "
-                     f"{values['majority_p1']:.3f} | | | | | |")
-        lines.append(f"| chance | {facts.removeprefix('facts-')} | {values['chance_p1']:.3f} | | {values['chance_p1']:.3f} | | | | | |")
-    lines.append(f"| unigram frequencies | | | | | | | | | {unigram:.3f} |")
+                     f"{values['majority_p1']:.3f} | | | | | |{empty}")
+        lines.append(f"| chance | {facts.removeprefix('facts-')} | {values['chance_p1']:.3f} | | {values['chance_p1']:.3f} | | | | | |{empty}")
+    lines.append(f"| unigram frequencies | | | | | | | | | {unigram:.3f} |{empty}")
+    if transfer:
+        lines.append(f"| {RANDOM_INIT} (same size, untrained) | | | | | | | | | | {mean_sd(*transfer['random'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -197,9 +234,19 @@ def plot(rows: list[dict], baselines: dict[str, dict[str, float]], path: Path) -
     save_png(figure, path, dpi=110)
 
 
-def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit_args: list[str], jobs: int = 1) -> Path:
+def random_baseline(out: Path, ckpt: Path, task: str, seed: int, epochs: int) -> dict:
+    """:func:`transfer_score` of a random init of ``ckpt``'s size at ``seed``, kept in ``out`` for a rerun."""
+    saved = out / RANDOM_INIT.replace(" ", "-") / f"seed-{seed}.{task}.json"
+    if not saved.is_file():
+        write_json(saved, transfer_score(ckpt, task, seed, epochs, saved.with_suffix(""), random_init=True), indent=1)
+    return json.loads(saved.read_text(encoding="utf-8"))
+
+
+def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit_args: list[str], jobs: int = 1,
+           transfer: str | None = None, transfer_epochs: int = 5) -> Path:
     """Every arm at every seed (:func:`train_and_probe`), ``jobs`` fits at a time, then the table and
-    the chart in ``out``."""
+    the chart in ``out``; with ``transfer``, each run's zero-shot transfer on that task and the random
+    init's at each seed."""
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     runs = [(arm, seed) for seed in seeds for arm in arms]  # seed by seed: a run cut short still compares every arm
@@ -210,7 +257,7 @@ def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit
         if stop.is_set():  # a fit failed, or Ctrl-C: start no other
             return None
         try:
-            return train_and_probe(arm, seed, out / arm / f"seed-{seed}", configs, fit_args, threads)
+            return train_and_probe(arm, seed, out / arm / f"seed-{seed}", configs, fit_args, threads, transfer, transfer_epochs)
         except BaseException:
             stop.set()
             raise
@@ -225,9 +272,10 @@ def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit
                     continue  # skipped after a failure, whose own future raises in this loop
                 by_run[arm, seed] = result
                 elapsed = time.perf_counter() - started
+                transferred = f", {transfer} zero-shot {result['transfer']['zero_shot']:.3f}" if transfer else ""
                 print(f"[{len(by_run)}/{len(runs)}] {arm} seed {seed}: fit {result['fit_s']:.0f} s, probes {result['probe_s']:.0f} s, "
-                      f"held-out entity P@1 {mean_sd(result['facts-heldout']['entity_p1'], None)}; {elapsed / 60:.1f} min so far",
-                      flush=True)
+                      f"held-out entity P@1 {mean_sd(result['facts-heldout']['entity_p1'], None)}{transferred}; "
+                      f"{elapsed / 60:.1f} min so far", flush=True)
         except BaseException:  # a failed fit or Ctrl-C: start no other fit, let those under way end (a rerun keeps them)
             stop.set()
             if jobs > 1:
@@ -244,7 +292,12 @@ def ablate(configs: list[str], seeds: list[int], arms: list[str], out: Path, fit
         writer = csv.DictWriter(table, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    text = markdown(rows, baselines, unigram, seeds, runs_s, wall_s)
+    random = None
+    if transfer:
+        scores = [random_baseline(out, out / arms[0] / f"seed-{seed}" / "checkpoints" / "last.ckpt", transfer, seed, transfer_epochs)
+                  for seed in seeds]
+        random = {"task": transfer, "random": spread([score["zero_shot"] for score in scores])}
+    text = markdown(rows, baselines, unigram, seeds, runs_s, wall_s, random)
     write_text(out / "ablation.md", text)
     plot(rows, baselines, out / "ablation.png")
     print(text + f"\nwrote {out / 'ablation.md'}, {out / 'ablation.csv'} and {out / 'ablation.png'}")
@@ -260,6 +313,9 @@ def main(args: list[str]) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every arm (default: 0 1 2)")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="arms to train (default: all four)")
     parser.add_argument("--out", default="runs/ablation", help="output folder; a rerun skips the runs finished there")
+    parser.add_argument("--transfer", choices=[*TASKS, "none"], default="typing",
+                        help="task each run is fine-tuned on and tested zero-shot (lightning_kg transfer; default typing; none: skip)")
+    parser.add_argument("--transfer_epochs", type=int, default=FinetuneSettings.epochs, help="fine-tuning epochs of each transfer")
     parser.add_argument("--jobs", type=int, default=1,
                         help="fits at once, each with cores // jobs torch threads (default 1: one fit, torch's own threads)")
     known, fit_args = parser.parse_known_args(args)
@@ -273,6 +329,7 @@ def main(args: list[str]) -> None:
     except ConfigFileError as error:
         fail(str(error))
     try:
-        ablate(known.config, known.seeds, known.arms, Path(known.out), fit_args, known.jobs)
-    except RuntimeError as error:
+        ablate(known.config, known.seeds, known.arms, Path(known.out), fit_args, known.jobs,
+               None if known.transfer == "none" else known.transfer, known.transfer_epochs)
+    except (RuntimeError, FileNotFoundError, ValueError) as error:
         fail(str(error))

@@ -31,7 +31,7 @@ def test_two_arms_at_one_seed_give_one_table_and_a_rerun_skips_them(tmp_path, ca
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY)
     out = tmp_path / "ablation"
-    args = ["ablate", "--config", str(config), "--seeds", "0", "--arms", "all", "mlm", "--out", str(out)]
+    args = ["ablate", "--config", str(config), "--seeds", "0", "--arms", "all", "mlm", "--out", str(out), "--transfer", "none"]
     main([*args, "--jobs", "2"])  # both fits at once, one torch thread each on 2 cores
     assert json.loads((out / "mlm" / "seed-0.fit.json").read_text())["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
     rows = list(csv.DictReader(open(out / "ablation.csv")))
@@ -77,3 +77,33 @@ def test_a_failed_fit_starts_no_other(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="fit exited 1"):
         ablate.ablate([], [0, 1], ["all", "mlm"], tmp_path, [], jobs=1)
     assert started == [("all", 0), ("mlm", 0)]  # seed 1's two fits never started
+
+
+def test_the_transfer_column_gives_each_arms_zero_shot_mean_beside_the_random_init(tmp_path, monkeypatch):
+    def fit(arm, seed, run_dir, configs, fit_args, threads, transfer, epochs):
+        probe = {metric: 0.3 for metric in ablate.METRICS} | {"majority_p1": 0.25, "chance_p1": 0.05}
+        return {"arm": arm, "seed": seed, "fit_s": 1.0, "probe_s": 1.0, "val_mlm": 5.0, "facts-heldout": probe, "facts-train": probe,
+                "transfer": {"task": transfer, "zero_shot": 0.5 + 0.1 * seed + (0.1 if arm == "all" else 0.0)}}
+
+    rows = [{"seed": 0, "language": "en", "split": "dev", "metric": "accuracy", "value": 0.9},
+            {"seed": 0, "language": "de", "split": "test", "metric": "accuracy", "value": 0.4},
+            {"seed": 0, "language": "ja", "split": "test", "metric": "accuracy", "value": 0.2}]
+    ran = []
+
+    def run_transfer(config):
+        ran.append((config.random_init, config.seeds, config.finetune.epochs))
+        return type("Result", (), {"rows": rows, "train_language": "en", "title": "t", "seconds": 1.0})
+
+    monkeypatch.setattr(ablate, "train_and_probe", fit)
+    monkeypatch.setattr(ablate, "run_transfer", run_transfer)
+    monkeypatch.setattr(ablate, "unigram_mlm_loss", lambda data_dir: 6.0)
+    monkeypatch.setattr(ablate, "run_dataset", lambda *args: tmp_path)
+    monkeypatch.setattr(ablate, "config_data_dir", lambda run: None)
+    ablate.ablate([], [0, 1], ["all", "mlm"], tmp_path, [], transfer="typing", transfer_epochs=2)
+    table = (tmp_path / "ablation.md").read_text()
+    assert "| typing zero-shot |" in table.splitlines()[2]
+    assert "| 0.650 ± 0.071 |" in table and "| 0.550 ± 0.071 |" in table  # all, mlm: seeds 0 and 1
+    assert "| random init (same size, untrained) | | | | | | | | | | 0.300 ± 0.000 |" in table  # mean of de and ja, each seed
+    assert ran == [(True, [0], 2), (True, [1], 2)]
+    ablate.ablate([], [0, 1], ["all", "mlm"], tmp_path, [], transfer="typing", transfer_epochs=2)
+    assert len(ran) == 2  # the random init's scores are kept for a rerun
