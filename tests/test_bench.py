@@ -175,3 +175,13 @@ def test_gpu_check_dry_run_runs_every_step_and_writes_its_figures(tmp_path):
     assert len(rows) >= 8 and all(float(row["ours"]) > 0 for row in rows)
     metrics = list(csv.DictReader((results.parent / "fit_metrics.csv").open()))
     assert max(int(row["step"]) for row in metrics) == 3 and any(row["train/loss"] for row in metrics)
+
+
+@pytest.mark.slow
+def test_transfer_speed_records_ours_against_luke(tmp_path):
+    results = tmp_path / "results.csv"
+    result = run_bench("transfer_speed.py", "--sentences", "16", "--repeats", "1", results=results)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "16 sentences ->" in result.stdout and "LukeForEntitySpanClassification" in result.stdout
+    [row] = list(csv.DictReader(results.open()))
+    assert row["figure"].startswith("span NER fine-tuning sentences/s, tiny") and float(row["ratio"]) > 0
