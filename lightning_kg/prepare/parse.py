@@ -1,4 +1,4 @@
-"""Step 1 of ``prepare``: Wikipedia dumps -> parsed articles in ``.work/``, with redirects and link counts.
+"""The parse stage of ``prepare``: Wikipedia dumps -> parsed articles in ``.work/``, with redirects and link counts.
 
 With ``workers`` > 1 the work is spread two ways, both writing the same bytes as one process:
 - at least as many dump files as workers: one process parses a whole file at a time;
@@ -28,7 +28,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lightning_kg.dataset.files import atomic_file, write_json
-from lightning_kg.prepare.dumps import BadRecord, DumpError
+from lightning_kg.prepare.cached_steps import recorded
+from lightning_kg.prepare.dumps import BadRecords
 from lightning_kg.prepare.mediawiki import Page, iter_pages, read_site
 from lightning_kg.prepare.namespaces import Namespaces, canonical_title
 from lightning_kg.prepare.wikitext import parse_wikitext
@@ -45,26 +46,6 @@ WORKER_PEAK_MIB: dict[int, float] = {}
 
 def _note_worker_peak(pid: int, peak: float) -> None:
     WORKER_PEAK_MIB[pid] = max(peak, WORKER_PEAK_MIB.get(pid, 0.0))
-
-
-class BadRecords:
-    """Counts skipped input records, logs each with where it was, or raises under ``strict``. A file
-    cut short (truncated, or broken XML) is also listed in ``truncated``: all its later records are lost."""
-
-    def __init__(self, strict: bool):
-        self.strict = strict
-        self.records: list[str] = []
-        self.truncated: list[str] = []
-
-    def __call__(self, record: BadRecord) -> None:
-        if self.strict:
-            raise DumpError(f"{'input cut short' if record.truncated else 'malformed record'} (--strict stops here): {record}")
-        if record.truncated:
-            log.warning("input cut short, kept what was read before: %s", record)
-            self.truncated.append(str(record))
-        else:
-            log.warning("skipped %s", record)
-        self.records.append(str(record))
 
 
 @dataclass(frozen=True)
@@ -242,11 +223,7 @@ def work_file(work_dir: Path, number: int) -> Path:
 def read_summary(work_dir: Path, number: int, fingerprint: str) -> dict | None:
     """The summary of dump ``number`` if it was parsed with this ``fingerprint``, else None."""
     target = work_file(work_dir, number)
-    summary_file = Path(f"{target}.summary.json")
-    if not (summary_file.exists() and target.exists()):
-        return None
-    summary = json.loads(summary_file.read_text(encoding="utf-8"))
-    return summary if summary.get("fingerprint") == fingerprint else None
+    return recorded(Path(f"{target}.summary.json"), fingerprint) if target.exists() else None
 
 
 def parse_dumps(paths: list[str], numbers: list[int], work_dir: Path, max_pages, workers: int, strict: bool,
