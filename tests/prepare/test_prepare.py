@@ -276,7 +276,7 @@ def test_progress_moves_while_a_dump_is_read(tmp_path, monkeypatch, workers, fil
     RecordingBar.pages_read = 0
     # Small chunks and little read-ahead, so 200 pages make many chunks (a real dump has millions).
     monkeypatch.setattr(parsing, "CHUNK_PAGES", 4)
-    monkeypatch.setattr(parsing, "IN_FLIGHT_PER_WORKER", 1)
+    monkeypatch.setattr("lightning_kg.prepare.chunk_pool.IN_FLIGHT_PER_WORKER", 1)
     monkeypatch.setattr(parsing, "tqdm", RecordingBar)
     monkeypatch.setattr(parsing, "iter_pages", counting_reader)
     parsing.parse_dumps([str(p) for p in sorted(source.iterdir())], list(range(files)), tmp_path, None, workers, False, "f")
