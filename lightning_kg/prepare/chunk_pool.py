@@ -135,7 +135,7 @@ class ChunkPool:
         (compressed) after each chunk."""
         chunks = line_chunks(path, progress=progress)
         if self._journal is None:
-            yield from self._decoded(function, chunks, args)
+            yield from self._in_order(function, ((chunk, *args) for chunk in chunks), in_slots=True)
             return
         directory, name, key = self._journal
         journal = ChunkJournal(journal_path(directory, name, path), f"{key}|{function.__name__}|{dumps.CHUNK_BYTES}")
@@ -144,7 +144,7 @@ class ChunkPool:
             self.chunks["journal"] += journal.replayed
             if journal.complete:
                 return
-            for result in self._decoded(function, itertools.islice(chunks, journal.replayed, None), args):
+            for result in self._in_order(function, ((chunk, *args) for chunk in itertools.islice(chunks, journal.replayed, None)), True):
                 journal.append(result)
                 yield result
             journal.finish()
@@ -167,9 +167,6 @@ class ChunkPool:
         """``function(*task)`` of each task in order, by the workers and this process, the tasks
         pickled to the workers (for dump chunks :meth:`map_lines` passes them in shared memory)."""
         return self._in_order(function, tasks, in_slots=False)
-
-    def _decoded(self, function: Callable, chunks: Iterable[LineChunk], args: tuple) -> Iterator:
-        return self._in_order(function, ((chunk, *args) for chunk in chunks), in_slots=True)
 
     def _in_order(self, function: Callable, tasks: Iterable[tuple], in_slots: bool) -> Iterator:
         """``function(*task)`` of each task in order, by the workers and this process. Each place

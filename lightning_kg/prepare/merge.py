@@ -213,17 +213,11 @@ def entity_labels(vocab: EntityVocab, kb: KnowledgeBase, index: int) -> dict[str
 def tokenize_knowledge(tokenizer, texts: list[tuple[str, str]], max_length: int) -> list[list[int]]:
     """``<s> label </s></s> description </s>`` (or ``<s> label </s>``), truncating the description."""
     result: list[list[int] | None] = [None] * len(texts)
-    paired = [i for i, (_, description) in enumerate(texts) if description]
-    single = [i for i, (_, description) in enumerate(texts) if not description]
-    if paired:
-        encoded = tokenizer([texts[i][0] for i in paired], [texts[i][1] for i in paired],
-                            truncation=True, max_length=max_length)["input_ids"]
-        for i, ids in zip(paired, encoded):
-            result[i] = ids
-    if single:
-        encoded = tokenizer([texts[i][0] for i in single], truncation=True, max_length=max_length)["input_ids"]
-        for i, ids in zip(single, encoded):
-            result[i] = ids
+    for paired in (True, False):  # one call for the texts with a description, one for those without
+        if indices := [i for i, (_, description) in enumerate(texts) if bool(description) == paired]:
+            halves = [[texts[i][0] for i in indices]] + ([[texts[i][1] for i in indices]] if paired else [])
+            for i, ids in zip(indices, tokenizer(*halves, truncation=True, max_length=max_length)["input_ids"]):
+                result[i] = ids
     return result
 
 

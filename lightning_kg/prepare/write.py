@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -73,17 +74,6 @@ def doc_hash(site: str, title: str) -> str:
     return hashlib.blake2b(f"{site}:{title}".encode(), digest_size=8).hexdigest()
 
 
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def write_text_shards(out: Path, work_dir: Path, summaries: dict[int, dict], numbers: list[int],
                       links: dict[str, dict[str, int]], tokenizer, journal: ShardJournal, first_shard: int,
                       config: PrepareConfig) -> dict:
@@ -103,8 +93,8 @@ def write_text_shards(out: Path, work_dir: Path, summaries: dict[int, dict], num
     documents = {"train": 0, "val": 0}
     mentions = Counter()
     total = sum(summaries[i]["articles"] for i in numbers)
-    articles = tqdm(iter_documents(work_dir, numbers), total=total, desc="text", unit="doc", disable=None)
-    for batch in _batches(articles, ENCODE_BATCH_DOCUMENTS):
+    articles = iter(tqdm(iter_documents(work_dir, numbers), total=total, desc="text", unit="doc", disable=None))
+    for batch in iter(lambda: list(itertools.islice(articles, ENCODE_BATCH_DOCUMENTS)), []):
         resolved_batch = []
         for dump, article in batch:
             known = links.get(summaries[dump]["site"], {})
