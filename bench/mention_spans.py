@@ -29,7 +29,7 @@ from lightning_kg.dataset.entity_vocab import EntityVocab
 from lightning_kg.dataset.tokenizer import load_tokenizer
 from lightning_kg.prepare.config import PrepareConfig
 from lightning_kg.prepare.mediawiki import read_site
-from lightning_kg.prepare.parsing import work_file
+from lightning_kg.prepare.parse import work_file
 from lightning_kg.prepare.pipeline import prepare
 from lightning_kg.prepare.samples import char_spans_to_token_spans
 

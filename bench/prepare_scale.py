@@ -10,7 +10,7 @@ children) and peak resident memory (ru_maxrss) come from wait4.
 Also: lines per CPU second of gzip decompression and of each JSON decoder (json, msgspec, orjson
 where installed) on the largest dump.
 
-Extrapolation: the Wikidata passes' CPU per entity (the merge logs it), the merge's memory per dump
+Extrapolation: the Wikidata passes' CPU per entity (the merge records it in .work/merge.json), the merge's memory per dump
 entity as the slope between the smallest and the largest size, and the per-article costs of parse
 and write less the start-up, multiplied by the full dumps' counts, divided by the cores a stage can
 use; the assumptions are printed with the figures.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -59,10 +58,11 @@ def run_stage(dumps: Path, out: Path, stage: str, workers: int) -> dict:
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{' '.join(command)} failed:\n{out.with_suffix('.log').read_text()[-3000:]}")
     figures = {"wall": time.perf_counter() - start, "cpu": usage.ru_utime + usage.ru_stime, "peak": usage.ru_maxrss / 1024}
-    if passes := re.findall(r"wikidata passes: ([\d.]+) CPU s in this process, ([\d.]+) s wall", out.with_suffix(".log").read_text()):
-        # The merge's own figures: its Wikidata passes alone (CPU of the main process, which with
-        # workers decompresses and hands out the chunks, and wall time).
-        figures["wikidata_cpu"], figures["wikidata_wall"] = map(float, passes[-1])
+    if stage == "merge":
+        # The merge's own figures, from its record: its Wikidata passes alone (CPU of the main
+        # process, which with workers decompresses and hands out the chunks, and wall time).
+        passes = json.loads((out / ".work" / "merge.json").read_text())["wikidata_passes"]
+        figures["wikidata_cpu"], figures["wikidata_wall"] = passes["cpu_s"], passes["wall_s"]
     return figures
 
 
@@ -116,8 +116,8 @@ def wikidata_passes(dump: Path, work_dir: Path, workers: int, rounds: int = 2) -
     vocabulary is every linked item (the merge's cut by mention count is left out)."""
     from lightning_kg.prepare.chunk_pool import ChunkPool
     from lightning_kg.prepare.knowledge_base import KnowledgeBase
+    from lightning_kg.prepare.merge import linked_targets
     from lightning_kg.prepare.wikidata import iter_labels
-    from lightning_kg.prepare.writing import linked_targets
 
     summaries = [json.loads(path.read_text()) for path in sorted(work_dir.glob("*.summary.json"))]
     linked, sites = linked_targets(summaries), {s["site"]: s["lang"] for s in summaries}
@@ -159,7 +159,7 @@ def journal_costs(dump: Path, work_dir: Path) -> dict:
 
     from lightning_kg.prepare.chunk_pool import ChunkPool
     from lightning_kg.prepare.knowledge_base import KnowledgeBase
-    from lightning_kg.prepare.writing import linked_targets
+    from lightning_kg.prepare.merge import linked_targets
 
     summaries = [json.loads(path.read_text()) for path in sorted(work_dir.glob("*.summary.json"))]
     linked, sites = linked_targets(summaries), {s["site"]: s["lang"] for s in summaries}
@@ -204,8 +204,8 @@ def link_target_memory(targets: int) -> dict:
     import tracemalloc
 
     from lightning_kg.prepare.knowledge_base import KnowledgeBase
+    from lightning_kg.prepare.merge import linked_targets
     from lightning_kg.prepare.namespaces import canonical_title
-    from lightning_kg.prepare.writing import linked_targets
 
     wikis = [("enwiki", "en"), ("dewiki", "de")]
     per_wiki = targets // len(wikis)
@@ -322,7 +322,7 @@ def main() -> None:
         for stage, r in stages.items():
             print(f"  {entities:8d} {workers:7d} {stage:>8s} {r['wall']:7.1f} {r['cpu']:7.1f} {r['peak']:9.0f} "
                   f"{r['peak'] * 1024 / entities:10.2f}")
-    # The Wikidata passes' CPU per entity, as the merge logs it: the rest of the merge (tokenizer,
+    # The Wikidata passes' CPU per entity, as the merge records it: the rest of the merge (tokenizer,
     # knowledge, facts) follows the vocabulary, which is fixed here, but not exactly (more of the
     # facts' objects are in the vocabulary of a small dump), so a slope of the whole stage misleads.
     merge_mib = slope(results, sizes, 1, "merge", "peak")  # MiB per entity of dump

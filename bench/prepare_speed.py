@@ -2,10 +2,10 @@
 
 Input: the English Wikipedia excerpt that ships in the gensim wheel (206 pages, 1.7 MB of bz2),
 no Wikidata. Each run is a fresh subprocess writing into a temporary directory. Figures: parse
-speed (prepare's own log line: bz2, XML and wikitext, in the worker pool), pages/s of the whole
-run (tokenizer training and shard writing included), the peak resident memory of the largest
-process (ru_maxrss of the finished process tree, from wait4) and of all processes together
-(sampled every 50 ms). With one dump file and 2 workers, prepare's main process reads the pages
+speed (bz2, XML and wikitext, in the worker pool; the parse stage's wall time, which prepare records
+in .work/timings.json), pages/s of the whole run (tokenizer training and shard writing included),
+the peak resident memory of the largest process (ru_maxrss of the finished process tree, from
+wait4) and of all processes together (sampled every 50 ms). With one dump file and 2 workers, prepare's main process reads the pages
 (a reader thread decompresses) and a pool parses their wikitext in ordered chunks; with as many
 files as workers, each worker takes a file. The output is byte-identical either way.
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -52,11 +52,12 @@ def run(excerpt: Path, workers: int) -> dict:
                 summed = max(summed, sum(p.memory_info().rss for p in [tree, *tree.children(recursive=True)]))
             time.sleep(0.05)
         seconds = time.perf_counter() - start
-        text = log.read_text()
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{' '.join(command)} failed:\n{text[-3000:]}")
-    parsed = re.search(r"parsed (\d+) pages in [\d.]+ s \((\d+) pages/s\)", text)
-    return {"parse": float(parsed[2]), "pages": int(parsed[1]), "seconds": seconds,
+        if os.waitstatus_to_exitcode(status):
+            raise SystemExit(f"{' '.join(command)} failed:\n{log.read_text()[-3000:]}")
+        # What the run recorded: its stages' wall times and the manifest's page count.
+        parse_seconds = json.loads(Path(out, "data", ".work", "timings.json").read_text())["parse"]
+        pages = json.loads(Path(out, "data", "manifest.json").read_text())["counts"]["pages"]
+    return {"parse": pages / parse_seconds, "pages": pages, "seconds": seconds,
             "largest": usage.ru_maxrss / 1024, "summed": summed / 2**20}
 
 

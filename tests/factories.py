@@ -1,26 +1,22 @@
-"""Small dumps in the real formats, written by the tests (no external data), and the prepare config that reads them.
+"""Small dumps in the real formats (written by lightning_kg.recipes.dump_files, as the recipes' are), and the prepare config that reads them.
 
 The Wikipedia and Wikidata snippets are hand-written for these tests; Q-ids and titles follow the real
 ones so the examples read naturally.
 """
 
-import bz2
 import json
 from pathlib import Path
 
 from lightning_kg.prepare.config import PrepareConfig
+from lightning_kg.recipes.dump_files import mediawiki_xml, page_xml, wikidata_json, write_dump
 
 
 def page(title, text, ns=0, redirect=None):
-    redirect_tag = f'<redirect title="{redirect}" />' if redirect else ""
-    return (f"<page><title>{title}</title><ns>{ns}</ns><id>1</id>{redirect_tag}<revision><id>2</id>"
-            f'<text xml:space="preserve">{text}</text></revision></page>')
+    return page_xml(title, text, ns, redirect=redirect)
 
 
 def xml_dump(lang, pages):
-    return (f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="{lang}">'
-            f"<siteinfo><sitename>Wikipedia</sitename><dbname>{lang}wiki</dbname><case>first-letter</case></siteinfo>"
-            + "".join(pages) + "</mediawiki>\n")
+    return mediawiki_xml(lang, pages)
 
 
 EN_PAGES = [
@@ -66,16 +62,16 @@ def wikidata_dump(entities, broken_line=True):
     lines = [json.dumps(e, ensure_ascii=False) for e in entities]
     if broken_line:
         lines.insert(2, '{"type": "item", "id": "Q99", "labels": ')
-    return "[\n" + ",\n".join(lines) + "\n]\n"
+    return "".join(wikidata_json(lines))
 
 
 def write_dumps(source: Path) -> Path:
     source.mkdir(parents=True, exist_ok=True)
-    (source / "enwiki-pages-articles.xml.bz2").write_bytes(bz2.compress(xml_dump("en", EN_PAGES).encode("utf-8")))
+    write_dump(source / "enwiki-pages-articles.xml.bz2", xml_dump("en", EN_PAGES))
     # bgwiki as the gensim excerpt ships it: UTF-16 with a byte-order mark.
     utf16 = xml_dump("bg", BG_PAGES).replace("<mediawiki", '<?xml version="1.0" encoding="UTF-16"?>\n<mediawiki', 1)
     (source / "bgwiki-pages-articles.xml").write_bytes(utf16.encode("utf-16"))
-    (source / "wikidata.json.bz2").write_bytes(bz2.compress(wikidata_dump(ENTITIES).encode("utf-8")))
+    write_dump(source / "wikidata.json.bz2", wikidata_dump(ENTITIES))
     return source
 
 

@@ -1,4 +1,5 @@
-"""Chunks of one big dump decoded in worker processes, taken back in dump order.
+"""Chunks of one big dump decoded in worker processes, taken back in dump order: the Wikidata
+dump's lines in the merge, a Wikipedia dump's wikitext in the parse (:meth:`ChunkPool.ordered`).
 
 Wikidata is one file, so the merge cannot spread it by file as the parse does: a thread of this
 process decompresses it (ISA-L releases the GIL) while the workers decode its chunks of lines, and
@@ -98,7 +99,7 @@ class ChunkPool:
     docs/PREPARE.md, "At full scale"). Use as a context manager: leaving it stops the processes and
     removes the key files."""
 
-    def __init__(self, workers: int = 1, scratch: Path | None = None):
+    def __init__(self, workers: int = 1, scratch: Path | None = None, shared_chunks: bool = True):
         self.workers = workers
         self._pool = self._scratch = None
         self._filters = 0  # key files written, for their names
@@ -108,8 +109,11 @@ class ChunkPool:
         if workers > 1:
             context = multiprocessing.get_context("spawn")
             spawned = workers - 1  # this process is the other one: it decodes chunks while the workers are busy
-            self._arrays = [context.RawArray("B", dumps.CHUNK_BYTES) for _ in range(IN_FLIGHT_PER_WORKER * spawned + 1)]
-            self._slots = [memoryview(array).cast("B") for array in self._arrays]
+            # Places for the tasks in flight; without ``shared_chunks`` (tasks that are not dump
+            # chunks: :meth:`ordered`) they are only counted, no shared memory is set aside.
+            places = IN_FLIGHT_PER_WORKER * spawned + 1
+            self._arrays = [context.RawArray("B", dumps.CHUNK_BYTES) for _ in range(places)] if shared_chunks else []
+            self._slots = [memoryview(array).cast("B") for array in self._arrays] or [None] * places
             self._pool = context.Pool(spawned, _share_slots, (self._arrays,))
             self._scratch = Path(tempfile.mkdtemp(prefix="keys-", dir=scratch))
 
@@ -131,7 +135,7 @@ class ChunkPool:
         (compressed) after each chunk."""
         chunks = line_chunks(path, progress=progress)
         if self._journal is None:
-            yield from self._decoded(function, chunks, args)
+            yield from self._in_order(function, ((chunk, *args) for chunk in chunks), in_slots=True)
             return
         directory, name, key = self._journal
         journal = ChunkJournal(journal_path(directory, name, path), f"{key}|{function.__name__}|{dumps.CHUNK_BYTES}")
@@ -140,7 +144,7 @@ class ChunkPool:
             self.chunks["journal"] += journal.replayed
             if journal.complete:
                 return
-            for result in self._decoded(function, itertools.islice(chunks, journal.replayed, None), args):
+            for result in self._in_order(function, ((chunk, *args) for chunk in itertools.islice(chunks, journal.replayed, None)), True):
                 journal.append(result)
                 yield result
             journal.finish()
@@ -159,31 +163,40 @@ class ChunkPool:
         finally:
             self._journal = None
 
-    def _decoded(self, function: Callable, chunks: Iterable[LineChunk], args: tuple) -> Iterator:
-        """``function(chunk, *args)`` of each chunk in order, by the workers and this process. Each
-        slot holds a chunk until its result is taken back, so at most ``IN_FLIGHT_PER_WORKER`` chunks
-        per worker wait and memory stays bounded when the reading outpaces the workers; the chunks
-        decoded here are as many as the slots at most ahead of the oldest one still out."""
+    def ordered(self, function: Callable, tasks: Iterable[tuple]) -> Iterator:
+        """``function(*task)`` of each task in order, by the workers and this process, the tasks
+        pickled to the workers (for dump chunks :meth:`map_lines` passes them in shared memory)."""
+        return self._in_order(function, tasks, in_slots=False)
+
+    def _in_order(self, function: Callable, tasks: Iterable[tuple], in_slots: bool) -> Iterator:
+        """``function(*task)`` of each task in order, by the workers and this process. Each place
+        (``in_slots``: a slot holding the task's chunk, its first argument) is taken until the
+        task's result is taken back, so at most ``IN_FLIGHT_PER_WORKER`` tasks per worker wait and
+        memory stays bounded when the reading outpaces the workers; the tasks done here are as many
+        as the places at most ahead of the oldest one still out."""
         if self._pool is None:
-            for chunk in chunks:
+            for task in tasks:
                 self.chunks["here"] += 1
-                yield function(chunk, *args)
+                yield function(*task)
             return
         free, waiting = deque(range(len(self._slots))), deque()
-        for chunk in chunks:
+        for task in tasks:
             while True:
                 while waiting and waiting[0][1].ready():  # hand back what is done, oldest first
                     yield self._take_back(waiting, free)
                 if free or sum(slot is None for slot, _ in waiting) < len(self._slots):
                     break
                 yield self._take_back(waiting, free)  # as far ahead as allowed: wait for the oldest
-            if free and chunk.cut <= len(self._slots[0]):
+            if free and not (in_slots and task[0].cut > len(self._slots[0])):
                 slot = free.popleft()
-                self._slots[slot][: chunk.cut] = memoryview(chunk.block)[: chunk.cut]
-                waiting.append((slot, self._pool.apply_async(function, (LineChunk(chunk.head, slot, chunk.cut), *args))))
+                if in_slots:
+                    chunk = task[0]
+                    self._slots[slot][: chunk.cut] = memoryview(chunk.block)[: chunk.cut]
+                    task = (LineChunk(chunk.head, slot, chunk.cut), *task[1:])
+                waiting.append((slot, self._pool.apply_async(function, task)))
                 self.chunks["workers"] += 1
-            else:  # every slot is out (or the chunk is one line longer than a slot): decode it here
-                waiting.append((None, _Done(function(chunk, *args))))
+            else:  # every place is taken (or the chunk is one line longer than a slot): do it here
+                waiting.append((None, _Done(function(*task))))
                 self.chunks["here"] += 1
         while waiting:
             yield self._take_back(waiting, free)

@@ -14,6 +14,8 @@ LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 # Smallest lengths that leave room for text: <s> and </s> around a sample, and around each half of a knowledge pair.
 MIN_SEQ_LENGTH = 8
 MIN_KNOWLEDGE_LENGTH = 8
+# Settings that change how a run goes, not what it writes: the fingerprint and the manifest leave them out.
+RUN_SETTINGS = ("out", "stage", "slice", "workers", "strict", "accept_bad_wikidata")
 
 
 @dataclass
@@ -144,3 +146,9 @@ class PrepareConfig:
         if problems:
             raise ValueError("prepare settings: " + "; ".join(problems))
 
+
+    def slice_numbers(self, count: int) -> list[int]:
+        """The numbers of the dumps (of ``count``) this slice parses and writes."""
+        if not 0 <= self.slice < self.num_slices:
+            raise ValueError(f"slice {self.slice} is outside 0..{self.num_slices - 1}")
+        return [i for i in range(count) if i % self.num_slices == self.slice]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import glob
+import logging
 import os
 import queue
 import threading
@@ -15,6 +16,7 @@ from typing import BinaryIO
 import numpy as np
 from isal import igzip
 
+log = logging.getLogger("lightning_kg.prepare")
 CHUNK_BYTES = 1 << 22
 
 
@@ -33,6 +35,26 @@ class BadRecord:
 
 class DumpError(ValueError):
     """A malformed record where the caller asked to stop (``--strict``) rather than skip."""
+
+
+class BadRecords:
+    """Counts skipped input records, logs each with where it was, or raises under ``strict``. A file
+    cut short (truncated, or broken XML) is also listed in ``truncated``: all its later records are lost."""
+
+    def __init__(self, strict: bool):
+        self.strict = strict
+        self.records: list[str] = []
+        self.truncated: list[str] = []
+
+    def __call__(self, record: BadRecord) -> None:
+        if self.strict:
+            raise DumpError(f"{'input cut short' if record.truncated else 'malformed record'} (--strict stops here): {record}")
+        if record.truncated:
+            log.warning("input cut short, kept what was read before: %s", record)
+            self.truncated.append(str(record))
+        else:
+            log.warning("skipped %s", record)
+        self.records.append(str(record))
 
 
 def raise_on_error(record: BadRecord) -> None:

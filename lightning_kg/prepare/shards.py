@@ -8,6 +8,7 @@ and renamed when complete, so a final name always holds a whole shard.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -21,6 +22,12 @@ import webdataset as wds
 from lightning_kg.dataset.files import atomic_file, file_sha256, write_text
 
 TAR_BLOCK = 512
+
+
+def stable_fraction(text: str) -> float:
+    """A number in [0, 1) fixed by ``text``: splits by hash are the same on every machine and run."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 @dataclass

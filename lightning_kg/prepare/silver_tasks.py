@@ -38,9 +38,9 @@ from lightning_kg.prepare.chunk_pool import ChunkPool
 from lightning_kg.prepare.config import PrepareConfig
 from lightning_kg.prepare.entity_types import type_entities
 from lightning_kg.prepare.knowledge_base import KnowledgeBase
-from lightning_kg.prepare.parsing import iter_documents
+from lightning_kg.prepare.parse import iter_documents
 from lightning_kg.prepare.samples import SENTENCE_END
-from lightning_kg.prepare.writing import stable_fraction
+from lightning_kg.prepare.shards import stable_fraction
 
 log = logging.getLogger("lightning_kg.prepare")
 TASKS = ("typing", "ner", "relation")

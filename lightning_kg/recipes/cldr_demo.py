@@ -18,11 +18,9 @@ Wikidata's. Output is byte-identical on every run with the same babel.
 from __future__ import annotations
 
 import argparse
-import bz2
 import json
 from datetime import date
 from pathlib import Path
-from xml.sax.saxutils import escape, quoteattr
 
 from babel import Locale, localedata
 from babel.core import get_global
@@ -31,6 +29,7 @@ from babel.lists import format_list
 from babel.numbers import get_territory_currencies
 
 from lightning_kg.recipes.cldr_templates import DESCRIPTIONS, ENGLISH_THE, MEMBERS_LABEL, PROPERTIES, TEXT
+from lightning_kg.recipes.dump_files import mediawiki_xml, page_xml, wikidata_json, write_dump
 
 # CLDR supplemental territoryContainment (CLDR 48, same tree as babel's CLDR 47), groupings left out.
 CONTAINMENT = {
@@ -303,7 +302,7 @@ def entry(lang: str, key: tuple, facts: dict, labels: dict, links: dict) -> str 
     return f"'''{name}'''{'' if lang in ('ja', 'zh') else ' —'} " + spacer.join(sentences) + f"\n\n[[{TEXT[lang]['category']}:CLDR]]\n"
 
 
-def mediawiki_xml(lang: str, facts: dict, labels: dict, links: dict) -> tuple[str, int]:
+def wiki_dump(lang: str, facts: dict, labels: dict, links: dict) -> tuple[str, int]:
     """A ``pages-articles`` export: one article per territory with a redirect from its code, an entry per
     region and per language, a category page."""
     pages, titles = [], set()
@@ -320,24 +319,10 @@ def mediawiki_xml(lang: str, facts: dict, labels: dict, links: dict) -> tuple[st
             pages.append((links[key][lang], 0, text, None))
     category, template = TEXT[lang]["category"], TEXT[lang]["template"]
     pages.append((f"{category}:CLDR", 14, "Unicode CLDR.", None))
-    xml = [f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" '
-           f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-           f'xsi:schemaLocation="http://www.mediawiki.org/xml/export-0.10/ http://www.mediawiki.org/xml/export-0.10.xsd" '
-           f'version="0.10" xml:lang="{lang}">',
-           "  <siteinfo>", "    <sitename>CLDR demo</sitename>", f"    <dbname>{lang}wiki</dbname>",
-           "    <generator>lightning_kg.recipes.cldr_demo</generator>", "    <case>first-letter</case>", "    <namespaces>",
-           '      <namespace key="0" case="first-letter" />',
-           f'      <namespace key="10" case="first-letter">{escape(template)}</namespace>',
-           f'      <namespace key="14" case="first-letter">{escape(category)}</namespace>',
-           "    </namespaces>", "  </siteinfo>"]
-    for page_id, (title, namespace, text, redirect) in enumerate(pages, 1):
-        xml += ["  <page>", f"    <title>{escape(title)}</title>", f"    <ns>{namespace}</ns>", f"    <id>{page_id}</id>"]
-        xml += [f"    <redirect title={quoteattr(redirect)} />"] if redirect else []
-        xml += ["    <revision>", f"      <id>{FIRST_ID + page_id}</id>", "      <model>wikitext</model>",
-                "      <format>text/x-wiki</format>",
-                f'      <text bytes="{len(text.encode())}" xml:space="preserve">{escape(text)}</text>', "    </revision>", "  </page>"]
-    xml.append("</mediawiki>\n")
-    return "\n".join(xml), len(pages)
+    xml = mediawiki_xml(lang, (page_xml(title, text, namespace, page_id, redirect, FIRST_ID + page_id)
+                               for page_id, (title, namespace, text, redirect) in enumerate(pages, 1)),
+                        namespaces={10: template, 14: category}, sitename="CLDR demo", generator="lightning_kg.recipes.cldr_demo")
+    return xml, len(pages)
 
 
 def build(out: Path, languages: tuple[str, ...] = TEXT_LANGUAGES, max_territories: int | None = None) -> dict:
@@ -348,12 +333,11 @@ def build(out: Path, languages: tuple[str, ...] = TEXT_LANGUAGES, max_territorie
     links = sitelinks(facts["keys"], labels, languages)
     out.mkdir(parents=True, exist_ok=True)
     lines = wikidata_lines(facts, labels, links)
-    # bz2 stores no name or time, so the same text gives the same bytes.
-    (out / "wikidata-cldr.json.bz2").write_bytes(bz2.compress(("[\n" + ",\n".join(lines) + "\n]\n").encode(), 9))
+    write_dump(out / "wikidata-cldr.json.bz2", wikidata_json(lines))
     pages = {}
     for lang in languages:
-        xml, pages[lang] = mediawiki_xml(lang, facts, labels, links)
-        (out / f"{lang}wiki-cldr.xml.bz2").write_bytes(bz2.compress(xml.encode(), 9))
+        xml, pages[lang] = wiki_dump(lang, facts, labels, links)
+        write_dump(out / f"{lang}wiki-cldr.xml.bz2", xml)
     kinds = {kind: sum(key[0] == kind for key in facts["keys"]) for kind in KINDS}
     claims = sum(len(claims) for claims in facts["relations"].values())
     return {"items": kinds, "properties": len(PROPERTIES), "claims": claims, "label_locales": len(locales), "pages": pages}

@@ -17,12 +17,11 @@ the one or the other. Everything is drawn from ``random.Random(seed)``: same arg
 from __future__ import annotations
 
 import argparse
-import bz2
-import gzip
 import json
 import random
 from pathlib import Path
-from xml.sax.saxutils import escape
+
+from lightning_kg.recipes.dump_files import mediawiki_xml, page_xml, wikidata_json, write_dump
 
 LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "pt", "ru", "sv", "ja", "zh"]
 WIKIS = {"enwiki": "en", "dewiki": "de"}  # the dumps written; sitelinks go to every language's wiki
@@ -125,28 +124,16 @@ def article(rng: random.Random, number: int, linked: int, names: dict[int, str],
     return "\n\n".join(parts)
 
 
-def _page(title: str, page_id: int, text: str, redirect: str | None = None) -> str:
-    tag = f'<redirect title="{escape(redirect)}" />' if redirect else ""
-    return (f"  <page>\n    <title>{escape(title)}</title>\n    <ns>0</ns>\n    <id>{page_id}</id>\n{tag}    <revision>\n"
-            f"      <id>{page_id * 10}</id>\n      <model>wikitext</model>\n      <format>text/x-wiki</format>\n"
-            f'      <text bytes="{len(text)}" xml:space="preserve">{escape(text)}</text>\n    </revision>\n  </page>\n')
-
-
 def wiki_dump(rng: random.Random, site: str, lang: str, pages: int, linked: int, names: dict[int, str]) -> str:
     """A pages-articles dump: ``pages`` articles (items 1..pages) and a redirect to a fifth of them."""
     redirected = set(range(1, linked + 1, 5))
-    head = (f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/" version="0.11" xml:lang="{lang}">\n'
-            f"  <siteinfo>\n    <sitename>Wikipedia</sitename>\n    <dbname>{site}</dbname>\n    <case>first-letter</case>\n"
-            '    <namespaces>\n      <namespace key="0" case="first-letter" />\n'
-            '      <namespace key="6" case="first-letter">File</namespace>\n'
-            '      <namespace key="10" case="first-letter">Template</namespace>\n'
-            '      <namespace key="14" case="first-letter">Category</namespace>\n    </namespaces>\n  </siteinfo>\n')
     body = []
     for number in range(1, pages + 1):
-        body.append(_page(names[number], number, article(rng, number, linked, names, redirected)))
+        body.append(page_xml(names[number], article(rng, number, linked, names, redirected), page_id=number))
         if number in redirected:
-            body.append(_page(f"{names[number]} alias", 10_000_000 + number, f"#REDIRECT [[{names[number]}]]", names[number]))
-    return head + "".join(body) + "</mediawiki>\n"
+            body.append(page_xml(f"{names[number]} alias", f"#REDIRECT [[{names[number]}]]", page_id=10_000_000 + number,
+                                 redirect=names[number]))
+    return mediawiki_xml(lang, body, site, namespaces={6: "File", 10: "Template", 14: "Category"})
 
 
 def write_synthetic_dumps(out: str | Path, entities: int, pages: int, seed: int = 0) -> tuple[list[Path], Path]:
@@ -160,18 +147,12 @@ def write_synthetic_dumps(out: str | Path, entities: int, pages: int, seed: int 
     wiki_paths = []
     for site, lang in WIKIS.items():
         path = out / f"{site}-synthetic-pages-articles.xml.bz2"
-        path.write_bytes(bz2.compress(wiki_dump(random.Random(f"{seed}-{site}"), site, lang, pages, linked, names).encode("utf-8")))
-        wiki_paths.append(path)
+        wiki_paths.append(write_dump(path, wiki_dump(random.Random(f"{seed}-{site}"), site, lang, pages, linked, names)))
     data_path = out / "wikidata-synthetic-all.json.gz"
     rng = random.Random(f"{seed}-wikidata")
-    with gzip.GzipFile(data_path, "wb", compresslevel=6, mtime=0) as stream:
-        stream.write(b"[\n")
-        records = (item(rng, number, entities, linked, names) if number <= entities else prop(number - entities)
-                   for number in range(1, entities + PROPERTIES + 1))  # a generator: the dump is never held
-        for index, record in enumerate(records, 1):
-            stream.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-            stream.write(b",\n" if index < entities + PROPERTIES else b"\n")
-        stream.write(b"]\n")
+    records = (item(rng, number, entities, linked, names) if number <= entities else prop(number - entities)
+               for number in range(1, entities + PROPERTIES + 1))  # a generator: the dump is never held
+    write_dump(data_path, wikidata_json(json.dumps(record, ensure_ascii=False, separators=(",", ":")) for record in records))
     return wiki_paths, data_path
 
 

@@ -12,9 +12,9 @@ from lightning_kg.dataset.entity_vocab import EntityVocab
 from lightning_kg.prepare.config import PrepareConfig
 from lightning_kg.prepare.dumps import DumpError
 from lightning_kg.prepare.knowledge_base import KnowledgeBase
+from lightning_kg.prepare.merge import write_knowledge
 from lightning_kg.prepare.pipeline import prepare
 from lightning_kg.prepare.wikidata import WikidataInputError
-from lightning_kg.prepare.writing import write_knowledge
 from tests.factories import EN_PAGES, ENTITIES, config, page, wikidata_dump, write_dumps, xml_dump
 
 

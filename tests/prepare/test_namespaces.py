@@ -7,7 +7,6 @@ The namespace names below are the real ones of each Wikipedia:
   ($namespaceNames; the project namespace is the wiki's $wgMetaNamespace, Βικιπαίδεια, विकिपीडिया, วิกิพีเดีย).
 """
 
-import bz2
 import gzip
 import json
 
@@ -18,6 +17,7 @@ from lightning_kg.prepare.mediawiki import read_site
 from lightning_kg.prepare.namespaces import Namespaces
 from lightning_kg.prepare.pipeline import prepare
 from lightning_kg.prepare.wikitext import parse_wikitext
+from lightning_kg.recipes.dump_files import mediawiki_xml, write_dump
 from tests.factories import config, page
 
 NAMESPACES = {
@@ -70,23 +70,15 @@ ARTICLES = {"bg": ["България"], "el": ["Ελλάδα"], "hi": ["भा�
 TITLES = {"bg": "София", "el": "Αθήνα", "hi": "दिल्ली", "th": "กรุงเทพมหานคร", "en": "Kabul"}
 
 
-def dump_with_siteinfo(lang, pages):
-    names = "".join(f'<namespace key="{key}" case="first-letter">{name}</namespace>' for key, name in NAMESPACES[lang].items())
-    return (f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="{lang}"><siteinfo>'
-            f"<sitename>Wikipedia</sitename><dbname>{lang}wiki</dbname><case>first-letter</case><namespaces>"
-            f'<namespace key="0" case="first-letter" />{names}</namespaces></siteinfo>' + "".join(pages) + "</mediawiki>\n")
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     directory = tmp_path_factory.mktemp("namespaces")
     source = directory / "dumps"
     source.mkdir()
     for lang, (text, _) in PAGES.items():
-        escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        pages = [page(TITLES[lang], escaped), page("MOS:BOLD", "", redirect="Wikipedia:Manual of Style")] if lang == "en" else \
-            [page(TITLES[lang], escaped)]
-        (source / f"{lang}wiki-pages-articles.xml.bz2").write_bytes(bz2.compress(dump_with_siteinfo(lang, pages).encode()))
+        pages = [page(TITLES[lang], text), page("MOS:BOLD", "", redirect="Wikipedia:Manual of Style")] if lang == "en" else \
+            [page(TITLES[lang], text)]
+        write_dump(source / f"{lang}wiki-pages-articles.xml.bz2", mediawiki_xml(lang, pages, namespaces=NAMESPACES[lang]))
     out = directory / "out"
     prepare(config(source, out, wikidata=[], languages=None, min_entity_count=1))
     return source, out

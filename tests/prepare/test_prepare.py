@@ -14,9 +14,10 @@ import webdataset as wds
 from lightning_kg.dataset.entity_vocab import EntityVocab
 from lightning_kg.dataset.knowledge import KnowledgeTable
 from lightning_kg.prepare import pipeline
+from lightning_kg.prepare import write as write_stage
 from lightning_kg.prepare.dumps import DumpError
 from lightning_kg.prepare.pipeline import prepare
-from lightning_kg.prepare.writing import stable_fraction
+from lightning_kg.prepare.shards import stable_fraction
 from tests.factories import EN_PAGES, ENTITIES, config, item, page, wikidata_dump, write_dumps, xml_dump
 
 
@@ -154,13 +155,13 @@ def test_a_write_slice_holds_the_summaries_without_their_link_counts(dumps, tmp_
     out = tmp_path / "out"
     for stage in ("parse", "merge"):
         prepare(config(dumps, out, stage=stage))
-    given, write_text_shards = [], pipeline.write_text_shards
+    given, write_text_shards = [], write_stage.write_text_shards
 
     def spy(out, work_dir, summaries, *args, **kwargs):
         given.extend(set(summary) for summary in summaries.values())
         return write_text_shards(out, work_dir, summaries, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "write_text_shards", spy)
+    monkeypatch.setattr(write_stage, "write_text_shards", spy)
     prepare(config(dumps, out, stage="write"))
     assert len(given) == 2 and all({"site", "lang", "articles"} <= keys and not keys & set(pipeline.LINK_KEYS) for keys in given)
     assert list(out.glob("train-*.tar"))  # and the slice wrote its shards
@@ -259,7 +260,7 @@ class RecordingBar:
 # With 2 workers the pages are parsed in worker processes.
 @pytest.mark.parametrize("workers, files", [(1, 1), pytest.param(2, 1, marks=pytest.mark.slow), pytest.param(2, 2, marks=pytest.mark.slow)])
 def test_progress_moves_while_a_dump_is_read(tmp_path, monkeypatch, workers, files):
-    import lightning_kg.prepare.parsing as parsing
+    import lightning_kg.prepare.parse as parsing
 
     source = tmp_path / "dumps"
     source.mkdir()
@@ -275,7 +276,7 @@ def test_progress_moves_while_a_dump_is_read(tmp_path, monkeypatch, workers, fil
     RecordingBar.pages_read = 0
     # Small chunks and little read-ahead, so 200 pages make many chunks (a real dump has millions).
     monkeypatch.setattr(parsing, "CHUNK_PAGES", 4)
-    monkeypatch.setattr(parsing, "IN_FLIGHT_PER_WORKER", 1)
+    monkeypatch.setattr("lightning_kg.prepare.chunk_pool.IN_FLIGHT_PER_WORKER", 1)
     monkeypatch.setattr(parsing, "tqdm", RecordingBar)
     monkeypatch.setattr(parsing, "iter_pages", counting_reader)
     parsing.parse_dumps([str(p) for p in sorted(source.iterdir())], list(range(files)), tmp_path, None, workers, False, "f")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from lightning_kg.prepare.dumps import DumpError, LineChunk, expand_inputs
 from lightning_kg.prepare.mediawiki import iter_pages, wiki_site
 from lightning_kg.prepare.wikidata import iter_entities
+from lightning_kg.recipes.dump_files import wikidata_json, write_dump
 from tests.factories import EN_PAGES, ENTITIES, page, wikidata_dump, xml_dump
 
 GENSIM = Path(find_spec("gensim").origin).parent / "test/test_data" if find_spec("gensim") else Path("/nonexistent")
@@ -57,7 +58,7 @@ def test_utf16_with_a_bom_and_a_malformed_page(tmp_path):
     skipped = []
     assert [p.title for p in iter_pages(path, on_error=skipped.append)] == ["Япония"]
     assert [r.reason for r in skipped] == ["page without a <title>", "<ns> is not a number: 'x'"]
-    assert str(skipped[1]).startswith(f"{path}:page 'Bad ns' (line 2):")
+    assert str(skipped[1]).startswith(f"{path}:page 'Bad ns' (line 33):")  # where its <page> opens
     with pytest.raises(DumpError, match="page without a <title>"):
         list(iter_pages(path))
 
@@ -108,7 +109,7 @@ def test_wikidata_items_properties_and_bad_lines(tmp_path, suffix, compress):
                           .map(json.dumps)), max_size=8))
 def test_random_lines_never_crash_the_reader(tmp_path_factory, lines):
     path = tmp_path_factory.mktemp("wd") / "random.json"
-    path.write_text("[\n" + ",\n".join(line.replace("\n", " ") for line in lines) + "\n]\n", encoding="utf-8")
+    write_dump(path, wikidata_json(line.replace("\n", " ") for line in lines))
     skipped = []
     read = list(iter_entities(path, on_error=skipped.append, accept_bad=True))  # the file-level checks: test_bad_input.py
     assert len(read) + len(skipped) <= len(lines)

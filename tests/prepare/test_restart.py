@@ -5,8 +5,9 @@ import logging
 
 import pytest
 
-import lightning_kg.prepare.parsing as parsing
-import lightning_kg.prepare.pipeline as pipeline
+import lightning_kg.prepare.cached_steps as cached_steps
+import lightning_kg.prepare.manifest as manifest
+import lightning_kg.prepare.parse as parsing
 from lightning_kg.prepare.chunk_journal import ChunkJournal
 from lightning_kg.prepare.knowledge_base import KnowledgeBase
 from lightning_kg.prepare.pipeline import prepare
@@ -23,14 +24,15 @@ def outputs(out):
 
 def kill_when_written(monkeypatch, name):
     """Kill the run right before it records ``name`` (all the stage's other work done)."""
-    original = pipeline.write_json
+    original = cached_steps.write_json
 
     def write_json(path, *args, **kwargs):
         if path.name == name:
             raise Killed(name)
         return original(path, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "write_json", write_json)
+    for module in (cached_steps, manifest):  # the stages' records, and the manifest
+        monkeypatch.setattr(module, "write_json", write_json)
 
 
 def kill_second_dump(monkeypatch):

@@ -1,8 +1,7 @@
 """A Wikidata dump long enough for several chunks, and the sites and links that select from it:
 shared by the chunk pool's and the chunk journal's tests."""
 
-import gzip
-
+from lightning_kg.recipes.dump_files import write_dump
 from tests.factories import ENTITIES, item, wikidata_dump
 
 SITES = {"enwiki": "en", "bgwiki": "bg"}
@@ -19,5 +18,4 @@ def many_entities(count: int) -> list[dict]:
 
 
 def write_gz(path, entities, broken_line=True):
-    path.write_bytes(gzip.compress(wikidata_dump(entities, broken_line).encode("utf-8"), mtime=0))
-    return path
+    return write_dump(path, wikidata_dump(entities, broken_line))

@@ -1,37 +1,142 @@
-"""Steps 3 and 5 of ``prepare``: links to entities, the vocabulary, knowledge texts and shards."""
+"""The merge stage of ``prepare``: the parsed wikis and Wikidata -> the entity vocabulary, the
+tokenizer, the knowledge texts (per entity and language, its label and a description: Wikidata's,
+or one composed from its facts), the fact shards (Object Entailment samples of the facts between
+vocabulary entities, held out by subject) and the link table the write stage reads.
+
+Links are resolved in their own wiki (redirects, then that wiki's sitelinks) and counted over all
+languages, so one entity is one vocabulary entry whatever the language that links to it. Wikidata is
+read in three passes, so memory follows the vocabulary (knowledge_base.py): the sitelinks of the
+linked items (and the properties), then the vocabulary's items, then the labels of their facts'
+objects. Each pass's result is kept in ``.work/`` (cached_steps.py), so a run killed in a later pass
+starts again after the last one it finished: at full scale a pass is half an hour of a node.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import itertools
 import logging
+import os
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 from tqdm import tqdm
 
 from lightning_kg.dataset.entity_vocab import EntityVocab
+from lightning_kg.dataset.files import write_json
 from lightning_kg.dataset.knowledge import KnowledgeTable
+from lightning_kg.dataset.tokenizer import load_tokenizer
+from lightning_kg.prepare.cached_steps import cached_step, output_hash
+from lightning_kg.prepare.chunk_pool import ChunkPool
 from lightning_kg.prepare.config import PrepareConfig
+from lightning_kg.prepare.dumps import BadRecords
 from lightning_kg.prepare.knowledge_base import KnowledgeBase
-from lightning_kg.prepare.parsing import iter_documents
-from lightning_kg.prepare.samples import TextSequence, encode_texts, join_sequences, knowledge_text, pack_document
-from lightning_kg.prepare.shards import ShardJournal, ShardSink
+from lightning_kg.prepare.parse import iter_documents
+from lightning_kg.prepare.samples import knowledge_text
+from lightning_kg.prepare.shards import ShardJournal, ShardSink, stable_fraction
+from lightning_kg.prepare.tokenizer_training import train_tokenizer
 
 log = logging.getLogger("lightning_kg.prepare")
 REDIRECT_HOPS = 5
-ENCODE_BATCH_DOCUMENTS = 64  # documents tokenized in one call: amortises the call, bounds what is held
+MERGE_OUTPUTS = ("entity_vocab.jsonl", "tokenizer", "knowledge", ".work/links.json")
 
 
-def stable_fraction(text: str) -> float:
-    """A number in [0, 1) fixed by ``text``: splits by hash are the same on every machine and run."""
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+def merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str], config: PrepareConfig, digest: str) -> bool:
+    """Run the merge, or reuse the one an earlier run finished with these settings and inputs
+    (then True). Its record, ``.work/merge.json``, also holds what the Wikidata passes took
+    (``wikidata_passes``: CPU s of this process, wall s), for a bench to read."""
+    _, reused = cached_step(work_dir / "merge.json", digest, "merge: finished by an earlier run with these settings and inputs, reused",
+                            lambda: _merge(out, work_dir, summaries, data_paths, config, digest), out)
+    return reused
 
 
-def doc_hash(site: str, title: str) -> str:
-    """A document's key: its wiki's site id and title (simplewiki and enwiki share a language, not pages)."""
-    return hashlib.blake2b(f"{site}:{title}".encode(), digest_size=8).hexdigest()
+def _merge(out: Path, work_dir: Path, summaries: list[dict], data_paths: list[str], config: PrepareConfig, digest: str) -> dict:
+    languages = sorted(config.languages or {s["lang"] for s in summaries})
+    bad = BadRecords(config.strict)
+    started = time.process_time(), time.perf_counter()
+    with ChunkPool(config.workers if data_paths else 1, work_dir) as pool:
+        def first_pass() -> KnowledgeBase:
+            with _pass_bar(data_paths, 1) as told, _journaled(pool, work_dir, "wikidata-first", digest):
+                return KnowledgeBase.from_dumps(data_paths, set(languages), {s["site"]: s["lang"] for s in summaries}, on_error=bad,
+                                                accept_bad=config.accept_bad_wikidata, linked=linked_targets(summaries), pool=pool,
+                                                progress=told)
+
+        # Two records, so that the first pass's JSON values need not stay in memory to be written again.
+        (kb, bad.records), _ = cached_step(
+            work_dir / "wikidata-first.json", digest, "wikidata: the first pass of an earlier run reused",
+            lambda: (first_pass(), bad.records), save=lambda kept: {"knowledge_base": kept[0].to_json(), "bad_records": kept[1]},
+            load=lambda record: (KnowledgeBase.from_json(record.pop("knowledge_base")), record["bad_records"]),
+            journals=["wikidata-first"])
+        if data_paths:
+            log.info("wikidata: %d properties and %d sitelinks of linked items read", len(kb.decoded), len(kb.sitelinks))
+        resolve = LinkResolver(summaries, kb)
+        vocab = build_vocab(summaries, resolve, kb, config)
+        if len(vocab) <= 3:
+            raise ValueError(f"no entity mention found in {len(summaries)} dump(s) ({sum(s['articles'] for s in summaries)} "
+                             "articles): nothing to train the entity objectives on; check the inputs")
+
+        def last_passes() -> KnowledgeBase:
+            if data_paths:
+                with _pass_bar(data_paths, 2) as told, _journaled(pool, work_dir, "wikidata-items", digest):
+                    kb.add_items(data_paths, set(vocab.entities[3:]), set(languages), pool, told)
+            if missing := kb.keep_only(set(vocab.entities[3:])):
+                with _pass_bar(data_paths, 3) as told, _journaled(pool, work_dir, "wikidata-labels", digest):
+                    kb.add_labels(data_paths, missing, set(languages), pool, told)
+                log.info("wikidata: labels of %d objects of the vocabulary's facts read in a third pass", len(missing))
+            return kb
+
+        kb, _ = cached_step(work_dir / "wikidata-last.json", digest, "wikidata: the second and third passes of an earlier run reused",
+                            last_passes, save=lambda kept: {"knowledge_base": kept.to_json()},
+                            load=lambda record: KnowledgeBase.from_json(record.pop("knowledge_base")),
+                            journals=["wikidata-items", "wikidata-labels"])
+    passes = {"cpu_s": time.process_time() - started[0], "wall_s": time.perf_counter() - started[1]}
+    vocab.save(out / "entity_vocab.jsonl")
+    heldout_subjects = {e for e in kb.facts if stable_fraction(f"heldout|{e}") < config.heldout_fact_fraction}
+    knowledge_rows = knowledge_texts(vocab, kb, languages, heldout_subjects, config)
+    if config.tokenizer:
+        tokenizer = load_tokenizer(config.tokenizer)
+    else:
+        # What the model reads: the prepared articles, and the knowledge texts of the vocabulary's
+        # entities with the labels of the relations their facts are stated in (keep_only left only
+        # the vocabulary's facts; bounded by the vocabulary, not by
+        # the Wikidata dump, whose every label once made the tokenizer follow the dump's size).
+        relations = {p for claims in kb.facts.values() for p, _ in claims}
+        texts = itertools.chain(
+            (text for _, article in iter_documents(work_dir, list(range(len(summaries)))) for text, _ in article["paragraphs"]),
+            (text for _, _, label, description, _ in knowledge_rows for text in (label, description) if text),
+            (kb.labels[p][lang] for p in sorted(relations) for lang in languages if lang in kb.labels.get(p, {})),
+        )
+        tokenizer = train_tokenizer(texts, config.tokenizer_vocab_size)
+    tokenizer.save_pretrained(str(out / "tokenizer"))
+    knowledge = write_knowledge(out, vocab, kb, tokenizer, knowledge_rows, languages, config.knowledge_max_length)
+    facts = write_fact_shards(out, vocab, kb, tokenizer, languages, heldout_subjects,
+                              ShardJournal(work_dir / "shards-facts.jsonl", digest), config)
+    write_json(work_dir / "links.json", link_table(summaries, resolve, vocab))
+    return {"languages": languages, "entities": len(vocab), "knowledge_texts": knowledge["texts"],
+            "composed_knowledge_texts": knowledge["composed"], "facts": facts["samples"], "bad_records": bad.records,
+            "shards": {split: [asdict(info) for info in infos] for split, infos in facts["shards"].items()},
+            "outputs": {name: output_hash(out, name) for name in MERGE_OUTPUTS}, "wikidata_passes": passes}
+
+
+@contextlib.contextmanager
+def _pass_bar(paths: list[str], number: int) -> Iterator[Callable[[int], None]]:
+    """A bar of the Wikidata files' (compressed) bytes for pass ``number`` of 3, and what moves it."""
+    with tqdm(total=sum(os.path.getsize(p) for p in paths), desc=f"wikidata pass {number}/3", unit="B", unit_scale=True,
+              disable=None) as bar:
+        yield lambda position: bar.update(position - bar.n)
+
+
+@contextlib.contextmanager
+def _journaled(pool: ChunkPool, work_dir: Path, name: str, digest: str) -> Iterator[None]:
+    """Pass ``name`` with its chunks journaled, resumed where a killed run's journal ends."""
+    before = pool.chunks["journal"]
+    with pool.journaled(work_dir, name, digest):
+        yield
+    if replayed := pool.chunks["journal"] - before:
+        log.info("wikidata: %s pass resumed: %d chunks from the journal of an earlier run", name.removeprefix("wikidata-"), replayed)
 
 
 class LinkResolver:
@@ -85,6 +190,20 @@ def build_vocab(summaries: list[dict], resolve: LinkResolver, kb: KnowledgeBase,
     return EntityVocab.build(counts, titles, min_count=config.min_entity_count, max_size=config.max_entities)
 
 
+def link_table(summaries: list[dict], resolve: LinkResolver, vocab: EntityVocab) -> dict[str, dict[str, int]]:
+    """site -> link target -> entity index, for every target linked in the dumps and kept in the vocabulary.
+    Saved by the merge stage, so writing shards needs neither Wikidata nor the redirects again."""
+    table: dict[str, dict[str, int]] = {}
+    for summary in summaries:
+        per_site = table.setdefault(summary["site"], {})
+        for title in summary["link_counts"]:
+            entity = resolve(summary["site"], summary["lang"], title)
+            index = vocab.index(entity) if entity is not None else -1
+            if index > 2:
+                per_site[title] = index
+    return table
+
+
 def entity_labels(vocab: EntityVocab, kb: KnowledgeBase, index: int) -> dict[str, str]:
     """Labels per language: Wikidata's, else the entity's Wikipedia titles."""
     entity = vocab.entities[index]
@@ -94,17 +213,11 @@ def entity_labels(vocab: EntityVocab, kb: KnowledgeBase, index: int) -> dict[str
 def tokenize_knowledge(tokenizer, texts: list[tuple[str, str]], max_length: int) -> list[list[int]]:
     """``<s> label </s></s> description </s>`` (or ``<s> label </s>``), truncating the description."""
     result: list[list[int] | None] = [None] * len(texts)
-    paired = [i for i, (_, description) in enumerate(texts) if description]
-    single = [i for i, (_, description) in enumerate(texts) if not description]
-    if paired:
-        encoded = tokenizer([texts[i][0] for i in paired], [texts[i][1] for i in paired],
-                            truncation=True, max_length=max_length)["input_ids"]
-        for i, ids in zip(paired, encoded):
-            result[i] = ids
-    if single:
-        encoded = tokenizer([texts[i][0] for i in single], truncation=True, max_length=max_length)["input_ids"]
-        for i, ids in zip(single, encoded):
-            result[i] = ids
+    for paired in (True, False):  # one call for the texts with a description, one for those without
+        if indices := [i for i, (_, description) in enumerate(texts) if bool(description) == paired]:
+            halves = [[texts[i][0] for i in indices]] + ([[texts[i][1] for i in indices]] if paired else [])
+            for i, ids in zip(indices, tokenizer(*halves, truncation=True, max_length=max_length)["input_ids"]):
+                result[i] = ids
     return result
 
 
@@ -147,84 +260,6 @@ def write_knowledge(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenizer,
         log.warning("no knowledge text written: none of the %d entities has a label in languages %s (their labels are in: %s); "
                     "mep_contrastive and oe have nothing to read", len(vocab) - 3, languages, ", ".join(labelled) or "no language")
     return {"texts": len(rows), "composed": sum(1 for r in rows if r[3])}
-
-
-def link_table(summaries: list[dict], resolve: LinkResolver, vocab: EntityVocab) -> dict[str, dict[str, int]]:
-    """site -> link target -> entity index, for every target linked in the dumps and kept in the vocabulary.
-    Saved by the merge stage, so writing shards needs neither Wikidata nor the redirects again."""
-    table: dict[str, dict[str, int]] = {}
-    for summary in summaries:
-        per_site = table.setdefault(summary["site"], {})
-        for title in summary["link_counts"]:
-            entity = resolve(summary["site"], summary["lang"], title)
-            index = vocab.index(entity) if entity is not None else -1
-            if index > 2:
-                per_site[title] = index
-    return table
-
-
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def write_text_shards(out: Path, work_dir: Path, summaries: dict[int, dict], numbers: list[int],
-                      links: dict[str, dict[str, int]], tokenizer, journal: ShardJournal, first_shard: int,
-                      config: PrepareConfig) -> dict:
-    """Pack the parsed articles of dumps ``numbers`` into text samples; a document goes wholly to
-    train or to val. Shards are numbered from ``first_shard`` (slices write disjoint ranges)."""
-    sinks = {split: ShardSink(out, split, journal, config.shard_max_samples, config.shard_max_bytes, first_shard)
-             for split in ("train", "val")}
-    # Per split, the sample being filled: consecutive sequences of one language share a sample while they fit.
-    pending: dict[str, tuple[dict, TextSequence] | None] = {"train": None, "val": None}
-
-    def emit(split: str) -> None:
-        meta, sequence = pending[split]
-        sinks[split].write({"__key__": meta["key"], "input_ids.npy": sequence.input_ids,
-                            "json": {"lang": meta["lang"], "title": meta["title"], "mentions": sequence.mentions.tolist()}})
-        pending[split] = None
-
-    documents = {"train": 0, "val": 0}
-    mentions = Counter()
-    total = sum(summaries[i]["articles"] for i in numbers)
-    articles = tqdm(iter_documents(work_dir, numbers), total=total, desc="text", unit="doc", disable=None)
-    for batch in _batches(articles, ENCODE_BATCH_DOCUMENTS):
-        resolved_batch = []
-        for dump, article in batch:
-            known = links.get(summaries[dump]["site"], {})
-            paragraphs = []
-            for text, spans in article["paragraphs"]:
-                resolved = [(start, end, known.get(target, -1)) for start, end, target in spans]
-                mentions.update("in_vocab" if index > 0 else "out_of_vocab" for _, _, index in resolved)
-                paragraphs.append((text, resolved))
-            resolved_batch.append(paragraphs)
-        # One tokenizer call for the batch's paragraphs: the per-call cost was most of the stage's.
-        encoded = iter(encode_texts(tokenizer, [text for paragraphs in resolved_batch for text, _ in paragraphs]))
-        for (dump, article), paragraphs in zip(batch, resolved_batch):
-            site, lang, title = summaries[dump]["site"], summaries[dump]["lang"], article["title"]
-            split = "val" if stable_fraction(f"{site}:{title}") < config.val_fraction else "train"
-            documents[split] += 1
-            key = doc_hash(site, title)
-            document_encoded = [next(encoded) for _ in paragraphs]
-            for number, sequence in enumerate(pack_document(paragraphs, tokenizer, config.max_seq_length, document_encoded)):
-                held = pending[split]
-                if held and held[0]["lang"] == lang and len(held[1].input_ids) + len(sequence.input_ids) - 1 <= config.max_seq_length:
-                    pending[split] = (held[0], join_sequences(held[1], sequence))
-                    continue
-                if held:
-                    emit(split)
-                pending[split] = ({"key": f"{key}-{number:04d}", "lang": lang, "title": title}, sequence)
-    for split in sinks:
-        if pending[split]:
-            emit(split)
-    shards = {split: sink.close() for split, sink in sinks.items()}
-    return {"shards": shards, "documents": documents, "mentions": dict(mentions)}
 
 
 def write_fact_shards(out: Path, vocab: EntityVocab, kb: KnowledgeBase, tokenizer, languages: list[str],

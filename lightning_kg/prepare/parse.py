@@ -1,10 +1,10 @@
-"""Step 1 of ``prepare``: Wikipedia dumps -> parsed articles in ``.work/``, with redirects and link counts.
+"""The parse stage of ``prepare``: Wikipedia dumps -> parsed articles in ``.work/``, with redirects and link counts.
 
 With ``workers`` > 1 the work is spread two ways, both writing the same bytes as one process:
 - at least as many dump files as workers: one process parses a whole file at a time;
 - fewer files (a language's single multi-GB dump): the files in turn, this process reading the
-  pages (decompression and XML) while the pool parses their wikitext in chunks, taken back in
-  page order.
+  pages (decompression and XML) while the chunk pool (chunk_pool.py, as for Wikidata) parses their
+  wikitext in chunks, taken back in page order.
 A dump whose summary exists with this run's fingerprint was finished by an earlier run (or another
 slice) and is not parsed again.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import gzip
+import itertools
 import json
 import logging
 import multiprocessing
@@ -28,7 +29,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lightning_kg.dataset.files import atomic_file, write_json
-from lightning_kg.prepare.dumps import BadRecord, DumpError
+from lightning_kg.prepare.cached_steps import recorded
+from lightning_kg.prepare.chunk_pool import ChunkPool
+from lightning_kg.prepare.dumps import BadRecords
 from lightning_kg.prepare.mediawiki import Page, iter_pages, read_site
 from lightning_kg.prepare.namespaces import Namespaces, canonical_title
 from lightning_kg.prepare.wikitext import parse_wikitext
@@ -36,7 +39,6 @@ from lightning_kg.prepare.wikitext import parse_wikitext
 log = logging.getLogger("lightning_kg.prepare")
 CHUNK_PAGES = 64  # pages a pool task parses at once: few enough to keep the bar moving
 CHUNK_CHARS = 1 << 20  # or this much wikitext
-IN_FLIGHT_PER_WORKER = 4  # chunks read ahead per worker: enough to keep the pool busy, bounded memory
 PROGRESS_EVERY = 16  # pages between a worker process's progress reports
 # Peak resident memory of each parse worker process of this run, MiB by pid: prepare reports the
 # sum with its own, since the processes run side by side.
@@ -45,26 +47,6 @@ WORKER_PEAK_MIB: dict[int, float] = {}
 
 def _note_worker_peak(pid: int, peak: float) -> None:
     WORKER_PEAK_MIB[pid] = max(peak, WORKER_PEAK_MIB.get(pid, 0.0))
-
-
-class BadRecords:
-    """Counts skipped input records, logs each with where it was, or raises under ``strict``. A file
-    cut short (truncated, or broken XML) is also listed in ``truncated``: all its later records are lost."""
-
-    def __init__(self, strict: bool):
-        self.strict = strict
-        self.records: list[str] = []
-        self.truncated: list[str] = []
-
-    def __call__(self, record: BadRecord) -> None:
-        if self.strict:
-            raise DumpError(f"{'input cut short' if record.truncated else 'malformed record'} (--strict stops here): {record}")
-        if record.truncated:
-            log.warning("input cut short, kept what was read before: %s", record)
-            self.truncated.append(str(record))
-        else:
-            log.warning("skipped %s", record)
-        self.records.append(str(record))
 
 
 @dataclass(frozen=True)
@@ -124,54 +106,47 @@ def _article_title(page: Page) -> str | None:
     return canonical_title(page.title) or None
 
 
-def _parsed_pages(pages: Iterator[Page], namespaces: Namespaces, pool, workers: int,
+def _parsed_pages(pages: Iterator[Page], namespaces: Namespaces, pool: ChunkPool | None,
                   title_mentions: bool) -> Iterator[tuple[Page, tuple[bytes | None, list[str]] | None]]:
     """Each page with its article record (None for pages that are not articles), in dump order.
 
     Without a pool each article is parsed when its turn comes. With one, chunks of articles are
-    parsed ahead by the pool, at most ``IN_FLIGHT_PER_WORKER`` chunks per worker, and their results
-    are taken back in submission order, so the output does not depend on which worker was faster.
+    parsed ahead (:meth:`ChunkPool.ordered`) and their records taken back in dump order, so the
+    output does not depend on which process was faster.
     """
     if pool is None:
         for page in pages:
             title = _article_title(page)
             yield page, article_record(title, page.text, namespaces, title_mentions) if title else None
         return
-    in_flight: deque = deque()
-    limit = IN_FLIGHT_PER_WORKER * workers
+    batches: deque[list[Page]] = deque()  # the chunks' pages, in the order of their results
 
-    def drain(batch: list[Page], result) -> Iterator:
-        records, pid, peak = result.get() if result is not None else ([], 0, 0.0)
-        if pid:
+    def tasks() -> Iterator[tuple]:
+        batch, articles, chars = [], [], 0
+        for page in itertools.chain(pages, [None]):
+            if page is not None:
+                title = _article_title(page)
+                batch.append(Page(page.title, page.namespace, "", page.redirect, page.location))  # the text goes to the pool
+                if title:
+                    articles.append((title, page.text))
+                    chars += len(page.text)
+            if batch and (page is None or len(batch) >= CHUNK_PAGES or chars >= CHUNK_CHARS):
+                batches.append(batch)
+                yield articles, namespaces, title_mentions
+                batch, articles, chars = [], [], 0
+
+    for records, pid, peak in pool.ordered(_parse_chunk, tasks()):
+        if pid != os.getpid():
             _note_worker_peak(pid, peak)
         records = iter(records)
-        for page in batch:
+        for page in batches.popleft():
             yield page, next(records) if _article_title(page) else None
 
-    batch, articles, chars = [], [], 0
-    for page in pages:
-        title = _article_title(page)
-        batch.append(Page(page.title, page.namespace, "", page.redirect, page.location))  # the text goes to the pool
-        if title:
-            articles.append((title, page.text))
-            chars += len(page.text)
-        if len(batch) >= CHUNK_PAGES or chars >= CHUNK_CHARS:
-            in_flight.append((batch, pool.apply_async(_parse_chunk, (articles, namespaces, title_mentions)) if articles else None))
-            batch, articles, chars = [], [], 0
-            while len(in_flight) > limit:
-                yield from drain(*in_flight.popleft())
-    if batch:
-        in_flight.append((batch, pool.apply_async(_parse_chunk, (articles, namespaces, title_mentions)) if articles else None))
-    while in_flight:
-        yield from drain(*in_flight.popleft())
 
-
-def parse_dump(job: DumpJob, fingerprint: str, strict: bool, progress: Callable[[int], None], pool=None,
-               workers: int = 1) -> dict:
+def parse_dump(job: DumpJob, fingerprint: str, strict: bool, progress: Callable[[int], None], pool: ChunkPool | None = None) -> dict:
     """Parse one dump into ``job.target`` (gzip JSON lines, one article each); return its summary.
 
-    ``progress`` is told of every page as it is read; ``pool`` (of ``workers`` processes) parses the
-    wikitext when given. The summary (site and language, redirects,
+    ``progress`` is told of every page as it is read; ``pool`` parses the wikitext when given. The summary (site and language, redirects,
     raw link counts, skipped records, the run's ``fingerprint``) is saved beside the work file;
     its presence marks the dump as done for a restarted run with the same fingerprint.
     """
@@ -185,7 +160,7 @@ def parse_dump(job: DumpJob, fingerprint: str, strict: bool, progress: Callable[
     partial = job.target + ".partial"
     # compresslevel 1: a scratch file read once by the next stage; level 9 costs a third of the parse time.
     with atomic_file(job.target, staging=partial) as stream, gzip.GzipFile(fileobj=stream, mode="wb", compresslevel=1, mtime=0) as raw:
-        for page, record in _parsed_pages(iter_pages(job.path, on_error=bad), site.namespaces, pool, workers, job.title_mentions):
+        for page, record in _parsed_pages(iter_pages(job.path, on_error=bad), site.namespaces, pool, job.title_mentions):
             pages += 1
             progress(1)
             if page.namespace != 0:
@@ -242,11 +217,7 @@ def work_file(work_dir: Path, number: int) -> Path:
 def read_summary(work_dir: Path, number: int, fingerprint: str) -> dict | None:
     """The summary of dump ``number`` if it was parsed with this ``fingerprint``, else None."""
     target = work_file(work_dir, number)
-    summary_file = Path(f"{target}.summary.json")
-    if not (summary_file.exists() and target.exists()):
-        return None
-    summary = json.loads(summary_file.read_text(encoding="utf-8"))
-    return summary if summary.get("fingerprint") == fingerprint else None
+    return recorded(Path(f"{target}.summary.json"), fingerprint) if target.exists() else None
 
 
 def parse_dumps(paths: list[str], numbers: list[int], work_dir: Path, max_pages, workers: int, strict: bool,
@@ -267,9 +238,9 @@ def parse_dumps(paths: list[str], numbers: list[int], work_dir: Path, max_pages,
         elif len(jobs) >= workers:
             summaries |= _parse_files_in_parallel(jobs, workers, fingerprint, strict, bar)
         elif jobs:
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            with ChunkPool(workers, work_dir, shared_chunks=False) as pool:
                 for job in jobs:
-                    summaries[job.number] = parse_dump(job, fingerprint, strict, bar.update, pool, workers)
+                    summaries[job.number] = parse_dump(job, fingerprint, strict, bar.update, pool)
     elapsed = time.perf_counter() - start
     if jobs:
         pages = sum(summaries[job.number]["pages"] for job in jobs)
