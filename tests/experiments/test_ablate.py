@@ -81,7 +81,7 @@ def test_a_failed_fit_starts_no_other(tmp_path, monkeypatch):
 
 def test_the_transfer_column_gives_each_arms_zero_shot_mean_beside_the_random_init(tmp_path, monkeypatch):
     def fit(arm, seed, run_dir, configs, fit_args, threads, transfer, epochs):
-        probe = {metric: 0.3 for metric in ablate.METRICS} | {"majority_p1": 0.25, "chance_p1": 0.05}
+        probe = dict.fromkeys(ablate.METRICS, 0.3) | {"majority_p1": 0.25, "chance_p1": 0.05}
         return {"arm": arm, "seed": seed, "fit_s": 1.0, "probe_s": 1.0, "val_mlm": 5.0, "facts-heldout": probe, "facts-train": probe,
                 "transfer": {"task": transfer, "zero_shot": 0.5 + 0.1 * seed + (0.1 if arm == "all" else 0.0)}}
 
